@@ -1,0 +1,1 @@
+"""Execution engines beyond the reference interpreter (lifter, LLVM lowering, loader)."""

@@ -1,0 +1,1 @@
+"""Assembler and disassembler for ZASM text."""

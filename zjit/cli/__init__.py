@@ -1,0 +1,77 @@
+"""``zjit`` command line: one module per command under :mod:`zjit.cli`.
+
+Each command module defines ``add_parser(subparsers) -> None`` and
+``main(args: argparse.Namespace) -> int``. Commands are imported lazily so a
+``zjit run`` cache hit never imports the compiler.
+
+Exit codes (``interfaces.md``): 0 success, 1 trap (``run`` only), 2 usage error,
+3 rejected input (container, verify, segment or policy error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+EXIT_OK = 0
+EXIT_TRAP = 1
+EXIT_USAGE = 2
+EXIT_REJECTED = 3
+
+COMMANDS: dict[str, str] = {
+    "run": "run the module entry (or an export) and print guest output",
+    "verify": "parse and verify a module, printing every error with code and offset",
+    "compile": "ahead-of-time build: object file, header, segments, manifest",
+    "asm": "assemble ZASM text into a .zasm.bin or ROM container",
+    "disasm": "list a module's ZASM code (or its native code / IR)",
+    "fuzz": "differential fuzzing of the engines against the interpreter",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"zjit: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every available command registered."""
+    parser = _Parser(prog="zjit", description="Verified, sandboxed JIT for ZASM.")
+    from zjit import __version__
+
+    parser.add_argument("--version", action="version", version=f"zjit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, help_text in COMMANDS.items():
+        try:
+            mod = importlib.import_module(f"zjit.cli.cmd_{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"zjit.cli.cmd_{name}":
+                raise
+            continue
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        mod.add_parser(p)
+        p.set_defaults(_handler=mod.main)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``zjit`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "_handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        rc: int = handler(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("zjit: interrupted\n")
+        return 130
+    return rc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

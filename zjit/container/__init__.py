@@ -1,0 +1,1 @@
+"""Container parsers and writers (.zasm.bin v2, ROM, module.json)."""

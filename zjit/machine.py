@@ -1,0 +1,231 @@
+"""Per-instance machine state and the contract between the runtime and engines.
+
+The runtime (:mod:`zjit.runtime`) owns a :class:`Machine` per instance; an engine's
+:class:`Executable` runs guest code against it and returns an :class:`Outcome`. All
+engines (interpreter, native JIT, arm64) implement exactly this contract, which is
+what lets the conformance suite run unchanged over every engine.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import BinaryIO, Protocol, TextIO, Union
+
+from .isa import CTL_NO_HANDLER, CTL_RESP_TOO_LONG, NUM_REGS, TrapKind
+
+LogSink = Union[Callable[[bytes, bytes], None], BinaryIO, TextIO]
+CtlHandler = Callable[[bytes], Union[bytes, int]]
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: object = _Default()
+"""Sentinel: use the documented default (log -> stderr as ``[topic] msg``)."""
+
+
+class HostIO:
+    """The instance's input, output, log sink and control handler.
+
+    * ``stdin``: bytes (in memory) or a binary stream; default empty input.
+    * ``stdout``: None captures into :attr:`out` (returned as ``Result.stdout``);
+      a binary stream receives the bytes as they are produced.
+    * ``log``: DEFAULT writes ``[topic] msg\\n`` to stderr; None only records;
+      a callable ``f(topic, msg)`` or a (binary or text) stream receives records.
+      Records are always kept in :attr:`log_records` as well.
+    * ``ctl``: a callable taking the request bytes and returning response bytes or
+      a negative int error; None means CTL returns -7.
+
+    Handlers may raise: the engine turns that into a HOST trap and chains the
+    exception. These methods run *after* the engine checked the spans.
+    """
+
+    def __init__(
+        self,
+        stdin: bytes | BinaryIO | None = None,
+        stdout: BinaryIO | None = None,
+        log: LogSink | None | object = DEFAULT,
+        ctl: CtlHandler | None = None,
+    ) -> None:
+        self.in_bytes: bytes | None
+        self.in_stream: BinaryIO | None
+        if stdin is None or isinstance(stdin, (bytes, bytearray, memoryview)):
+            self.in_bytes = bytes(stdin or b"")
+            self.in_stream = None
+        else:
+            self.in_bytes = None
+            self.in_stream = stdin
+        self.in_pos = 0
+        self.out_stream = stdout
+        self.out = bytearray()
+        self.log_sink = log
+        self.log_records: list[tuple[bytes, bytes]] = []
+        self.ctl_handler = ctl
+
+    @property
+    def input_in_memory(self) -> bool:
+        """True when input is a byte string (engines may read it natively)."""
+        return self.in_bytes is not None
+
+    @property
+    def output_in_memory(self) -> bool:
+        """True when output is captured (engines may append natively)."""
+        return self.out_stream is None
+
+    def read(self, cap: int) -> bytes:
+        """Up to ``cap`` bytes of input (``b""`` at end of input)."""
+        if cap <= 0:
+            return b""
+        if self.in_bytes is not None:
+            data = self.in_bytes[self.in_pos : self.in_pos + cap]
+            self.in_pos += len(data)
+            return data
+        assert self.in_stream is not None
+        reader = getattr(self.in_stream, "read1", None) or self.in_stream.read
+        data = reader(cap)
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError("stdin stream must be binary")
+        return bytes(data[:cap])
+
+    def write(self, data: bytes) -> None:
+        """Append guest output."""
+        if not data:
+            return
+        if self.out_stream is None:
+            self.out += data
+        else:
+            self.out_stream.write(data)
+            self.out_stream.flush()
+
+    def log(self, topic: bytes, msg: bytes) -> None:
+        """Record a LOG and send it to the sink."""
+        self.log_records.append((topic, msg))
+        sink = self.log_sink
+        if sink is None:
+            return
+        if sink is DEFAULT:
+            sys.stderr.write(f"[{topic.decode('utf-8', 'replace')}] {msg.decode('utf-8', 'replace')}\n")
+            return
+        if callable(sink):
+            sink(topic, msg)
+            return
+        line = b"[" + topic + b"] " + msg + b"\n"
+        try:
+            sink.write(line)  # type: ignore[union-attr,arg-type]
+        except TypeError:
+            sink.write(line.decode("utf-8", "replace"))  # type: ignore[union-attr,arg-type]
+
+    def ctl(self, request: bytes, cap: int) -> tuple[int, bytes]:
+        """Run the control handler: (value for HL, bytes to write at the response)."""
+        if self.ctl_handler is None:
+            return CTL_NO_HANDLER, b""
+        resp = self.ctl_handler(request)
+        if isinstance(resp, int) and not isinstance(resp, bool):
+            return (resp if resp < 0 else CTL_RESP_TOO_LONG), b""
+        data = bytes(resp)
+        if len(data) > cap:
+            return CTL_RESP_TOO_LONG, b""
+        return len(data), data
+
+    def take_output(self) -> bytes:
+        """Captured output so far (and clear the buffer)."""
+        data = bytes(self.out)
+        self.out.clear()
+        return data
+
+
+@dataclass
+class Machine:
+    """Mutable state of one instance, shared by whichever engine runs it.
+
+    ``memory`` is the guest memory (exactly ``mem_size`` bytes, a bytearray so
+    native code can address it). ``readonly`` holds sorted, non-overlapping
+    ``(start, end)`` ranges where guest writes trap WRITE_PROTECT. ``heap_top`` is
+    the bump allocator's top. ``fuel`` is the fuel left (None = unmetered) and is
+    updated by the engine. ``deadline`` (``time.monotonic()`` seconds) and
+    :meth:`interrupt` drive TIMEOUT.
+    """
+
+    memory: bytearray
+    readonly: tuple[tuple[int, int], ...]
+    heap_top: int
+    host: HostIO
+    max_call_depth: int
+    fuel: int | None = None
+    deadline: float | None = None
+    interrupted: bool = False
+    _interrupt_hooks: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def mem_size(self) -> int:
+        """Guest memory size in bytes."""
+        return len(self.memory)
+
+    def interrupt(self) -> None:
+        """Ask the running guest to stop with TIMEOUT (callable from any thread)."""
+        self.interrupted = True
+        for hook in list(self._interrupt_hooks):
+            hook()
+
+    def add_interrupt_hook(self, hook: Callable[[], None]) -> None:
+        """Engines with their own flag (native code) register a setter here."""
+        self._interrupt_hooks.append(hook)
+
+    def remove_interrupt_hook(self, hook: Callable[[], None]) -> None:
+        """Undo :meth:`add_interrupt_hook`."""
+        if hook in self._interrupt_hooks:
+            self._interrupt_hooks.remove(hook)
+
+    def timed_out(self) -> bool:
+        """True when interrupted or past the deadline."""
+        return self.interrupted or (self.deadline is not None and time.monotonic() >= self.deadline)
+
+
+@dataclass
+class Outcome:
+    """What an engine reports for one run; the runtime turns it into a Result.
+
+    ``registers`` are the five registers at the end (at a trap: before the trapping
+    instruction). For traps, ``trap``/``pc`` and, for OOB/WRITE_PROTECT,
+    ``address``/``length`` of the failing access or span. ``cause`` is a host
+    handler's exception (HOST traps).
+    """
+
+    registers: list[int]
+    trap: TrapKind | None = None
+    pc: int | None = None
+    address: int | None = None
+    length: int | None = None
+    cause: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        assert len(self.registers) == NUM_REGS
+
+
+class Executable(Protocol):
+    """Code prepared for one verified program under one policy."""
+
+    def execute(self, machine: Machine, entry_pc: int, registers: list[int]) -> Outcome:
+        """Run from ``entry_pc`` with the given registers (CMP = (0,0), empty call
+        stack) until RET on an empty stack or a trap; update ``machine.fuel``."""
+        ...
+
+
+class Backend(Protocol):
+    """An engine: turns a VerifiedProgram into an Executable."""
+
+    name: str
+
+    def prepare(self, program: "VerifiedProgramLike", policy: "PolicyLike") -> Executable:
+        """Compile or pre-decode ``program`` for ``policy``."""
+        ...
+
+
+# Forward-declared names kept loose to avoid import cycles in this protocol module.
+VerifiedProgramLike = object
+PolicyLike = object

@@ -1,0 +1,61 @@
+"""Execution policy: limits and options an embedder sets per Engine."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import PolicyError
+from .isa import DEFAULT_MAX_CALL_DEPTH, PRIM_MASK_ALL
+
+GiB = 1 << 30
+DEFAULT_MEM_SIZE = 2 << 20
+"""Guest memory size when neither the policy nor the module says (2 MiB)."""
+
+
+def default_cache_dir() -> Path:
+    """Per-user cache directory (``$XDG_CACHE_HOME/zjit`` or ``~/.cache/zjit``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "zjit"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Limits and options (``interfaces.md``).
+
+    ``fuel`` None disables metering. ``mem_size`` None means "the module's declared
+    minimum, else 2 MiB". ``timeout`` is wall-clock seconds per run (None = none).
+    ``cache_dir`` None means :func:`default_cache_dir`; ``use_cache=False`` disables
+    the on-disk cache. ``allowed_prims`` is a mask of primitives modules may use.
+    """
+
+    fuel: int | None = None
+    mem_size: int | None = None
+    max_mem_size: int = GiB
+    max_call_depth: int = DEFAULT_MAX_CALL_DEPTH
+    opt_level: int = 2
+    timeout: float | None = None
+    cache_dir: Path | str | None = None
+    use_cache: bool = True
+    max_code_bytes: int = 16 << 20
+    max_data_bytes: int = 256 << 20
+    allowed_prims: int = PRIM_MASK_ALL
+    extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.fuel is not None and self.fuel < 0:
+            raise PolicyError("BAD_POLICY", "fuel must be >= 0 or None", path="Policy.fuel")
+        if self.max_call_depth < 0:
+            raise PolicyError("BAD_POLICY", "max_call_depth must be >= 0", path="Policy.max_call_depth")
+        if self.opt_level not in (0, 1, 2):
+            raise PolicyError("BAD_POLICY", "opt_level must be 0, 1 or 2", path="Policy.opt_level")
+        if self.timeout is not None and self.timeout <= 0:
+            raise PolicyError("BAD_POLICY", "timeout must be > 0 or None", path="Policy.timeout")
+        if self.mem_size is not None and self.mem_size <= 0:
+            raise PolicyError("BAD_POLICY", "mem_size must be > 0 or None", path="Policy.mem_size")
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        """The cache directory actually used."""
+        return Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir()

@@ -1,0 +1,90 @@
+"""Run results and traps: identical across every engine for the same input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .isa import REG_NAMES, TrapKind
+
+
+@dataclass(frozen=True)
+class Trap:
+    """A trap (``isa.md`` 4): kind, pc of the trapping instruction, and for memory
+    traps the address and length of the failing access or span. ``cause`` is the
+    host handler's exception for HOST traps (also chained as ``__cause__`` when
+    raising). ``source`` is ``file:line`` when debug info exists."""
+
+    kind: TrapKind
+    pc: int
+    address: int | None = None
+    length: int | None = None
+    source: str | None = None
+    cause: BaseException | None = field(default=None, compare=False)
+
+    @property
+    def code(self) -> int:
+        """Stable numeric trap code."""
+        return int(self.kind)
+
+    def __str__(self) -> str:
+        text = f"{self.kind.name} at pc={self.pc:#x}"
+        if self.address is not None:
+            text += f" address={self.address:#x} length={self.length}"
+        if self.source:
+            text += f" ({self.source})"
+        if self.cause is not None:
+            text += f": {type(self.cause).__name__}: {self.cause}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "kind": self.kind.name,
+            "code": self.code,
+            "pc": self.pc,
+            "address": self.address,
+            "length": self.length,
+            "source": self.source,
+            "cause": None if self.cause is None else f"{type(self.cause).__name__}: {self.cause}",
+        }
+
+
+@dataclass(frozen=True)
+class Result:
+    """Outcome of one run. Two Results are equal when status, trap, registers,
+    fuel left, output and log records are equal (what every engine must agree on)."""
+
+    trap: Trap | None
+    registers: dict[str, int]
+    fuel_left: int | None
+    stdout: bytes = b""
+    log: tuple[tuple[bytes, bytes], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when the run ended normally (RET on an empty call stack)."""
+        return self.trap is None
+
+    @property
+    def status(self) -> str:
+        """``"ok"`` or ``"trap"``."""
+        return "ok" if self.trap is None else "trap"
+
+    def reg(self, name: str) -> int:
+        """Register value by name (case-insensitive)."""
+        return self.registers[name.upper()]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``zjit run --json``)."""
+        return {
+            "status": self.status,
+            "trap": None if self.trap is None else self.trap.to_dict(),
+            "registers": {n: self.registers[n] for n in REG_NAMES},
+            "fuel_left": self.fuel_left,
+            "stdout": self.stdout.decode("utf-8", "backslashreplace"),
+            "log": [
+                [t.decode("utf-8", "backslashreplace"), m.decode("utf-8", "backslashreplace")]
+                for t, m in self.log
+            ],
+        }
