@@ -1,0 +1,1 @@
+"""Differential fuzzing: program generators (hypothesis strategies) and engine oracles."""
