@@ -12,12 +12,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol, TextIO, Union
+from typing import BinaryIO, Protocol, TextIO
 
 from .isa import CTL_NO_HANDLER, CTL_RESP_TOO_LONG, NUM_REGS, TrapKind
 
-LogSink = Union[Callable[[bytes, bytes], None], BinaryIO, TextIO]
-CtlHandler = Callable[[bytes], Union[bytes, int]]
+LogSink = Callable[[bytes, bytes], None] | BinaryIO | TextIO
+CtlHandler = Callable[[bytes], bytes | int]
 
 
 class _Default:
@@ -115,10 +115,11 @@ class HostIO:
             sink(topic, msg)
             return
         line = b"[" + topic + b"] " + msg + b"\n"
+        write = getattr(sink, "write")  # noqa: B009 - sink is a binary or text stream
         try:
-            sink.write(line)  # type: ignore[union-attr,arg-type]
+            write(line)
         except TypeError:
-            sink.write(line.decode("utf-8", "replace"))  # type: ignore[union-attr,arg-type]
+            write(line.decode("utf-8", "replace"))
 
     def ctl(self, request: bytes, cap: int) -> tuple[int, bytes]:
         """Run the control handler: (value for HL, bytes to write at the response)."""
@@ -221,7 +222,7 @@ class Backend(Protocol):
 
     name: str
 
-    def prepare(self, program: "VerifiedProgramLike", policy: "PolicyLike") -> Executable:
+    def prepare(self, program: VerifiedProgramLike, policy: PolicyLike) -> Executable:
         """Compile or pre-decode ``program`` for ``policy``."""
         ...
 
