@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from zjit.verifier import VerifiedProgram, verify, verify_all
 
 from zjit.encoding import ld_words, pack, words_to_bytes
 from zjit.errors import VerifyError, ZjitError
 from zjit.image import ModuleImage, SegmentDesc
 from zjit.isa import BY_MNEMONIC, OPS, Fmt
 from zjit.policy import Policy
-from zjit.verifier import VerifiedProgram, verify, verify_all
 
 RET = pack(0x01)
 
