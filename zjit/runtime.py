@@ -1,0 +1,169 @@
+"""The embedding API: :class:`Engine` -> :class:`Module` -> :class:`~zjit.instance.Instance`.
+
+An Engine pairs a :class:`~zjit.policy.Policy` with one backend. Backends are
+found through :data:`BACKENDS` and imported only when asked for, so using the
+interpreter never imports the JIT (or llvmlite). Nothing in this module knows how
+an engine executes code; see :class:`zjit.machine.Backend`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, BinaryIO
+
+from .errors import PolicyError
+from .image import ModuleImage
+from .instance import Instance, source_lookup
+from .machine import DEFAULT, Backend, CtlHandler, Executable, LogSink
+from .policy import Policy
+
+if TYPE_CHECKING:
+    from zjit.verifier.program import VerifiedProgram
+
+BACKENDS: dict[str, str] = {
+    "interp": "zjit.interp:InterpBackend",
+    "jit": "zjit.backends.native:JitBackend",
+    "arm64": "zjit.backends.arm64:Arm64Backend",
+}
+"""Backend name -> ``"module:attr"`` of a factory returning a :class:`Backend`.
+
+A factory may have an ``available()`` callable; when it returns false the backend
+is reported unavailable (for example a missing native toolchain)."""
+
+ENGINE_VARIANTS: dict[str, list[tuple[str, dict[str, object]]]] = {
+    "interp": [("interp", {})],
+    "jit": [(f"jit-O{n}", {"opt_level": n}) for n in (0, 1, 2)],
+    "arm64": [(f"arm64-O{n}", {"opt_level": n}) for n in (0, 1, 2)],
+}
+"""Configurations the conformance suite runs for each backend."""
+
+Source = bytes | bytearray | memoryview | str | os.PathLike[str] | ModuleImage
+
+
+def _factory(name: str) -> Callable[[], Backend]:
+    """Import the factory of backend ``name`` (PolicyError BAD_BACKEND if it cannot)."""
+    spec = BACKENDS.get(name)
+    if spec is None:
+        raise PolicyError("BAD_BACKEND", f"unknown backend {name!r} (known: {', '.join(BACKENDS)})",
+                          path="backend")
+    module_name, attr = spec.split(":")
+    try:
+        factory: Callable[[], Backend] = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise PolicyError("BAD_BACKEND", f"backend {name!r} is not available: {exc}",
+                          path="backend") from exc
+    available = getattr(factory, "available", None)
+    if callable(available) and not available():
+        raise PolicyError("BAD_BACKEND", f"backend {name!r} is not available on this machine",
+                          path="backend")
+    return factory
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that import and report themselves available."""
+    names = []
+    for name in BACKENDS:
+        try:
+            _factory(name)
+        except PolicyError:
+            continue
+        names.append(name)
+    return names
+
+
+def engine_configs() -> list[tuple[str, str, dict[str, object]]]:
+    """``(id, backend, policy overrides)`` for every configuration of every available
+    backend (the parameters of the conformance suite)."""
+    return [(ident, name, dict(overrides))
+            for name in available_backends()
+            for ident, overrides in ENGINE_VARIANTS.get(name, [(name, {})])]
+
+
+class Engine:
+    """A policy plus a backend; loads modules, compiling each distinct one once.
+
+    Thread-safe: modules and their compiled code may be shared between threads
+    (one instance per thread).
+    """
+
+    def __init__(self, policy: Policy | None = None, backend: str = "jit") -> None:
+        self.policy = policy if policy is not None else Policy()
+        self.backend_name = backend
+        self.backend: Backend = _factory(backend)()
+        self._lock = threading.Lock()
+        self._compiled: dict[str, Executable] = {}
+
+    def load(self, src: Source) -> Module:
+        """Parse (unless given a ModuleImage), verify and prepare a module.
+
+        Raises ContainerError, VerifyError or PolicyError; code is prepared once
+        per distinct verified module (keyed by its digest) and reused.
+        """
+        from zjit.verifier import verify
+
+        if isinstance(src, ModuleImage):
+            image = src
+        else:
+            from .container.detect import load_image
+
+            image = load_image(src)
+        program = verify(image, self.policy)
+        with self._lock:
+            executable = self._compiled.get(program.digest)
+            if executable is None:
+                executable = self.backend.prepare(program, self.policy)
+                self._compiled[program.digest] = executable
+        return Module(self, program, executable)
+
+    def __repr__(self) -> str:
+        return f"Engine(backend={self.backend_name!r}, policy={self.policy!r})"
+
+
+class Module:
+    """A verified, prepared module; create instances with :meth:`instantiate`."""
+
+    def __init__(self, engine: Engine, program: VerifiedProgram, executable: Executable) -> None:
+        self.engine = engine
+        self.program = program
+        self.executable = executable
+        self.image: ModuleImage = program.image
+        self.entry: int = program.entry
+        self.exports: dict[str, int] = dict(program.exports)
+        self._debug_pcs = sorted(self.image.debug)
+
+    @property
+    def policy(self) -> Policy:
+        """The engine's policy."""
+        return self.engine.policy
+
+    @property
+    def name(self) -> str:
+        """The module's name (from its container or source file)."""
+        return self.image.name
+
+    def instantiate(
+        self,
+        stdin: bytes | BinaryIO | None = None,
+        stdout: BinaryIO | None = None,
+        log: LogSink | None | object = DEFAULT,
+        ctl: CtlHandler | None = None,
+    ) -> Instance:
+        """New instance with fresh guest memory (SegmentError/PolicyError if the
+        segments do not fit the policy's memory). ``stdout=None`` captures output
+        in ``Result.stdout``; ``log`` defaults to ``[topic] msg`` lines on stderr
+        (records are always in ``Result.log``; pass None to only record)."""
+        return Instance(self, stdin=stdin, stdout=stdout, log=log, ctl=ctl)
+
+    def source_of(self, pc: int) -> str | None:
+        """``file:line`` of the nearest debug entry at or before ``pc``, if any."""
+        at = source_lookup(self._debug_pcs, pc)
+        if at is None:
+            return None
+        d = self.image.debug[at]
+        return f"{d.source}:{d.line}"
+
+    def __repr__(self) -> str:
+        return f"Module({self.name!r}, entry={self.entry:#x}, exports={sorted(self.exports)})"
