@@ -1,0 +1,179 @@
+"""LLVM side of the compiler: IR text -> relocatable ELF object.
+
+This module is what runs inside the compile worker process
+(``python -c ... compile_worker.main()``, started by :mod:`zjit.backends.compiler`).
+It is importable without llvmlite: llvmlite is imported only by
+:func:`compile_object`, so the parent can share the wire-protocol helpers below.
+
+Wire protocol (binary, little-endian, over the worker's stdin/stdout):
+
+* request:  ``REQ_MAGIC, u8 opt_level, u8 reserved, u16 len(triple), u16 len(cpu),
+  u32 len(ir)`` then the triple, cpu and IR text as UTF-8;
+* response: ``RESP_MAGIC, u8 status (0 = object, 1 = compile error), u32 len``
+  then the object bytes or the UTF-8 error text.
+
+End of input makes the worker exit normally. Anything the LLVM libraries print
+goes to the worker's stderr, which the parent keeps for its error messages.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import sys
+import threading
+from typing import Any, BinaryIO
+
+REQ_MAGIC = b"ZJC1"
+RESP_MAGIC = b"ZJR1"
+REQ_HEADER = struct.Struct("<4sBBHHI")
+RESP_HEADER = struct.Struct("<4sBI")
+STATUS_OK = 0
+STATUS_ERROR = 1
+
+CODEGEN_OPT = {0: 0, 1: 1, 2: 2}
+"""opt_level -> LLVM codegen optimisation level (see docs/loader.md)."""
+
+
+class CompileFailure(Exception):
+    """LLVM rejected the IR (parse or verify error); the text says why."""
+
+
+def encode_request(ir_text: str, triple: str, opt_level: int, cpu: str) -> bytes:
+    """Frame one compile request."""
+    t, c, ir = triple.encode(), cpu.encode(), ir_text.encode()
+    return REQ_HEADER.pack(REQ_MAGIC, opt_level, 0, len(t), len(c), len(ir)) + t + c + ir
+
+
+def read_exact(stream: BinaryIO, n: int) -> bytes | None:
+    """Read exactly ``n`` bytes, or return None at a clean end of input."""
+    chunks: list[bytes] = []
+    got = 0
+    while got < n:
+        chunk = stream.read(n - got)
+        if not chunk:
+            if got == 0:
+                return None
+            raise EOFError("stream ended inside a message")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+# --------------------------------------------------------------------------- LLVM
+
+_init_lock = threading.Lock()
+_initialised = False
+_compile_lock = threading.Lock()
+_machines: dict[tuple[str, str, int], Any] = {}
+
+
+def _llvm() -> Any:
+    global _initialised
+    import llvmlite.binding as llvm
+
+    with _init_lock:
+        if not _initialised:
+            # llvm.initialize() raises in llvmlite 0.50; initialise targets explicitly.
+            llvm.initialize_all_targets()
+            llvm.initialize_all_asmprinters()
+            _initialised = True
+    return llvm
+
+
+def _target_machine(llvm: Any, triple: str, cpu: str, codegen_opt: int) -> Any:
+    key = (triple, cpu, codegen_opt)
+    tm = _machines.get(key)
+    if tm is None:
+        try:
+            target = llvm.Target.from_triple(triple)
+        except RuntimeError as exc:
+            raise CompileFailure(f"unsupported target triple {triple!r}: {exc}") from None
+        tm = target.create_target_machine(cpu=cpu, opt=codegen_opt, reloc="pic", codemodel="small")
+        _machines[key] = tm
+    return tm
+
+
+def _optimise(llvm: Any, mod: Any, tm: Any, opt_level: int) -> None:
+    if opt_level == 0:
+        return
+    # A fresh PassBuilder and pass manager per module: reusing either aborts or
+    # leaks (see the LLVM stack notes); the worker recycling bounds the leak.
+    pto = llvm.create_pipeline_tuning_options(speed_level=opt_level)
+    pb = llvm.create_pass_builder(tm, pto)
+    if opt_level == 1:
+        mpm = llvm.create_new_module_pass_manager()
+        mpm.add_sroa_pass()
+        mpm.add_instruction_combine_pass()
+        mpm.add_simplify_cfg_pass()
+    else:
+        mpm = pb.getModulePassManager()
+    mpm.run(mod, pb)
+
+
+def compile_object(ir_text: str, triple: str, opt_level: int, cpu: str) -> bytes:
+    """Parse, verify, optimise and emit ``ir_text`` as a PIC relocatable object.
+
+    Raises :class:`CompileFailure` for IR that LLVM rejects. Runs in whatever
+    process calls it (the worker, or the caller for ``compile_ir_inprocess``).
+    """
+    if opt_level not in CODEGEN_OPT:
+        raise CompileFailure(f"opt_level must be 0, 1 or 2, not {opt_level!r}")
+    llvm = _llvm()
+    with _compile_lock:
+        tm = _target_machine(llvm, triple, cpu, CODEGEN_OPT[opt_level])
+        try:
+            mod = llvm.parse_assembly(ir_text)
+            mod.verify()
+        except RuntimeError as exc:
+            raise CompileFailure(f"invalid LLVM IR: {exc}") from None
+        mod.triple = triple
+        mod.data_layout = str(tm.target_data)
+        _optimise(llvm, mod, tm, opt_level)
+        obj: bytes = tm.emit_object(mod)
+        return obj
+
+
+# --------------------------------------------------------------------------- worker
+
+
+def serve(inp: BinaryIO, out: BinaryIO) -> int:
+    """Answer requests from ``inp`` on ``out`` until end of input; returns an exit code."""
+    while True:
+        header = read_exact(inp, REQ_HEADER.size)
+        if header is None:
+            return 0
+        magic, opt_level, _reserved, tlen, clen, irlen = REQ_HEADER.unpack(header)
+        if magic != REQ_MAGIC:
+            sys.stderr.write("zjit compile worker: bad request magic\n")
+            return 2
+        body = read_exact(inp, tlen + clen + irlen)
+        if body is None:
+            return 2
+        triple = body[:tlen].decode()
+        cpu = body[tlen : tlen + clen].decode()
+        ir_text = body[tlen + clen :].decode()
+        try:
+            payload = compile_object(ir_text, triple, opt_level, cpu)
+            status = STATUS_OK
+        except CompileFailure as exc:
+            payload, status = str(exc).encode(), STATUS_ERROR
+        out.write(RESP_HEADER.pack(RESP_MAGIC, status, len(payload)) + payload)
+        out.flush()
+
+
+def main() -> None:
+    """Worker entry point: serve stdin/stdout, keep stray output off the pipe."""
+    # Ctrl-C in a terminal reaches the whole process group; the parent decides.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)  # anything printed by LLVM or Python lands on stderr, not the pipe
+    inp = os.fdopen(os.dup(0), "rb", buffering=0)
+    if os.environ.get("ZJIT_WORKER_PRELOAD", "1") == "1":
+        _llvm()  # pay the import while the parent is still busy
+    sys.exit(serve(inp, out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Code generation targets: triples, data layouts and the bundled LLVM version.
+
+Everything here is a constant measured once against llvmlite's LLVM, so callers
+can know a target's layout (and the cache can build its key) without importing
+llvmlite. ``tests/test_compiler.py`` checks every constant against what LLVM
+itself reports, so an llvmlite upgrade that changes them fails loudly.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+
+X86_64_TRIPLE = "x86_64-unknown-linux-gnu"
+AARCH64_TRIPLE = "aarch64-unknown-linux-gnu"
+
+X86_64_DATA_LAYOUT = "e-m:e-p270:32:32-p271:32:32-p272:64:64-i64:64-i128:128-f80:128-n8:16:32:64-S128"
+AARCH64_DATA_LAYOUT = (
+    "e-m:e-p270:32:32-p271:32:32-p272:64:64-i8:8:32-i16:16:32-i64:64-i128:128-n32:64-S128-Fn32"
+)
+
+LLVM_VERSIONS: dict[str, str] = {"0.50": "22.1.0"}
+"""llvmlite ``major.minor`` -> version of the LLVM it bundles (measured)."""
+
+EM_X86_64 = 62
+EM_AARCH64 = 183
+
+
+@dataclass(frozen=True)
+class Target:
+    """One supported code generation target."""
+
+    name: str
+    """Short name used on the command line (``x86_64``, ``aarch64``)."""
+    triple: str
+    data_layout: str
+    elf_machine: int
+    """``e_machine`` of the objects LLVM emits for it."""
+
+
+TARGETS: dict[str, Target] = {
+    "x86_64": Target("x86_64", X86_64_TRIPLE, X86_64_DATA_LAYOUT, EM_X86_64),
+    "aarch64": Target("aarch64", AARCH64_TRIPLE, AARCH64_DATA_LAYOUT, EM_AARCH64),
+}
+
+_BY_TRIPLE = {t.triple: t for t in TARGETS.values()}
+
+
+def _host_target_name() -> str:
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64"):
+        return "x86_64"
+    if machine in ("aarch64", "arm64"):
+        return "aarch64"
+    return machine
+
+
+HOST_NAME = _host_target_name()
+"""Short name of the host's architecture (``x86_64`` on the development machines)."""
+
+HOST_TRIPLE = TARGETS[HOST_NAME].triple if HOST_NAME in TARGETS else X86_64_TRIPLE
+"""Triple of native code for this machine (``x86_64-unknown-linux-gnu`` here)."""
+
+HOST_SUPPORTED = HOST_NAME in TARGETS and platform.system() == "Linux"
+"""True when native code can be loaded and run in this process."""
+
+
+def target_for_triple(triple: str) -> Target:
+    """The :class:`Target` for ``triple``; KeyError when unsupported."""
+    return _BY_TRIPLE[triple]
+
+
+def data_layout(triple: str) -> str:
+    """The LLVM data layout string for ``triple``."""
+    return target_for_triple(triple).data_layout
