@@ -1,1 +1,6 @@
-"""Assembler and disassembler for ZASM text."""
+"""Assembler and disassembler for ZASM text (syntax: ``docs/assembly.md``)."""
+
+from .assembler import assemble
+from .disassembler import disassemble
+
+__all__ = ["assemble", "disassemble"]
