@@ -1,0 +1,306 @@
+"""Lifter: VerifiedProgram -> SSA IR (:mod:`zjit.backends.ir`).
+
+For each guest function (``VerifiedProgram.functions``) the lifter collects the
+verifier blocks reachable from its entry through jumps, fall-through and CALL
+return points, orders them in reverse post-order, and renames the guest state
+into SSA values:
+
+* a block with one predecessor starts with that predecessor's final state;
+* the function entry and every join start with one phi per state variable;
+* after lifting, trivial phis (all inputs the same value, or the phi itself) are
+  removed until none is left (the classic simplification of Braun et al.).
+
+Function entries and the targets of back edges (loop headers) are marked for
+interrupt polling.
+"""
+
+from __future__ import annotations
+
+from zjit.encoding import Instr
+from zjit.isa import HL, DE, A, BC, IX, MASK32, MASK64, Family, OpInfo
+from zjit.verifier import Block, VerifiedProgram
+
+from .ir import (
+    CMPL,
+    CMPR,
+    ENTRY,
+    I32,
+    I64,
+    NSTATE,
+    Branch,
+    Call,
+    Const,
+    Inst,
+    IRBlock,
+    IRFunction,
+    IRModule,
+    Jump,
+    Operand,
+    Phi,
+    Ret,
+    Terminator,
+    Value,
+    state_type,
+)
+
+_PRIM_OPERANDS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "in": ((HL, DE), (HL,)),
+    "out": ((HL, DE), ()),
+    "log": ((HL, DE, BC, IX), ()),
+    "alloc": ((HL,), (HL,)),
+    "free": ((HL,), ()),
+    "ctl": ((HL, DE, BC, IX), (HL,)),
+}
+_BULK_OPERANDS: dict[str, tuple[int, ...]] = {"ldir": (HL, DE, BC), "fill": (HL, BC, A)}
+
+
+def operands_of(ins: Instr) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """State variables an instruction reads and writes, in IR operand order.
+
+    Indices 0..4 are registers, 5 and 6 the CMP halves. MOV, LD and DROP are
+    renamings (no IR instruction) and terminators are handled separately; for
+    them this returns the variables involved all the same.
+    """
+    op = ins.op
+    fam = op.family
+    if fam in (Family.ALU, Family.DIV, Family.CMPSET):
+        return (ins.rs1, ins.rs2), (ins.rd,)
+    if fam is Family.SHIFT or fam is Family.MOV:
+        return (ins.rs1,), (ins.rd,)
+    if fam in (Family.BITCOUNT, Family.INCDEC):
+        return (ins.rd,), (ins.rd,)
+    if fam is Family.LDI:
+        return (), (ins.rd,)
+    if fam is Family.CP:
+        return ((ins.rs1, ins.rs2) if op.operation == "cp" else (ins.rs1,)), (CMPL, CMPR)
+    if fam is Family.LOAD:
+        return (ins.rs1,), (ins.rd,)
+    if fam is Family.STORE:
+        return (ins.rs1, ins.rs2), ()
+    if fam is Family.BULK:
+        return _BULK_OPERANDS[op.operation], ()
+    if fam is Family.PRIM:
+        return _PRIM_OPERANDS[op.operation]
+    if fam is Family.JR:
+        return ((CMPL, CMPR) if ins.rs1 else ()), ()
+    if fam in (Family.CALL, Family.RET):
+        return tuple(range(NSTATE)), (tuple(range(NSTATE)) if fam is Family.CALL else ())
+    return (), ()  # DROP
+
+
+LIFTER_ONLY: frozenset[tuple[Family, str]] = frozenset(
+    {(Family.MOV, "mov"), (Family.LDI, "ld"), (Family.NOP, "drop")}
+)
+"""(family, operation) pairs the lifter resolves by renaming (no IR instruction)."""
+
+
+def intra_successors(block: Block) -> tuple[int, ...]:
+    """Leaders reachable from ``block`` inside the same guest function."""
+    last = block.instrs[-1]
+    fam = last.op.family
+    if fam is Family.RET:
+        return ()
+    if fam is Family.CALL:
+        return (last.next_pc,)
+    if fam is Family.JR:
+        if last.rs1 == 0 or last.target == last.next_pc:
+            return (last.target,)
+        return (last.target, last.next_pc)
+    return (block.end,)
+
+
+def _rpo(program: VerifiedProgram, entry: int) -> tuple[list[int], set[int]]:
+    """Reverse post-order of the blocks reachable from ``entry``, and the targets
+    of back edges (loop headers)."""
+    blocks = program.blocks
+    post: list[int] = []
+    state: dict[int, int] = {entry: 1}  # 1 = on the DFS stack, 2 = finished
+    headers: set[int] = set()
+    stack: list[tuple[int, list[int]]] = [(entry, list(reversed(intra_successors(blocks[entry]))))]
+    while stack:
+        pc, todo = stack[-1]
+        if todo:
+            nxt = todo.pop()
+            st = state.get(nxt)
+            if st is None:
+                state[nxt] = 1
+                stack.append((nxt, list(reversed(intra_successors(blocks[nxt])))))
+            elif st == 1:
+                headers.add(nxt)
+            continue
+        stack.pop()
+        state[pc] = 2
+        post.append(pc)
+    post.reverse()
+    return post, headers
+
+
+class _FunctionLifter:
+    def __init__(self, program: VerifiedProgram, entry: int) -> None:
+        self.program = program
+        self.entry = entry
+        self.next_id = 0
+
+    def new(self, ty: str) -> Value:
+        v = Value(self.next_id, ty)
+        self.next_id += 1
+        return v
+
+    def lift(self) -> IRFunction:
+        program = self.program
+        order, headers = _rpo(program, self.entry)
+        preds: dict[int, list[int]] = {pc: [] for pc in order}
+        preds[self.entry].append(ENTRY)
+        for pc in order:
+            for s in intra_successors(program.blocks[pc]):
+                if pc not in preds[s]:
+                    preds[s].append(pc)
+        params = [self.new(state_type(v)) for v in range(NSTATE)]
+        out_state: dict[int, list[Operand]] = {}
+        blocks: dict[int, IRBlock] = {}
+        for pc in order:
+            vblock = program.blocks[pc]
+            phis: list[Phi] = []
+            entry_state: list[Operand]
+            if len(preds[pc]) == 1 and preds[pc][0] != ENTRY:
+                entry_state = list(out_state[preds[pc][0]])
+            else:
+                phis = [Phi(self.new(state_type(v)), v) for v in range(NSTATE)]
+                entry_state = [p.dest for p in phis]
+            cur = list(entry_state)
+            insts: list[Inst] = []
+            body = vblock.instrs
+            last = body[-1]
+            if last.op.ends_block:
+                body = body[:-1]
+            for ins in body:
+                self.lift_inst(ins, cur, insts)
+            term: Terminator
+            if last.op.ends_block:
+                term = self.lift_term(last, cur)
+            else:
+                term = Jump(vblock.end)
+            out_state[pc] = list(term.dests) if isinstance(term, Call) else cur
+            blocks[pc] = IRBlock(pc, vblock.end, vblock.cost, preds[pc], phis, entry_state, insts,
+                                 term, check_interrupt=pc == self.entry or pc in headers)
+        for b in blocks.values():
+            for phi in b.phis:
+                phi.incoming = [
+                    (p, params[phi.var] if p == ENTRY else out_state[p][phi.var]) for p in b.preds
+                ]
+        fn = IRFunction(self.entry, params, blocks)
+        _simplify_phis(fn)
+        fn.nvalues = self.next_id
+        return fn
+
+    def lift_inst(self, ins: Instr, cur: list[Operand], out: list[Inst]) -> None:
+        op = ins.op
+        fam = op.family
+        if fam is Family.NOP:
+            return
+        if fam is Family.MOV:
+            cur[ins.rd] = cur[ins.rs1]
+            return
+        if fam is Family.LDI:
+            cur[ins.rd] = Const(ins.imm & MASK64, I64)
+            return
+        reads, writes = operands_of(ins)
+        args = [cur[r] for r in reads]
+        regs = list(cur[:5])
+        if fam is Family.CP:
+            cl = self.new(I32)
+            if op.operation == "cp":
+                cr = self.new(I32)
+                out.append(Inst(ins.pc, op, args, [cl, cr], 0, regs))
+                cur[CMPL], cur[CMPR] = cl, cr
+            else:
+                out.append(Inst(ins.pc, op, args, [cl], ins.imm & MASK32, regs))
+                cur[CMPL], cur[CMPR] = cl, Const(ins.imm & MASK32, I32)
+            return
+        dests = [self.new(state_type(w)) for w in writes]
+        out.append(Inst(ins.pc, op, args, dests, ins.imm, regs))
+        for w, d in zip(writes, dests, strict=True):
+            cur[w] = d
+
+    def lift_term(self, ins: Instr, cur: list[Operand]) -> Terminator:
+        fam = ins.op.family
+        if fam is Family.JR:
+            if ins.rs1 == 0 or ins.target == ins.next_pc:
+                return Jump(ins.target, ins.pc)
+            return Branch(ins.pc, ins.rs1, cur[CMPL], cur[CMPR], ins.target, ins.next_pc)
+        if fam is Family.RET:
+            return Ret(ins.pc, list(cur), list(cur[:5]))
+        assert fam is Family.CALL
+        dests = [self.new(state_type(v)) for v in range(NSTATE)]
+        return Call(ins.pc, ins.target, list(cur), dests, ins.next_pc, list(cur[:5]))
+
+
+def _simplify_phis(fn: IRFunction) -> None:
+    """Remove trivial phis and rewrite every use (to a fixpoint)."""
+    repl: dict[Value, Operand] = {}
+
+    def res(x: Operand) -> Operand:
+        while isinstance(x, Value) and x in repl:
+            x = repl[x]
+        return x
+
+    changed = True
+    while changed:
+        changed = False
+        for b in fn.blocks.values():
+            keep: list[Phi] = []
+            for phi in b.phis:
+                vals = {res(v) for _, v in phi.incoming} - {phi.dest}
+                if len(vals) == 1:
+                    repl[phi.dest] = vals.pop()
+                    changed = True
+                else:
+                    keep.append(phi)
+            b.phis = keep
+    if not repl:
+        return
+
+    def rs(xs: list[Operand]) -> list[Operand]:
+        return [res(x) for x in xs]
+
+    for b in fn.blocks.values():
+        for phi in b.phis:
+            phi.incoming = [(p, res(v)) for p, v in phi.incoming]
+        b.entry_state = rs(b.entry_state)
+        for ins in b.insts:
+            ins.args = rs(ins.args)
+            ins.regs = rs(ins.regs)
+        t = b.term
+        if isinstance(t, Branch):
+            t.lhs, t.rhs = res(t.lhs), res(t.rhs)
+        elif isinstance(t, Ret):
+            t.state, t.regs = rs(t.state), rs(t.regs)
+        elif isinstance(t, Call):
+            t.args, t.regs = rs(t.args), rs(t.regs)
+
+
+def _names_by_pc(program: VerifiedProgram) -> dict[int, list[str]]:
+    names: dict[int, list[str]] = {}
+    names.setdefault(program.entry, []).append("<entry>")
+    for name, pc in sorted(program.exports.items()):
+        names.setdefault(pc, []).append(name)
+    return names
+
+
+def lift_function(program: VerifiedProgram, entry: int) -> IRFunction:
+    """The IR of the guest function entered at ``entry``."""
+    fn = _FunctionLifter(program, entry).lift()
+    fn.names = tuple(_names_by_pc(program).get(entry, ()))
+    return fn
+
+
+def lift(program: VerifiedProgram) -> IRModule:
+    """The IR of every guest function of ``program``."""
+    funcs = {pc: lift_function(program, pc) for pc in program.functions}
+    return IRModule(funcs, program.entry, dict(program.exports), program.has_readonly,
+                    program.prims_used, program.digest, program.image.name)
+
+
+def op_key(op: OpInfo) -> tuple[Family, str]:
+    """Key used by emitter registries."""
+    return (op.family, op.operation)

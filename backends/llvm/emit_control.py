@@ -1,0 +1,129 @@
+"""Control emitters: block entry (interrupt poll, fuel), JR, RET and CALL.
+
+Guest functions become internal ``fastcc`` LLVM functions taking the context,
+the current call depth and the whole guest state (five registers, the CMP
+halves, fuel) and returning ``%st`` = {status, registers, CMP, fuel}. A guest
+CALL is a native call: registers are global guest state, so they go in and come
+back out. Before the call the depth is checked against ``max_depth`` (CALL_DEPTH)
+and, as a safety net, the native stack pointer against ``stack_limit``. A callee
+that trapped has already written the trap record; the caller returns its status
+unchanged.
+
+At a block entry, in this order: the interrupt poll (function entries and loop
+headers only; TIMEOUT at the leader), then the fuel charge (metered builds; FUEL
+at the leader with fuel unchanged), both before anything of the block runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from zjit.isa import NUM_REGS, Family, TrapKind
+
+from ..context import STATUS_OK, TRAP_STACK
+from ..ir import CMPL, CMPR, NSTATE, Branch, Call, IRBlock, Jump, Ret, Terminator, func_name
+from .emit_traps import guard
+from .function import LIKELY, STATE_TYPE, FnEmitter
+
+_JR_PRED = {1: "eq", 2: "ne", 3: "slt", 4: "sle", 5: "sgt", 6: "sge",
+            7: "ult", 8: "ule", 9: "ugt", 10: "uge"}
+
+TermEmitter = Callable[[FnEmitter, Terminator], None]
+
+
+def block_label(pc: int) -> str:
+    """LLVM label of the IR block led by ``pc``."""
+    return f"b{pc:x}"
+
+
+def emit_block_entry(fe: FnEmitter, b: IRBlock) -> None:
+    """Interrupt poll and fuel charge at the start of block ``b``."""
+    regs = b.entry_state[:NUM_REGS]
+    if b.check_interrupt and fe.opts.interrupts:
+        flag, ok = fe.tmp("irq"), fe.tmp("c")
+        fe.emit(f"{flag} = load volatile i64, ptr {fe.entry_ptr('interrupt')}, align 8")
+        fe.emit(f"{ok} = icmp eq i64 {flag}, 0")
+        guard(fe, ok, int(TrapKind.TIMEOUT), b.pc, regs)
+    if fe.opts.fuel:
+        ok, left = fe.tmp("c"), fe.tmp("fuel")
+        fe.emit(f"{ok} = icmp uge i64 {fe.fuel}, {b.cost}")
+        guard(fe, ok, int(TrapKind.FUEL), b.pc, regs)
+        fe.emit(f"{left} = sub i64 {fe.fuel}, {b.cost}")
+        fe.fuel = left
+
+
+def emit_jump(fe: FnEmitter, t: Terminator) -> None:
+    """JR al, or falling into the next block."""
+    assert isinstance(t, Jump)
+    fe.emit(f"br label %{block_label(t.target)}")
+
+
+def emit_branch(fe: FnEmitter, t: Terminator) -> None:
+    """Conditional JR on the CMP halves (32-bit signed or unsigned compare)."""
+    assert isinstance(t, Branch)
+    c = fe.tmp("c")
+    fe.emit(f"{c} = icmp {_JR_PRED[t.cond]} i32 {fe.val(t.lhs)}, {fe.val(t.rhs)}")
+    fe.emit(f"br i1 {c}, label %{block_label(t.taken)}, label %{block_label(t.fallthrough)}")
+
+
+def _state_value(fe: FnEmitter, status: int, values: list[str]) -> str:
+    """Build a ``%st`` value: status, 5 registers, CMP halves, fuel."""
+    cur = "poison"
+    items = [f"i32 {status}"] + [f"i64 {v}" for v in values[:NUM_REGS]]
+    items += [f"i32 {values[CMPL]}", f"i32 {values[CMPR]}", f"i64 {fe.fuel}"]
+    for i, item in enumerate(items):
+        t = fe.tmp("s")
+        fe.emit(f"{t} = insertvalue {STATE_TYPE} {cur}, {item}, {i}")
+        cur = t
+    return cur
+
+
+def emit_ret(fe: FnEmitter, t: Terminator) -> None:
+    """RET: hand the state back to the caller (or to the entry wrapper)."""
+    assert isinstance(t, Ret)
+    st = _state_value(fe, STATUS_OK, [fe.val(v) for v in t.state])
+    fe.emit(f"ret {STATE_TYPE} {st}")
+
+
+def emit_call(fe: FnEmitter, t: Terminator) -> None:
+    """CALL: depth check, stack guard, native call, status propagation."""
+    assert isinstance(t, Call)
+    ok = fe.tmp("c")
+    fe.emit(f"{ok} = icmp ult i64 %depth, {fe.inv('max_depth')}")
+    guard(fe, ok, int(TrapKind.CALL_DEPTH), t.pc, t.regs)
+    if fe.opts.stack_guard:
+        sp, spi, sok = fe.tmp("sp"), fe.tmp("sp"), fe.tmp("c")
+        fe.intrinsic("declare ptr @llvm.stacksave.p0()")
+        fe.emit(f"{sp} = call ptr @llvm.stacksave.p0()")
+        fe.emit(f"{spi} = ptrtoint ptr {sp} to i64")
+        fe.emit(f"{sok} = icmp uge i64 {spi}, {fe.inv('stack_limit')}")
+        guard(fe, sok, TRAP_STACK, t.pc, t.regs)
+    d1, res, status, good = fe.tmp("d"), fe.tmp("r"), fe.tmp("st"), fe.tmp("c")
+    fe.emit(f"{d1} = add i64 %depth, 1")
+    args = ", ".join(
+        [f"i64 {fe.val(v)}" for v in t.args[:NUM_REGS]]
+        + [f"i32 {fe.val(t.args[CMPL])}", f"i32 {fe.val(t.args[CMPR])}", f"i64 {fe.fuel}"]
+    )
+    fe.emit(f"{res} = call fastcc {STATE_TYPE} @{func_name(t.callee)}(ptr %ctx, i64 {d1}, {args})")
+    fe.emit(f"{status} = extractvalue {STATE_TYPE} {res}, 0")
+    fe.emit(f"{good} = icmp eq i32 {status}, {STATUS_OK}")
+    cont, prop = fe.label("ret"), fe.label("prop")
+    fe.emit(f"br i1 {good}, label %{cont}, label %{prop}, !prof {LIKELY}")
+    fe.start(prop)
+    fe.emit(f"ret {STATE_TYPE} {res}")
+    fe.start(cont)
+    for i in range(NSTATE):
+        fe.emit(f"{fe.dest(t.dests[i])} = extractvalue {STATE_TYPE} {res}, {i + 1}")
+    if fe.opts.fuel:
+        f = fe.tmp("fuel")
+        fe.emit(f"{f} = extractvalue {STATE_TYPE} {res}, {NSTATE + 1}")
+        fe.fuel = f
+    fe.emit(f"br label %{block_label(t.next)}")
+
+
+TERMINATORS: dict[type, TermEmitter] = {Jump: emit_jump, Branch: emit_branch, Ret: emit_ret, Call: emit_call}
+"""Terminator class -> emitter."""
+CONTROL_OPS: frozenset[tuple[Family, str]] = frozenset(
+    {(Family.CALL, "call"), (Family.RET, "ret"), (Family.JR, "jr")}
+)
+"""ISA operations lowered as terminators by this module."""

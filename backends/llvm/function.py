@@ -1,0 +1,211 @@
+"""Per-function LLVM IR text builder shared by the family emitters.
+
+:class:`FnEmitter` holds the text of one LLVM function under construction: the
+current basic block, fresh temporaries, per-function invariants loaded from the
+context at entry (memory base and size, access limits, limits and host function
+pointers), the current fuel value, and the trap sites that branch to the
+function's single trap exit (see :mod:`zjit.backends.llvm.emit_traps`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from zjit.isa import sext
+
+from ..context import BY_NAME, OFFSETS
+from ..ir import I32, Const, IRBlock, IRFunction, Operand, Value
+from .options import CodegenOptions
+
+LIKELY = "!1"
+"""``!prof`` metadata: the true edge is (almost) always taken."""
+UNLIKELY = "!2"
+"""``!prof`` metadata: the true edge is (almost) never taken."""
+INVARIANT = "!0"
+"""``!invariant.load`` metadata node."""
+
+STATE_TYPE = "%st"
+"""LLVM type returned by guest functions: {status, 5 regs, cmpl, cmpr, fuel}."""
+STATE_FIELDS = ("i32", "i64", "i64", "i64", "i64", "i64", "i32", "i32", "i64")
+STATE_TYPE_DEF = f"{STATE_TYPE} = type {{ {', '.join(STATE_FIELDS)} }}"
+
+_LLVM_TYPES = {"u64": "i64", "i64": "i64", "ptr": "ptr", "fn": "ptr"}
+
+
+def ll_type(field_name: str) -> str:
+    """LLVM type of a context field."""
+    return _LLVM_TYPES[BY_NAME[field_name].kind]
+
+
+@dataclass(slots=True)
+class TrapSite:
+    """One edge into the trap exit: where from and what to record."""
+
+    label: str
+    kind: int
+    pc: int
+    regs: list[str]
+    addr: str
+    length: str
+    fuel: str
+
+
+@dataclass(slots=True)
+class Chunk:
+    """A finished LLVM basic block (phis are prepended when the function ends)."""
+
+    label: str
+    lines: list[str] = field(default_factory=list)
+    phis: list[str] = field(default_factory=list)
+
+
+class FnEmitter:
+    """Builds the text of one LLVM function from an IR function."""
+
+    def __init__(self, fn: IRFunction, opts: CodegenOptions, has_readonly: bool) -> None:
+        self.fn = fn
+        self.opts = opts
+        self.has_readonly = has_readonly
+        self.chunks: list[Chunk] = []
+        self.cur = Chunk("entry")
+        self.ntmp = 0
+        self.invariants: dict[str, str] = {}
+        self.limits: set[int] = set()
+        self.traps: list[TrapSite] = []
+        self.fuel = "%fuel.in" if opts.fuel else "0"
+        self.block: IRBlock | None = None
+        self.exit_label: dict[int, str] = {}
+        self.exit_fuel: dict[int, str] = {}
+        self.intrinsics: set[str] = set()
+        self.helpers: set[str] = set()
+        self.alias: dict[int, str] = {}
+        self.entry_ptrs: set[str] = set()
+
+    # -- text ---------------------------------------------------------------------
+    def tmp(self, hint: str = "t") -> str:
+        """A fresh local name."""
+        self.ntmp += 1
+        return f"%{hint}{self.ntmp}"
+
+    def label(self, hint: str = "L") -> str:
+        """A fresh label name (without ``%``)."""
+        self.ntmp += 1
+        return f"{hint}{self.ntmp}"
+
+    def emit(self, line: str) -> None:
+        """Append one instruction to the current block."""
+        self.cur.lines.append("  " + line)
+
+    def start(self, label: str) -> None:
+        """Close the current block and start ``label`` (the previous block must have
+        ended with a terminator)."""
+        self.chunks.append(self.cur)
+        self.cur = Chunk(label)
+
+    @property
+    def current(self) -> str:
+        """Label of the block being written."""
+        return self.cur.label
+
+    # -- operands -------------------------------------------------------------------
+    def val(self, x: Operand) -> str:
+        """LLVM text of an IR operand (constants as signed decimals)."""
+        if isinstance(x, Const):
+            return str(sext(x.value, 32 if x.ty == I32 else 64))
+        return self.alias.get(x.id) or f"%v{x.id}"
+
+    def bind(self, v: Value, text: str) -> None:
+        """Make IR value ``v`` stand for the LLVM value ``text`` (no instruction)."""
+        self.alias[v.id] = text
+
+    @staticmethod
+    def dest(v: Value) -> str:
+        """LLVM name of an IR value."""
+        return f"%v{v.id}"
+
+    def lo32(self, x: Operand) -> str:
+        """``x`` truncated to i32."""
+        if isinstance(x, Const):
+            return str(sext(x.value, 32))
+        if x.ty == I32:
+            return self.val(x)
+        t = self.tmp()
+        self.emit(f"{t} = trunc i64 {self.val(x)} to i32")
+        return t
+
+    def zext32(self, x: Operand) -> str:
+        """``x`` with its high 32 bits cleared, as i64."""
+        if isinstance(x, Const):
+            return str(x.value & 0xFFFF_FFFF)
+        t = self.tmp()
+        self.emit(f"{t} = and i64 {self.val(x)}, 4294967295")
+        return t
+
+    # -- context ----------------------------------------------------------------------
+    def inv(self, name: str) -> str:
+        """An invariant context field, loaded once in the entry block."""
+        assert BY_NAME[name].invariant, name
+        self.invariants[name] = ll_type(name)
+        return f"%c.{name}"
+
+    def entry_ptr(self, name: str) -> str:
+        """Pointer to a context field, computed once in the entry block."""
+        self.entry_ptrs.add(name)
+        return f"%g.{name}"
+
+    def field_ptr(self, name: str, extra: int = 0) -> str:
+        """Pointer to a context field (``extra`` bytes further)."""
+        t = self.tmp("p")
+        self.emit(f"{t} = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS[name] + extra}")
+        return t
+
+    def load_field(self, name: str, extra: int = 0) -> str:
+        """Load a (mutable) context field."""
+        p = self.field_ptr(name, extra)
+        t = self.tmp()
+        self.emit(f"{t} = load {ll_type(name)}, ptr {p}, align 8")
+        return t
+
+    def store_field(self, name: str, value: str, extra: int = 0) -> None:
+        """Store a context field."""
+        p = self.field_ptr(name, extra)
+        self.emit(f"store {ll_type(name)} {value}, ptr {p}, align 8")
+
+    def mem(self) -> str:
+        """Guest memory base pointer."""
+        return self.inv("mem_base")
+
+    def mem_size(self) -> str:
+        """Guest memory size."""
+        return self.inv("mem_size")
+
+    def limit(self, n: int) -> str:
+        """``mem_size - n + 1`` (0 when smaller than n): an n-byte access at ``a`` is
+        in bounds iff ``a <u limit``."""
+        self.mem_size()
+        self.limits.add(n)
+        return f"%lim{n}"
+
+    def host_ptr(self, addr: str) -> str:
+        """Host pointer to guest address ``addr`` (already bounds-checked)."""
+        t = self.tmp("a")
+        self.emit(f"{t} = getelementptr i8, ptr {self.mem()}, i64 {addr}")
+        return t
+
+    def intrinsic(self, decl: str) -> None:
+        """Request a module-level declaration (``declare ...``)."""
+        self.intrinsics.add(decl)
+
+    # -- entry block ---------------------------------------------------------------------
+    def entry_lines(self) -> list[str]:
+        """Loads of the invariants requested while emitting the body."""
+        out: list[str] = []
+        for name in sorted(self.entry_ptrs | set(self.invariants), key=lambda n: OFFSETS[n]):
+            out.append(f"  %g.{name} = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS[name]}")
+        for name, ty in sorted(self.invariants.items(), key=lambda kv: OFFSETS[kv[0]]):
+            out.append(f"  %c.{name} = load {ty}, ptr %g.{name}, align 8, !invariant.load {INVARIANT}")
+        for n in sorted(self.limits):
+            out.append(f"  %lim{n}.ok = icmp uge i64 %c.mem_size, {n}")
+            out.append(f"  %lim{n}.v = sub i64 %c.mem_size, {n - 1}")
+            out.append(f"  %lim{n} = select i1 %lim{n}.ok, i64 %lim{n}.v, i64 0")
+        return out
