@@ -1,0 +1,98 @@
+"""``zjit fuzz``: differential fuzzing campaign (or replay of one reproducer)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from zjit.cli import EXIT_OK, EXIT_REJECTED, EXIT_TRAP, EXIT_USAGE
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    """Register the options of ``zjit fuzz``."""
+    p.add_argument("--seconds", type=float, default=60.0, help="campaign length (default 60)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="campaign seed (default: random, printed so the run can be repeated)")
+    p.add_argument("--engines", default="interp,jit",
+                   help="comma-separated engines, the first is the reference (default interp,jit); "
+                        "'jit-O0' picks an optimisation level, 'broken-reg' etc. are self-test engines")
+    p.add_argument("--out", default="fuzz-failures", help="directory for reproducers (default ./fuzz-failures)")
+    p.add_argument("--count", type=int, default=None, help="run exactly this many programs (ignores --seconds)")
+    p.add_argument("--shrink-seconds", type=float, default=20.0,
+                   help="time spent shrinking each failure (0 disables; default 20)")
+    p.add_argument("--replay", metavar="FILE", default=None, help="re-run one reproducer and show the differences")
+    p.add_argument("--quiet", action="store_true", help="no progress line, only the summary")
+
+
+def _engines(text: str) -> list[str] | None:
+    from zjit.errors import PolicyError
+    from zjit.fuzz.fakes import register_fakes
+    from zjit.fuzz.oracles import make_engine
+    from zjit.policy import Policy
+
+    register_fakes()
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        sys.stderr.write("zjit fuzz: --engines needs at least one engine\n")
+        return None
+    for name in names:
+        try:
+            make_engine(name, Policy())
+        except (PolicyError, ValueError) as exc:
+            sys.stderr.write(f"zjit fuzz: engine {name!r} is not available: {exc}\n")
+            return None
+    return names
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the campaign; 0 when every engine agreed, 1 on any failure."""
+    engines = _engines(args.engines)
+    if engines is None:
+        return EXIT_USAGE
+    if args.replay is not None:
+        return _replay(args.replay, engines)
+    from zjit.fuzz.campaign import run_campaign
+
+    if args.count is not None and args.count < 0 or args.seconds < 0:
+        sys.stderr.write("zjit fuzz: --count and --seconds must not be negative\n")
+        return EXIT_USAGE
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+    length = f"{args.count} programs" if args.count is not None else f"{args.seconds:g} s"
+    sys.stderr.write(f"zjit fuzz: seed {seed}, engines {' vs '.join(engines)}, {length}, "
+                     f"failures -> {args.out}/\n")
+    stats = run_campaign(
+        seconds=args.seconds, seed=seed, engines=engines, out_dir=args.out, count=args.count,
+        progress=None if args.quiet else sys.stderr, shrink_seconds=args.shrink_seconds,
+    )
+    if args.quiet:
+        sys.stderr.write(stats.line() + "\n")
+    for path in stats.failures:
+        sys.stderr.write(f"zjit fuzz: reproducer {path}\n")
+    if stats.failed:
+        sys.stderr.write(f"zjit fuzz: FAILED (repeat with --seed {seed})\n")
+        return EXIT_TRAP
+    return EXIT_OK
+
+
+def _replay(path: str, engines: list[str]) -> int:
+    from zjit.errors import ZjitError
+    from zjit.fuzz.campaign import replay
+    from zjit.fuzz.reproducer import ReproducerError
+
+    try:
+        program, mismatch = replay(path, engines)
+    except OSError as exc:
+        sys.stderr.write(f"zjit fuzz: cannot read {path}: {exc.strerror}\n")
+        return EXIT_USAGE
+    except ReproducerError as exc:
+        sys.stderr.write(f"zjit fuzz: {exc}\n")
+        return EXIT_REJECTED
+    except ZjitError as exc:
+        sys.stderr.write(f"zjit fuzz: {exc}\n")
+        return EXIT_REJECTED
+    if mismatch is None:
+        sys.stderr.write(f"zjit fuzz: {' and '.join(engines)} agree on {path}\n")
+        return EXIT_OK
+    sys.stdout.write(mismatch.report() + "\n")
+    return EXIT_TRAP
