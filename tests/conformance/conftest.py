@@ -4,12 +4,7 @@ configuration (``zjit.runtime.engine_configs()``); tests never name engines."""
 from __future__ import annotations
 
 import pytest
-from engine_harness import EngineCfg
-
-from zjit.runtime import engine_configs
-
-CONFIGS = [EngineCfg(ident, backend, tuple(sorted(over.items())))
-           for ident, backend, over in engine_configs()]
+from engine_harness import CONFIGS, EngineCfg
 
 
 @pytest.fixture(params=CONFIGS, ids=[c.id for c in CONFIGS])

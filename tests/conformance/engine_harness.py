@@ -35,6 +35,10 @@ class EngineCfg:
         return zjit.Policy(**fields)
 
 
+CONFIGS: list[EngineCfg] = [EngineCfg(ident, backend, tuple(sorted(over.items())))
+                            for ident, backend, over in zjit.engine_configs()]
+"""Every configuration of every available backend."""
+
 _ENGINES: dict[tuple[str, zjit.Policy], zjit.Engine] = {}
 _LOCK = threading.Lock()
 
