@@ -373,7 +373,7 @@ def disassemble(obj: ModuleImage | Any) -> str:
     assembly text; assembling the text gives back an equal image (ModuleImage
     ``name``, ``source_format`` and ``code_offset`` aside). Raises VerifyError when
     CODE is not a whole number of words or the entry/an export is outside CODE."""
-    image = obj if isinstance(obj, ModuleImage) else obj.image
+    image = obj if isinstance(obj, ModuleImage) else getattr(obj, "image", None)
     if not isinstance(image, ModuleImage):
         raise TypeError("disassemble() takes a ModuleImage or a VerifiedProgram")
     return _Lister(image).render()
