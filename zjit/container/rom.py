@@ -12,10 +12,10 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from zjit.encoding import fields, ld_ext_count
+from zjit.encoding import ld_ext_count
 from zjit.errors import ContainerError, VerifyError
 from zjit.image import DebugLine, ModuleImage, SegmentDesc
-from zjit.isa import OPS, Family
+from zjit.isa import OPS, Family, sext
 
 from ._reader import Reader, decode_name, ranges_overlap
 
@@ -60,18 +60,23 @@ class _Section:
     entry_at: int
 
 
+def extension_words(code: bytes) -> bytearray:
+    """One flag per word of ``code``: 1 for an LD extension word, 0 for an
+    instruction start (a trailing LD cut short still counts as one instruction)."""
+    opcodes = code[3 : len(code) - len(code) % 4 : 4]
+    ext = bytearray(len(opcodes))
+    i = opcodes.find(_LD_OPCODE)
+    while i >= 0:
+        n = ld_ext_count(sext(code[4 * i] | (code[4 * i + 1] & 0xF) << 8, 12))
+        if n:
+            ext[i + 1 : i + 1 + n] = b"\x01" * len(ext[i + 1 : i + 1 + n])
+        i = opcodes.find(_LD_OPCODE, i + 1 + n)
+    return ext
+
+
 def instruction_starts(code: bytes) -> list[int]:
-    """pcs of every base word in ``code`` (LD extension words skipped); a trailing
-    LD whose extension words are cut off still counts as one instruction."""
-    starts: list[int] = []
-    pc = 0
-    n = len(code) - len(code) % 4
-    while pc < n:
-        starts.append(pc)
-        word = int.from_bytes(code[pc : pc + 4], "little")
-        op, _, _, _, imm = fields(word)
-        pc += 4 * (1 + (ld_ext_count(imm) if op == _LD_OPCODE else 0))
-    return starts
+    """pcs of every instruction start in ``code``."""
+    return [4 * i for i, flag in enumerate(extension_words(code)) if not flag]
 
 
 # --------------------------------------------------------------------------- reader
@@ -182,7 +187,7 @@ def _read_table(data: bytes, minor: int, count: int, table_off: int) -> list[_Se
     return sections
 
 
-def _read_code(data: bytes, sec: _Section) -> tuple[bytes, list[int]]:
+def _read_code(data: bytes, sec: _Section) -> tuple[bytes, bytearray]:
     if sec.size < CODE_HEADER_SIZE:
         raise ContainerError("BAD_SECTION", "CODE section is shorter than its 16-byte header", offset=sec.entry_at + 12)
     r = Reader(data, sec.off, sec.off + sec.size, "BAD_SECTION", "CODE")
@@ -199,13 +204,14 @@ def _read_code(data: bytes, sec: _Section) -> tuple[bytes, list[int]]:
     if len(code) % 4:
         raise VerifyError("CODE_ALIGN", f"CODE words are {len(code)} bytes, not a multiple of 4",
                           offset=sec.off + CODE_HEADER_SIZE)
-    starts = instruction_starts(code)
-    if declared != len(starts):
+    ext = extension_words(code)
+    count = len(ext) - ext.count(1)
+    if declared != count:
         raise ContainerError(
-            "BAD_COUNT", f"instruction_count {declared} but CODE decodes to {len(starts)} instructions",
+            "BAD_COUNT", f"instruction_count {declared} but CODE decodes to {count} instructions",
             offset=sec.off,
         )
-    return code, starts
+    return code, ext
 
 
 def _read_const(data: bytes, sec: _Section) -> None:
@@ -249,7 +255,7 @@ def _read_symbols(data: bytes, sec: _Section) -> tuple[dict[str, int], dict[str,
     return funcs, where
 
 
-def _read_debug(data: bytes, sec: _Section, starts: set[int]) -> dict[int, DebugLine]:
+def _read_debug(data: bytes, sec: _Section, code_len: int, ext: bytearray) -> dict[int, DebugLine]:
     r = Reader(data, sec.off, sec.off + sec.size, "BAD_SECTION", "DEBUG")
     lines: dict[int, DebugLine] = {}
     for _ in range(r.u32()):
@@ -258,7 +264,7 @@ def _read_debug(data: bytes, sec: _Section, starts: set[int]) -> dict[int, Debug
         line = r.u32()
         src_at = r.pos + 2
         source = decode_name(r.take(r.u16()), src_at, "DEBUG")
-        if pc not in starts:
+        if pc % 4 or pc >= code_len or ext[pc // 4]:
             raise ContainerError("BAD_SECTION", f"DEBUG: pc {pc:#x} is not an instruction start", offset=at)
         if pc in lines:
             raise ContainerError("BAD_SECTION", f"DEBUG: pc {pc:#x} has two records", offset=at)
@@ -275,7 +281,7 @@ def read_rom(data: bytes, name: str = "module") -> ModuleImage:
     code_sec = next((s for s in sections if s.kind == SEC_CODE), None)
     if code_sec is None:
         raise ContainerError("MISSING_CODE", "no CODE section", offset=table_off)
-    code, starts = _read_code(data, code_sec)
+    code, ext = _read_code(data, code_sec)
 
     segments: list[SegmentDesc] = []
     exports: dict[str, int] = {}
@@ -297,7 +303,7 @@ def read_rom(data: bytes, name: str = "module") -> ModuleImage:
                     offset=where["main"],
                 )
         elif sec.kind == SEC_DEBUG:
-            debug = _read_debug(data, sec, set(starts))
+            debug = _read_debug(data, sec, len(code), ext)
         elif sec.kind == SEC_DATA:
             payload = data[sec.off : sec.off + sec.size]
             segments.append(SegmentDesc(f"data.{n_data}", sec.mem_address, sec.mem_size, "rw", payload))
@@ -341,7 +347,8 @@ def _sections_for(image: ModuleImage) -> tuple[list[tuple[int, bytes, int, int]]
     code = bytes(image.code)
     if not code or len(code) % 4:
         raise VerifyError("CODE_ALIGN", "CODE must be a non-empty multiple of 4 bytes")
-    code_hdr = struct.pack("<II8s", len(instruction_starts(code)), 0, bytes(8))
+    ext = extension_words(code)
+    code_hdr = struct.pack("<II8s", len(ext) - ext.count(1), 0, bytes(8))
     code_map = (0, 0)
     const: list[tuple[int, bytes, int, int]] = []
     rw: list[tuple[int, bytes, int, int]] = []
