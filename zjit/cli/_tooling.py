@@ -3,9 +3,7 @@ file with a clean error, and printing errors as ``file: CODE at where: message``
 
 from __future__ import annotations
 
-import importlib
 import sys
-from typing import Any
 
 from zjit.errors import ContainerError, ZjitError
 from zjit.image import ModuleImage
@@ -39,22 +37,7 @@ def read_bytes(path: str) -> bytes:
 
 
 def load_module(path: str) -> ModuleImage:
-    """Load any supported container (``zjit.container.detect.load_image``)."""
-    read_bytes(path)  # a clean BAD_PATH error for missing or unreadable files
-    try:
-        detect: Any = importlib.import_module("zjit.container.detect")
-    except ModuleNotFoundError:
-        detect = None
-    if detect is not None:
-        image: ModuleImage = detect.load_image(path)
-        return image
-    # Fallback while the format detector is not in the tree: dispatch on magic.
-    data = read_bytes(path)
-    if data[:4] == b"ZASB":
-        from zjit.container.zasm_bin import read_zasm_bin
-        return read_zasm_bin(data, name=path)
-    if data[:4] == b"ROM!":
-        rom: Any = importlib.import_module("zjit.container.rom")
-        image = rom.read_rom(data, name=path)
-        return image
-    raise ContainerError("UNKNOWN_FORMAT", f"{path} is not a known module format", offset=0, path=path)
+    """Load any supported container (.zasm.bin, ROM, module.json) from a file."""
+    from zjit.container.detect import load_image
+
+    return load_image(path)
