@@ -12,7 +12,7 @@ import pytest
 from engine_harness import CONFIGS, run_asm
 from test_control import CMP_STATE, NESTED, RECURSE
 from test_fuel import CALLS, FALLTHROUGH
-from test_primitives import ALLOC, HELLO, LOG
+from test_primitives import ALLOC, HELLO, LOG, _segments_example
 from test_traps import CTL, DIV
 
 from zjit.image import SegmentDesc
@@ -58,7 +58,8 @@ skip:
 table: RESB 256
 """
 
-CORPUS: dict[str, tuple[str, dict[str, Any]]] = {
+CORPUS: dict[str, tuple[Any, dict[str, Any]]] = {
+    "segments_example": (_segments_example(), {}),
     "kitchen_sink": (KITCHEN_SINK, {}),
     "kitchen_sink_fuel": (KITCHEN_SINK, {"fuel": 30}),
     "calls": (CALLS, {"fuel": 1000}),

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+from pathlib import Path
 
 import pytest
 from engine_harness import EngineCfg, export_main, load_asm, run_asm
 from model import M64
 
-from zjit.image import SegmentDesc
+from zjit.asm import assemble
+from zjit.image import ModuleImage, SegmentDesc
 from zjit.isa import TrapKind
 
 MEM = 0x10000
@@ -203,3 +206,26 @@ def test_ctl_response_span_is_a_write(engine_cfg: EngineCfg) -> None:
     assert (r.trap.address, r.trap.length) == (0x80F0, 0x20) and calls == []
     r = inst.call("main", hl=MEM, de=1, bc=0x80F0, ix=0x20)   # request span first
     assert r.trap is not None and r.trap.kind is TrapKind.OOB and r.trap.address == MEM
+
+
+def _segments_example() -> ModuleImage:
+    from zjit.container.detect import load_image
+    return load_image(Path(__file__).resolve().parents[2] / "examples" / "segments" / "module.json")
+
+
+def test_segments_example_runs(engine_cfg: EngineCfg) -> None:
+    r, mem = run_asm(engine_cfg, _segments_example())
+    assert r.ok and r.reg("HL") == 42
+    assert mem[0x2008:0x2010] == (42).to_bytes(8, "little") == mem[0x3000:0x3008]
+
+
+def test_alloc_after_module_json_segments(engine_cfg: EngineCfg) -> None:
+    # rodata [0x1000, 0x1100), data [0x2000, 0x2040), bss [0x3000, 0x4000): heap at 0x4000
+    text = "ALLOC\nMOV DE, HL\nLD A, 0x77\nST8 (DE), A\nLD HL, 0x1004\nST8 (HL), A\nRET"
+    code = assemble(text, "alloc.s").code
+    image = dataclasses.replace(_segments_example(), code=code, imports=None, debug={})
+    r, mem = run_asm(engine_cfg, image, registers={"hl": 5})
+    assert r.trap is not None and r.trap.kind is TrapKind.WRITE_PROTECT    # rodata is read-only
+    assert r.trap.pc == 24 and r.reg("DE") == 0x4000 and mem[0x4000] == 0x77
+    inst = load_asm(engine_cfg, image).instantiate()
+    assert inst.call("main", hl=5).trap is not None and inst.heap_top == 0x4005
