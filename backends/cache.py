@@ -74,7 +74,7 @@ def code_fingerprint() -> str:
 
 def toolchain_versions() -> dict[str, str]:
     """zjit, llvmlite and LLVM versions (no llvmlite import)."""
-    from .compiler import bundled_llvm_version, llvmlite_version
+    from .targets import bundled_llvm_version, llvmlite_version
 
     return {"zjit": ZJIT_VERSION, "llvmlite": llvmlite_version(), "llvm": bundled_llvm_version()}
 

@@ -32,6 +32,8 @@ RESP_HEADER = struct.Struct("<4sBI")
 STATUS_OK = 0
 STATUS_ERROR = 1
 
+MAX_MESSAGE = 4000
+"""LLVM diagnostics are cut to this many characters."""
 CODEGEN_OPT = {0: 0, 1: 1, 2: 2}
 """opt_level -> LLVM codegen optimisation level (see docs/loader.md)."""
 
@@ -127,7 +129,10 @@ def compile_object(ir_text: str, triple: str, opt_level: int, cpu: str) -> bytes
             mod = llvm.parse_assembly(ir_text)
             mod.verify()
         except RuntimeError as exc:
-            raise CompileFailure(f"invalid LLVM IR: {exc}") from None
+            text = str(exc)
+            if len(text) > MAX_MESSAGE:
+                text = text[:MAX_MESSAGE] + f"... ({len(text) - MAX_MESSAGE} more characters)"
+            raise CompileFailure(f"invalid LLVM IR: {text}") from None
         mod.triple = triple
         mod.data_layout = str(tm.target_data)
         _optimise(llvm, mod, tm, opt_level)

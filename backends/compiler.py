@@ -15,7 +15,6 @@ This module never imports llvmlite (only :func:`compile_ir_inprocess` does).
 from __future__ import annotations
 
 import atexit
-import functools
 import json
 import os
 import select
@@ -30,7 +29,7 @@ from typing import IO
 from zjit.errors import PolicyError
 
 from . import compile_worker as proto
-from .targets import LLVM_VERSIONS
+from .targets import bundled_llvm_version, llvmlite_version
 
 DEFAULT_MAX_MODULES = 64
 """Modules a worker compiles before it is replaced (bounds llvmlite's leak)."""
@@ -178,6 +177,7 @@ class CompilerPool:
         self.timeout = timeout
         self._cond = threading.Condition()
         self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
         self._live = 0
         self._closed = False
         self.started = 0
@@ -188,9 +188,12 @@ class CompilerPool:
         _check_args(opt_level, triple, cpu)
         request = proto.encode_request(ir_text, triple, opt_level, cpu)
         worker = self._acquire()
+        with self._cond:
+            self._busy.add(worker)
         try:
             status, payload = worker.request(request, self.timeout)
         except _WorkerDied as exc:
+            self._unbusy(worker)
             worker.kill()
             detail = worker.describe_death()
             worker.close_files()
@@ -198,10 +201,12 @@ class CompilerPool:
             raise PolicyError("COMPILE_FAILED", f"LLVM compile worker failed ({exc}): {detail}") from None
         except BaseException:
             # Interrupted between request and answer: the pipe state is unknown.
+            self._unbusy(worker)
             worker.kill()
             worker.retire()
             self._release(None)
             raise
+        self._unbusy(worker)
         worker.served += 1
         if worker.served >= self.max_modules:
             worker.retire()
@@ -211,6 +216,10 @@ class CompilerPool:
         if status != proto.STATUS_OK:
             raise PolicyError("COMPILE_FAILED", payload.decode("utf-8", "replace"))
         return payload
+
+    def _unbusy(self, worker: _Worker) -> None:
+        with self._cond:
+            self._busy.discard(worker)
 
     def _acquire(self) -> _Worker:
         with self._cond:
@@ -263,10 +272,10 @@ class CompilerPool:
                 self._live -= 1
             self._cond.notify()
 
-    def pids(self) -> list[int]:
-        """Process ids of the idle workers (for tests and diagnostics)."""
+    def pids(self, *, busy: bool = False) -> list[int]:
+        """Process ids of the idle (or, with ``busy``, the working) workers."""
         with self._cond:
-            return [w.pid for w in self._idle if w.alive()]
+            return [w.pid for w in (self._busy if busy else self._idle) if w.alive()]
 
     def shutdown(self) -> None:
         """Stop every idle worker; later calls raise COMPILE_FAILED."""
@@ -338,33 +347,15 @@ def compile_ir_inprocess(ir_text: str, *, triple: str, opt_level: int, cpu: str 
         raise PolicyError("COMPILE_FAILED", str(exc)) from None
 
 
-@functools.cache
-def llvmlite_version() -> str:
-    """Installed llvmlite version, read from package metadata (no import)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("llvmlite")
-    except PackageNotFoundError:
-        return "none"
-
-
-@functools.cache
-def bundled_llvm_version() -> str:
-    """Version of the LLVM inside llvmlite, without importing llvmlite here."""
-    major_minor = ".".join(llvmlite_version().split(".")[:2])
-    known = LLVM_VERSIONS.get(major_minor)
-    if known is not None:
-        return known
-    # Unknown llvmlite: ask a throw-away interpreter once.
-    probe = "import llvmlite.binding as b; print('.'.join(map(str, b.llvm_version_info)))"
-    try:
-        out = subprocess.run(
-            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+__all__ = [
+    "CompilerPool",
+    "bundled_llvm_version",
+    "compile_ir",
+    "compile_ir_inprocess",
+    "default_pool",
+    "llvm_version",
+    "llvmlite_version",
+]
 
 
 def llvm_version() -> str:

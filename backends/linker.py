@@ -29,6 +29,7 @@ from .elf import ElfObject, ObjectFileError, Relocation, Section, Symbol
 from .targets import EM_AARCH64, EM_X86_64
 
 PAGE_SIZE = 4096
+MAX_IMAGE_BYTES = 1 << 30
 
 # x86-64 relocation types (System V psABI).
 R_X86_64_64 = 1
@@ -159,8 +160,8 @@ class LinkPlan:
     section_at: dict[int, int] = field(default_factory=dict)
     """Kept section index -> offset from the image base."""
     section_region: dict[int, str] = field(default_factory=dict)
-    regions: dict[str, tuple[int, int]] = field(default_factory=dict)
-    """Region name -> (offset, content length)."""
+    regions: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    """Region name -> (offset, bytes with content, bytes in memory incl. zero fill)."""
     stubs: dict[tuple[int, int], int] = field(default_factory=dict)
     """(symbol index, addend) -> offset of its call stub/veneer."""
     got: dict[tuple[int, int], int] = field(default_factory=dict)
@@ -218,10 +219,13 @@ def plan(obj: bytes | ElfObject, *, page_size: int = PAGE_SIZE) -> LinkPlan:
         secs = groups[name]
         if name == "data":  # initialised bytes first, then zero-filled ones
             secs = [s for s in secs if s.type != elf.SHT_NOBITS] + [s for s in secs if s.type == elf.SHT_NOBITS]
+        filled = 0
         for sec in secs:
             cursor = _align(cursor, sec.align)
             p.section_at[sec.index] = start + cursor
             cursor += sec.size
+            if sec.type != elf.SHT_NOBITS:
+                filled = cursor
         if name == "text":
             p.code_size = cursor
             if stub_keys:
@@ -230,20 +234,27 @@ def plan(obj: bytes | ElfObject, *, page_size: int = PAGE_SIZE) -> LinkPlan:
                 for key in dict.fromkeys(stub_keys):
                     p.stubs[key] = start + cursor
                     cursor += size
+                filled = cursor
         elif name == "rodata" and got_keys:
             cursor = _align(cursor, 8)
             for key in dict.fromkeys(got_keys):
                 p.got[key] = start + cursor
                 cursor += 8
+            filled = cursor
         elif name == "data":
             for sym in obj.symbols:
                 if sym.shndx == elf.SHN_COMMON:
-                    cursor = _align(cursor, max(1, sym.value))  # st_value holds the alignment
+                    align = max(1, sym.value)  # st_value holds a common symbol's alignment
+                    if align & (align - 1) or align > page_size:
+                        raise ObjectFileError(f"common symbol {sym.name!r} has bad alignment {align}")
+                    cursor = _align(cursor, align)
                     p.common[sym.index] = start + cursor
                     cursor += sym.size
         if cursor:
-            p.regions[name] = (start, cursor)
+            p.regions[name] = (start, filled, cursor)
             offset = start + _align(cursor, page_size)
+            if offset > MAX_IMAGE_BYTES:
+                raise ObjectFileError(f"image larger than {MAX_IMAGE_BYTES >> 20} MiB")
     p.size = max(offset, page_size)
     return p
 
@@ -272,15 +283,15 @@ class _Linker:
         self.obj = p.obj
         self.base = base
         self.externals = externals
-        self.bufs = {name: bytearray(length) for name, (_off, length) in p.regions.items()}
+        self.bufs = {name: bytearray(filled) for name, (_off, filled, _mem) in p.regions.items()}
         if p.obj.machine == EM_X86_64 and "text" in self.bufs:
             # int3 in the gaps between functions and before the stubs
             self.bufs["text"] = bytearray(b"\xcc" * len(self.bufs["text"]))
 
     # -- helpers -----------------------------------------------------------------
     def _place(self, abs_offset: int, data: bytes) -> None:
-        for name, (off, length) in self.p.regions.items():
-            if off <= abs_offset and abs_offset + len(data) <= off + length:
+        for name, (off, filled, _mem) in self.p.regions.items():
+            if off <= abs_offset and abs_offset + len(data) <= off + filled:
                 self.bufs[name][abs_offset - off : abs_offset - off + len(data)] = data
                 return
         raise AssertionError("placement outside every region")
@@ -329,7 +340,7 @@ class _Linker:
                 self._apply(rel, x86)
         regions = tuple(
             Region(name, REGION_PERMS[name], off, _align(length, p.page_size), bytes(self.bufs[name]))
-            for name, (off, length) in p.regions.items()
+            for name, (off, _filled, length) in p.regions.items()
         )
         return LinkedImage(obj.machine, self.base, p.size, regions, self._symbols(), p.code_size)
 

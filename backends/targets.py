@@ -8,7 +8,10 @@ itself reports, so an llvmlite upgrade that changes them fails loudly.
 
 from __future__ import annotations
 
+import functools
 import platform
+import subprocess
+import sys
 from dataclasses import dataclass
 
 X86_64_TRIPLE = "x86_64-unknown-linux-gnu"
@@ -73,3 +76,32 @@ def target_for_triple(triple: str) -> Target:
 def data_layout(triple: str) -> str:
     """The LLVM data layout string for ``triple``."""
     return target_for_triple(triple).data_layout
+
+
+@functools.cache
+def llvmlite_version() -> str:
+    """Installed llvmlite version, read from package metadata (no import)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llvmlite")
+    except PackageNotFoundError:
+        return "none"
+
+
+@functools.cache
+def bundled_llvm_version() -> str:
+    """Version of the LLVM inside llvmlite, without importing llvmlite here."""
+    major_minor = ".".join(llvmlite_version().split(".")[:2])
+    known = LLVM_VERSIONS.get(major_minor)
+    if known is not None:
+        return known
+    # Unknown llvmlite: ask a throw-away interpreter once.
+    probe = "import llvmlite.binding as b; print('.'.join(map(str, b.llvm_version_info)))"
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

@@ -1,0 +1,109 @@
+"""Kernel-enforced W^X: compile, load and run JIT code under PR_SET_MDWE.
+
+``tests/wx_harness.py`` turns MDWE on before anything imports zjit, runs the code
+and fails when any mapping of the process is both writable and executable. Other
+suites (the native engine) can reuse it the same way: ``_run_under_mdwe(code)``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HARNESS = Path(__file__).with_name("wx_harness.py")
+SKIP = 77
+
+
+def _run_under_mdwe(code: str, timeout: float = 180) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, str(HARNESS), "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=Path(__file__).parent,
+    )
+    if out.returncode == SKIP:
+        pytest.skip("the kernel refused PR_SET_MDWE")
+    assert out.returncode == 0, out.stdout + out.stderr
+    line = [x for x in out.stdout.splitlines() if x.startswith("WX-CHECK ")][-1]
+    report: dict[str, object] = json.loads(line[len("WX-CHECK ") :])
+    report["stdout"] = out.stdout
+    return report
+
+
+RUN_PROBE = r"""
+import ctypes, mmap
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+m = mmap.mmap(-1, 4096)
+addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+# MDWE is really on: a writable mapping can no longer become executable.
+assert libc.mprotect(addr, 4096, 5) != 0
+
+from llvm_samples import PROBE_IR
+from zjit.backends.compiler import compile_ir
+from zjit.backends.loader import load_object
+
+cb = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(lambda x: x * 1000)
+data = ctypes.c_int64(55)
+ext = {"ext_fn": ctypes.cast(cb, ctypes.c_void_p).value, "ext_data": ctypes.addressof(data)}
+for level in (0, 1, 2):
+    code = load_object(compile_ir(PROBE_IR, triple="x86_64-unknown-linux-gnu", opt_level=level), externals=ext)
+    use = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(code.symbol("use_externs"))
+    sw = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(code.symbol("switchy"))
+    assert use(3) == 3062 and sw(4) == 544
+    maps = open("/proc/self/maps").read()
+    assert maps.count("zjit-code") == 3, maps
+    if level < 2:
+        code.close()
+print("RAN-OK")
+"""
+
+
+def test_compile_load_run_under_mdwe() -> None:
+    report = _run_under_mdwe(RUN_PROBE)
+    assert report["mdwe"] == 1
+    assert report["wx"] == []
+    assert "RAN-OK" in str(report["stdout"])
+
+
+def test_cached_load_under_mdwe(tmp_path: Path) -> None:
+    code = RUN_PROBE.replace(
+        "load_object(compile_ir(PROBE_IR, triple=\"x86_64-unknown-linux-gnu\", opt_level=level), externals=ext)",
+        "load_object(_cached(level), externals=ext)",
+    ).replace(
+        "for level in (0, 1, 2):",
+        "from zjit.backends.cache import CodeCache, cache_key\n"
+        f"cache = CodeCache({str(tmp_path)!r})\n"
+        "def _cached(level):\n"
+        "    key = cache_key('probe', triple='x86_64-unknown-linux-gnu', cpu='generic', options={'o': level})\n"
+        "    obj = cache.get(key)\n"
+        "    if obj is None:\n"
+        "        obj = compile_ir(PROBE_IR, triple='x86_64-unknown-linux-gnu', opt_level=level)\n"
+        "        cache.put(key, obj)\n"
+        "    return obj\n"
+        "for level in (0, 1, 2, 0, 1, 2):",
+    )
+    assert "_cached(level)" in code
+    report = _run_under_mdwe(code)
+    assert report["wx"] == []
+
+
+def test_harness_detects_wx_mappings() -> None:
+    # Negative control, without MDWE: an rwx mapping is reported by the scanner.
+    code = (
+        "import ctypes, sys\n"
+        f"sys.path.insert(0, {str(HARNESS.parent)!r})\n"
+        "import wx_harness\n"
+        "libc = ctypes.CDLL(None)\n"
+        "libc.mmap.restype = ctypes.c_void_p\n"
+        "libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]\n"
+        "p = libc.mmap(None, 4096, 7, 0x22, -1, 0)\n"
+        "print(len(wx_harness.wx_mappings()) >= 1, hex(p)[2:] in ' '.join(wx_harness.wx_mappings()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["True", "True"], out.stderr
