@@ -61,7 +61,7 @@ def test_asm_rom_format(hello: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 def test_asm_syntax_error_names_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "bad.s"
-    src.write_text("RET\n; comment\n  ADD HL, DE\n")
+    src.write_text("RET\n; comment\n  ADD HL\n")
     rc, stdout, stderr = run(["asm", str(src), "-o", str(tmp_path / "o.bin")], capsys)
     assert rc == 3 and stdout == ""
     assert f"{src}:3: ASM_SYNTAX:" in stderr and "ADD" in stderr

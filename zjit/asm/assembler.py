@@ -16,6 +16,7 @@ from zjit.errors import AsmError
 from zjit.image import DebugLine, ModuleImage, SegmentDesc
 from zjit.isa import BY_OPCODE, COND_INDEX, LD_IMM32, MASK64, Fmt, OpInfo
 
+from .compat import COND_ALIASES, reference_form
 from .parser import (
     DATA_DIRECTIVES,
     Expr,
@@ -169,8 +170,9 @@ class _Pass:
 
     # -- instructions -------------------------------------------------------------
     def instruction(self, st: Statement, op: OpInfo) -> None:
+        op, operands = reference_form(op, st.operands,
+                                      lambda name: name in self.symbols or name in self.prev)
         layout = LAYOUTS[op.fmt]
-        operands = st.operands
         if op.fmt is Fmt.JR and len(operands) == 1:
             operands = (ExprOperand(_AL, "al"),) + operands
         if len(operands) != len(layout.operands):
@@ -210,10 +212,11 @@ class _Pass:
             return {(i, "base"): operand.base, (i, "disp"): disp}
         if kind is Kind.COND:
             name = operand.expr.symbol if isinstance(operand, ExprOperand) else None
-            if name is None or name.lower() not in COND_INDEX:
+            cond = COND_ALIASES.get(name.lower(), name.lower()) if name is not None else ""
+            if cond not in COND_INDEX:
                 raise self.err("ASM_SYNTAX", f"unknown condition {operand.text!r} "
                                f"(use one of {', '.join(COND_INDEX)})", line)
-            return {(i, ""): COND_INDEX[name.lower()]}
+            return {(i, ""): COND_INDEX[cond]}
         expr = self.expr_operand(operand, pos, line)
         if kind is Kind.TARGET:
             return {(i, ""): self.displacement(expr, pc, op, line)}

@@ -206,6 +206,9 @@ def parse_line(src: str, line: int, path: str | None = None) -> Statement:
     head = toks[0]
     if head.kind is not Tok.IDENT:
         raise _syntax(f"expected a mnemonic or directive, found {head.text!r}", line, path)
+    if len(labels) == 1 and head.text.upper() == "EQU":  # reference form "name: EQU value"
+        toks = [Token(Tok.IDENT, labels[0], None, head.col)] + toks
+        head, labels = toks[0], []
     if len(toks) >= 2 and toks[1].kind is Tok.IDENT and toks[1].text.upper() == "EQU":
         if labels:
             raise _syntax(f"EQU symbol {head.text!r} cannot also have a label", line, path)
@@ -214,6 +217,8 @@ def parse_line(src: str, line: int, path: str | None = None) -> Statement:
         value = ExprOperand(parse_expr(toks[2:], line, path, src), _span(src, toks[2:]))
         return Statement(line, (), "equ", head.text, (value,))
     word = head.text.upper()
+    if word == "STR":  # reference spelling of DB
+        word = "DB"
     operands = _split_operands(toks[1:], line, path, src)
     if word in BY_MNEMONIC:
         return Statement(line, tuple(labels), "instr", word, operands, BY_MNEMONIC[word])
