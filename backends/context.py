@@ -121,8 +121,9 @@ _CTYPES = {"u64": ctypes.c_uint64, "i64": ctypes.c_int64, "ptr": ctypes.c_void_p
 class Ctx(ctypes.Structure):
     """The context as a ctypes Structure (built from :data:`FIELDS`)."""
 
-    _fields_ = [
-        (f.name, _CTYPES[f.kind] * f.count if f.count > 1 else _CTYPES[f.kind]) for f in FIELDS
+    _fields_ = [  # noqa: RUF012
+        (f.name, _CTYPES[f.kind] * f.count if f.count > 1 else _CTYPES[f.kind])  # type: ignore[misc]
+        for f in FIELDS
     ]
 
 

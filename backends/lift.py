@@ -16,9 +16,10 @@ interrupt polling.
 
 from __future__ import annotations
 
-from zjit.encoding import Instr
-from zjit.isa import HL, DE, A, BC, IX, MASK32, MASK64, Family, OpInfo
 from zjit.verifier import Block, VerifiedProgram
+
+from zjit.encoding import Instr
+from zjit.isa import BC, DE, HL, IX, MASK32, MASK64, A, Family, OpInfo
 
 from .ir import (
     CMPL,

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zjit.verifier import VerifiedProgram
+
 from zjit.errors import PolicyError
 from zjit.isa import MASK64, NUM_REGS, PRIM_NAMES, TrapKind
 from zjit.machine import Machine, Outcome
 from zjit.policy import Policy
-from zjit.verifier import VerifiedProgram
 
 from . import hostcalls, native_stack
 from .context import LAYOUT_DIGEST, STATUS_OK, TRAP_STACK, Ctx

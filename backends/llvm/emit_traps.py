@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from zjit.isa import NUM_REGS
 
-from ..context import STATUS_TRAPPED
+from ..context import OFFSETS, STATUS_TRAPPED
 from ..ir import Operand
 from .function import LIKELY, STATE_TYPE, FnEmitter, TrapSite
 
@@ -65,8 +65,6 @@ def trap_block(fe: FnEmitter) -> list[str]:
     stores += [("regs", f"%tr{i}", 8 * i) for i in range(NUM_REGS)]
     if fe.opts.fuel:
         stores.append(("fuel", "%tfuel", 0))
-    from ..context import OFFSETS
-
     for k, (name, value, extra) in enumerate(stores):
         lines.append(f"  %tp{k} = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS[name] + extra}")
         lines.append(f"  store i64 {value}, ptr %tp{k}, align 8")

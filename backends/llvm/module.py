@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zjit.isa import NUM_REGS, OPS
+from zjit.isa import NUM_REGS, OPS, Family
 
 from ..context import OFFSETS, STATUS_OK, reg_offset
 from ..ir import ENTRY, NSTATE, IRFunction, IRModule, func_name, state_type
@@ -32,7 +32,7 @@ from .emit_traps import trap_block
 from .function import INVARIANT, LIKELY, STATE_TYPE, STATE_TYPE_DEF, UNLIKELY, FnEmitter
 from .options import CodegenOptions
 
-EMITTERS: dict[tuple[object, str], Emitter] = {
+EMITTERS: dict[tuple[Family, str], Emitter] = {
     **emit_alu.EMITTERS, **emit_memory.EMITTERS, **emit_prims.EMITTERS,
 }
 """(Family, operation) -> emitter for every non-terminator IR instruction."""
