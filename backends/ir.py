@@ -255,7 +255,7 @@ def _regs(xs: list[Operand]) -> str:
     return " ".join(f"{n}={v}" for n, v in zip(REG_NAMES, xs, strict=False))
 
 
-def format_inst(ins: Inst) -> str:
+def format_inst(ins: Inst, has_readonly: bool = True) -> str:
     """One instruction as text (without the pc column)."""
     op = ins.op
     lhs = f"{_ops(list(ins.dests))} = " if ins.dests else ""
@@ -269,7 +269,7 @@ def format_inst(ins: Inst) -> str:
         text = f"{lhs}{name} {ins.args[0]}, #{ins.imm}"
     else:
         text = f"{lhs}{name} {_ops(ins.args)}"
-    traps = ins.traps()
+    traps = ins.traps(has_readonly)
     if traps:
         text += f"    ; may trap {'/'.join(t.name for t in traps)}; regs {_regs(ins.regs)}"
     return text
@@ -287,7 +287,7 @@ def format_term(t: Terminator) -> str:
     return f"{_ops(list(t.dests))} = call {func_name(t.callee)}({_ops(t.args)}) then {t.next:#x}"
 
 
-def format_function(fn: IRFunction) -> str:
+def format_function(fn: IRFunction, has_readonly: bool = True) -> str:
     """A function as text (``zjit disasm --ir``)."""
     names = f" ({', '.join(fn.names)})" if fn.names else ""
     params = ", ".join(f"{STATE_NAMES[i]} {v}" for i, v in enumerate(fn.params))
@@ -300,7 +300,7 @@ def format_function(fn: IRFunction) -> str:
             inc = ", ".join(f"{'entry' if p == ENTRY else f'{p:#x}'}: {v}" for p, v in phi.incoming)
             lines.append(f"    {'':8}{phi.dest} = phi {STATE_NAMES[phi.var]} [{inc}]")
         for ins in b.insts:
-            lines.append(f"    {ins.pc:#06x}  {format_inst(ins)}")
+            lines.append(f"    {ins.pc:#06x}  {format_inst(ins, has_readonly)}")
         tpc = getattr(b.term, "pc", None)
         col = f"{tpc:#06x}" if isinstance(tpc, int) else ""
         lines.append(f"    {col:<8}{format_term(b.term)}")
@@ -311,5 +311,5 @@ def format_module(mod: IRModule) -> str:
     """The whole module as text."""
     head = [f"; zjit IR of {mod.name!r} (digest {mod.digest[:16]}), {len(mod.functions)} function(s)",
             f"; entry {mod.entry:#x}; read-only segments: {'yes' if mod.has_readonly else 'no'}"]
-    body = [format_function(f) for f in mod.functions.values()]
+    body = [format_function(f, mod.has_readonly) for f in mod.functions.values()]
     return "\n".join(head) + "\n\n" + "\n\n".join(body) + "\n"

@@ -305,3 +305,10 @@ def lift(program: VerifiedProgram) -> IRModule:
 def op_key(op: OpInfo) -> tuple[Family, str]:
     """Key used by emitter registries."""
     return (op.family, op.operation)
+
+
+def ir_listing(program: VerifiedProgram) -> str:
+    """The printed IR of every function (``zjit disasm --ir``)."""
+    from .ir import format_module
+
+    return format_module(lift(program))

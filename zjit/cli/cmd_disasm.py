@@ -21,8 +21,7 @@ from ._tooling import fail, load_module, report
 # provides with:
 #     native_listing(program: VerifiedProgram, target: str) -> str
 #         generated machine code (capstone), annotated with guest pcs
-#     ir_listing(program: VerifiedProgram) -> str
-#         the LLVM IR of the module
+# ``--ir`` prints the JIT's SSA IR via zjit.backends.lift.ir_listing.
 # Until that module (or the function) exists the options print "not available" and
 # exit 2.
 LISTING_MODULE = "zjit.backends.listing"
@@ -34,12 +33,18 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("module", metavar="MODULE", help=".zasm.bin, ROM or module.json")
     p.add_argument("--native", choices=NATIVE_TARGETS, default=None,
                    help="list the generated machine code for TARGET instead")
-    p.add_argument("--ir", action="store_true", help="list the generated LLVM IR instead")
+    p.add_argument("--ir", action="store_true", help="list the JIT's SSA IR (docs/jit.md) instead")
     p.add_argument("-o", "--output", metavar="OUT", help="write the listing to OUT instead of stdout")
 
 
 def _backend_listing(args: argparse.Namespace, image: Any) -> str | None:
     """The native/IR listing, or None when the backend hook is not available."""
+    if args.ir:
+        # The JIT's own SSA IR (docs/jit.md); importing the lifter needs no LLVM.
+        from zjit.backends.lift import ir_listing
+        from zjit.verifier import verify
+
+        return str(ir_listing(verify(image)))
     try:
         listing: Any = importlib.import_module(LISTING_MODULE)
     except ModuleNotFoundError as exc:
