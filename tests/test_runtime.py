@@ -131,7 +131,7 @@ def test_memory_view_is_writable_and_persists(engine: zjit.Engine) -> None:
     assert inst.call("bump").reg("HL") == 2
     mem[0x800] = 100
     assert inst.call("bump").reg("HL") == 101
-    assert inst.memory[0x1000:0x1002] == b"hi"
+    assert bytes(inst.memory[0x1000:0x1002]) == b"hi"
     assert engine.load(assemble(PROG, "prog.s")).instantiate().call("bump").reg("HL") == 1
 
 
@@ -199,7 +199,8 @@ def test_registry_names_and_interp_availability() -> None:
     assert ("interp", "interp", {}) in zjit.engine_configs()
     for ident, backend, overrides in zjit.engine_configs():
         assert backend in zjit.available_backends()
-        zjit.Policy(**overrides)   # overrides are valid policy fields
+        fields: dict[str, Any] = dict(overrides)
+        zjit.Policy(**fields)      # overrides are valid policy fields
         assert ident.startswith(backend)
 
 

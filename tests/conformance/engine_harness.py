@@ -29,7 +29,7 @@ class EngineCfg:
 
     def policy(self, **extra: Any) -> zjit.Policy:
         """The policy for a run: the configuration's overrides plus ``extra``."""
-        fields = dict(self.overrides)
+        fields: dict[str, Any] = dict(self.overrides)
         fields.setdefault("use_cache", False)
         fields.update(extra)
         return zjit.Policy(**fields)
@@ -90,7 +90,8 @@ def run_asm(
     module = load_asm(cfg, program, segments=segments, **policy)
     inst = module.instantiate(stdin=stdin, stdout=stdout, log=log, ctl=ctl)
     if registers or call:
-        result = inst.call(call or "main", fuel=fuel, **(registers or {}))
+        regs: dict[str, Any] = dict(registers or {})
+        result = inst.call(call or "main", fuel=fuel, **regs)
     else:
         result = inst.run(fuel=fuel)
     return result, bytes(inst.memory)

@@ -10,6 +10,7 @@ from model import M64
 
 from zjit.image import SegmentDesc
 from zjit.isa import OPS, Family, OpInfo, TrapKind
+from zjit.result import Result
 
 MEM = 0x10000
 LOADS = [o for o in OPS if o.family is Family.LOAD]
@@ -21,7 +22,7 @@ PATTERN = "PUBLIC main\nmain:\n{body}\nRET\ndata: DB " + ", ".join(str(b) for b 
 
 def expected_load(op: OpInfo, raw: bytes) -> int:
     fmt = {1: "b", 2: "h", 4: "i", 8: "q"}[op.width]
-    value = struct.unpack("<" + (fmt if op.signed else fmt.upper()), raw)[0]
+    value: int = struct.unpack("<" + (fmt if op.signed else fmt.upper()), raw)[0]
     if op.signed and not op.ext64:
         return value & 0xFFFF_FFFF      # sign-extend to 32 bits, then zero-extend
     return value & M64
@@ -131,7 +132,7 @@ def test_read_only_segment_is_readable(engine_cfg: EngineCfg) -> None:
 
 
 def _bulk(cfg: EngineCfg, op: str, hl: int, de: int, bc: int, a: int = 0,
-          segments: tuple[SegmentDesc, ...] = ()) -> tuple[object, bytes, bytes]:
+          segments: tuple[SegmentDesc, ...] = ()) -> tuple[Result, bytes, bytes]:
     prog = export_main(f"{op}\nRET")
     mod = load_asm(cfg, prog, segments=segments, mem_size=MEM)
     inst = mod.instantiate()

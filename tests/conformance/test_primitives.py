@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 from engine_harness import EngineCfg, export_main, load_asm, run_asm
@@ -12,15 +13,16 @@ from model import M64
 
 from zjit.asm import assemble
 from zjit.image import ModuleImage, SegmentDesc
+from zjit.instance import Instance
 from zjit.isa import TrapKind
 
 MEM = 0x10000
 RO = (SegmentDesc("rodata", 0x8000, 0x100, "r", b"\x01"),)
 
 
-def _prim(cfg: EngineCfg, op: str, *, segments: tuple[SegmentDesc, ...] = (), **io_args: object):
+def _prim(cfg: EngineCfg, op: str, *, segments: tuple[SegmentDesc, ...] = (), **io_args: Any) -> Instance:
     mod = load_asm(cfg, export_main(f"{op}\nRET"), segments=segments, mem_size=MEM)
-    return mod.instantiate(**io_args)  # type: ignore[arg-type]
+    return mod.instantiate(**io_args)
 
 
 # --- OUT ---------------------------------------------------------------------------
@@ -200,7 +202,12 @@ def test_ctl_response_too_long_and_negative_results(engine_cfg: EngineCfg) -> No
 
 def test_ctl_response_span_is_a_write(engine_cfg: EngineCfg) -> None:
     calls: list[bytes] = []
-    inst = _prim(engine_cfg, "CTL", segments=RO, ctl=lambda req: calls.append(req) or b"")
+
+    def handler(req: bytes) -> bytes:
+        calls.append(req)
+        return b""
+
+    inst = _prim(engine_cfg, "CTL", segments=RO, ctl=handler)
     r = inst.call("main", hl=0x100, de=1, bc=0x80F0, ix=0x20)
     assert r.trap is not None and r.trap.kind is TrapKind.WRITE_PROTECT
     assert (r.trap.address, r.trap.length) == (0x80F0, 0x20) and calls == []
