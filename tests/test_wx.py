@@ -107,3 +107,42 @@ def test_harness_detects_wx_mappings() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["True", "True"], out.stderr
+
+
+WHOLE_MODULE = r"""
+import sys
+import zjit
+from zjit.asm import assemble
+
+src = '''
+        PUBLIC main
+msg:    DB "hello from jit", 10
+main:   LD HL, msg
+        LD DE, 15
+        OUT
+        LD BC, 1000
+        LD A, 0
+loop:   ADD64 A, A, BC
+        DEC BC
+        CPI BC, 0
+        JR ne, loop
+        MOV HL, A
+        RET
+'''
+image = assemble(src, "wx")
+results = {}
+for backend in ("interp", "jit"):
+    engine = zjit.Engine(zjit.Policy(cache_dir=sys.argv[1]), backend=backend)
+    results[backend] = engine.load(image).instantiate().run()
+jit, ref = results["jit"], results["interp"]
+assert jit.ok and jit.stdout == b"hello from jit\n" == ref.stdout, (jit, ref)
+assert jit.registers == ref.registers and jit.registers["HL"] == 500500, jit.registers
+assert "llvmlite" not in sys.modules  # compiled in the worker, not here
+print("MODULE-OK")
+"""
+
+
+def test_whole_module_on_the_jit_under_mdwe(tmp_path: Path) -> None:
+    report = _run_under_mdwe(WHOLE_MODULE.replace("sys.argv[1]", repr(str(tmp_path))))
+    assert report["wx"] == []
+    assert "MODULE-OK" in str(report["stdout"])
