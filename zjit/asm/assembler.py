@@ -172,6 +172,9 @@ class _Pass:
     def instruction(self, st: Statement, op: OpInfo) -> None:
         op, operands = reference_form(op, st.operands,
                                       lambda name: name in self.symbols or name in self.prev)
+        if not self.strict and op.fmt is not Fmt.LDI:
+            self.words.append(0)  # layout pass: only LD has a value-dependent size
+            return
         layout = LAYOUTS[op.fmt]
         if op.fmt is Fmt.JR and len(operands) == 1:
             operands = (ExprOperand(_AL, "al"),) + operands

@@ -113,8 +113,7 @@ def _split_at(lines: list[_Line], pcs: set[int]) -> list[_Line]:
     """Turn multi-word lines containing one of ``pcs`` past their start into raw words."""
     out: list[_Line] = []
     for ln in lines:
-        inner = any(ln.pc < p < ln.pc + 4 * ln.nwords for p in pcs)
-        if ln.nwords > 1 and inner:
+        if ln.nwords > 1 and any(ln.pc + 4 * k in pcs for k in range(1, ln.nwords)):
             for k in range(ln.nwords):
                 out.append(_Line(ln.pc + 4 * k, 1, why="LD split: a label points inside it"))
         else:
