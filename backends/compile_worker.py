@@ -164,7 +164,10 @@ def serve(inp: BinaryIO, out: BinaryIO) -> int:
             status = STATUS_OK
         except CompileFailure as exc:
             payload, status = str(exc).encode(), STATUS_ERROR
-        out.write(RESP_HEADER.pack(RESP_MAGIC, status, len(payload)) + payload)
+        view = memoryview(RESP_HEADER.pack(RESP_MAGIC, status, len(payload)) + payload)
+        while view:  # unbuffered pipe: a write may be partial
+            n = out.write(view)
+            view = view[n or 0 :]
         out.flush()
 
 

@@ -76,8 +76,10 @@ class _Worker:
     def request(self, data: bytes, timeout: float) -> tuple[int, bytes]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         try:
-            self.proc.stdin.write(data)
-            self.proc.stdin.flush()
+            view = memoryview(data)
+            fd_in = self.proc.stdin.fileno()
+            while view:  # the pipe is unbuffered: write until everything is sent
+                view = view[os.write(fd_in, view) :]
         except (BrokenPipeError, OSError) as exc:
             raise _WorkerDied(f"cannot send the request ({exc})") from None
         deadline = time.monotonic() + timeout
