@@ -482,3 +482,26 @@ msg:    DB "Hi", 10
     # a label named like a primitive is an ordinary call target
     img = assemble("CALL _out\nRET\n_out: RET\n")
     assert words(img.code)[0] == w(0x00, imm=2)
+
+
+def test_every_format_has_a_layout() -> None:
+    from zjit.asm.syntax import LAYOUTS
+
+    assert set(LAYOUTS) == set(Fmt)
+
+
+@pytest.mark.parametrize(("name", "stdin", "expected"), [
+    ("hello.s", b"", b"Hello, world!\n"),
+    ("loop.s", b"", b"5050\n"),
+    ("upper.s", b"Mixed case, 123 {z}\n" * 20, b"MIXED CASE, 123 {Z}\n" * 20),
+    ("call.s", b"", b"calling a function\n7 squared is 49\n"),
+])
+def test_examples_run(name: str, stdin: bytes, expected: bytes) -> None:
+    from pathlib import Path
+
+    import zjit
+
+    src = (Path(__file__).resolve().parent.parent / "examples" / name).read_text()
+    module = zjit.Engine(zjit.Policy(fuel=1_000_000), backend="interp").load(assemble(src, name))
+    result = module.instantiate(stdin=stdin).run()
+    assert result.ok and result.stdout == expected
