@@ -126,7 +126,10 @@ class Ret:
 @dataclass(slots=True)
 class Call:
     """``CALL``: run function ``callee`` on the state, continue at ``next`` with the
-    state it returns; ``regs`` are the registers before the CALL (depth trap)."""
+    state it returns; ``regs`` are the registers before the CALL (depth trap).
+    ``cyclic`` is true when the callee can call back into this function (the call
+    is part of a recursion and the native stack may grow with the guest's depth).
+    """
 
     pc: int
     callee: int
@@ -134,6 +137,7 @@ class Call:
     dests: list[Value]
     next: int
     regs: list[Operand] = field(default_factory=list)
+    cyclic: bool = True
 
 
 Terminator = Jump | Branch | Ret | Call
@@ -145,8 +149,10 @@ class IRBlock:
 
     ``entry_state`` is the state on entry (phi results or the single
     predecessor's values); ``preds`` lists predecessor leaders (and
-    :data:`ENTRY` for the function entry). ``check_interrupt`` marks function
-    entries and loop headers, where the lowering polls for TIMEOUT.
+    :data:`ENTRY` for the function entry). ``check_interrupt`` marks loop headers
+    and the entries of functions that call others, where the lowering polls for
+    TIMEOUT (every unbounded execution passes one of them: a leaf function
+    without loops runs a bounded number of instructions).
     """
 
     pc: int
@@ -284,7 +290,8 @@ def format_term(t: Terminator) -> str:
                 f"else {t.fallthrough:#x}")
     if isinstance(t, Ret):
         return f"ret {_ops(t.state)}"
-    return f"{_ops(list(t.dests))} = call {func_name(t.callee)}({_ops(t.args)}) then {t.next:#x}"
+    rec = " recursive" if t.cyclic else ""
+    return f"{_ops(list(t.dests))} = call{rec} {func_name(t.callee)}({_ops(t.args)}) then {t.next:#x}"
 
 
 def format_function(fn: IRFunction, has_readonly: bool = True) -> str:

@@ -190,6 +190,8 @@ class _FunctionLifter:
                     (p, params[phi.var] if p == ENTRY else out_state[p][phi.var]) for p in b.preds
                 ]
         fn = IRFunction(self.entry, params, blocks)
+        if not fn.callees():
+            blocks[self.entry].check_interrupt = self.entry in headers
         _simplify_phis(fn)
         fn.nvalues = self.next_id
         return fn
@@ -238,22 +240,41 @@ class _FunctionLifter:
 
 def _simplify_phis(fn: IRFunction) -> None:
     """Remove trivial phis and rewrite every use (to a fixpoint)."""
-    repl: dict[Value, Operand] = {}
+    repl: dict[int, Operand] = {}
 
     def res(x: Operand) -> Operand:
-        while isinstance(x, Value) and x in repl:
-            x = repl[x]
+        while type(x) is Value:
+            r = repl.get(x.id)
+            if r is None:
+                break
+            x = r
         return x
+
+    def key(x: Operand) -> object:
+        return x.id if type(x) is Value else (x.value, x.ty)
 
     changed = True
     while changed:
         changed = False
         for b in fn.blocks.values():
+            if not b.phis:
+                continue
             keep: list[Phi] = []
             for phi in b.phis:
-                vals = {res(v) for _, v in phi.incoming} - {phi.dest}
-                if len(vals) == 1:
-                    repl[phi.dest] = vals.pop()
+                me = phi.dest.id
+                first: Operand | None = None
+                trivial = True
+                for _, v in phi.incoming:
+                    v = res(v)
+                    if type(v) is Value and v.id == me:
+                        continue
+                    if first is None:
+                        first = v
+                    elif key(v) != key(first):
+                        trivial = False
+                        break
+                if trivial and first is not None:
+                    repl[me] = first
                     changed = True
                 else:
                     keep.append(phi)
@@ -280,6 +301,25 @@ def _simplify_phis(fn: IRFunction) -> None:
             t.args, t.regs = rs(t.args), rs(t.regs)
 
 
+def _mark_cyclic_calls(funcs: dict[int, IRFunction]) -> None:
+    """Set ``Call.cyclic`` for calls whose callee can reach the caller again."""
+    graph = {pc: fn.callees() for pc, fn in funcs.items()}
+    reach: dict[int, set[int]] = {}
+    for start in graph:
+        seen: set[int] = set()
+        todo = list(graph[start])
+        while todo:
+            f = todo.pop()
+            if f not in seen:
+                seen.add(f)
+                todo.extend(graph.get(f, ()))
+        reach[start] = seen
+    for pc, fn in funcs.items():
+        for b in fn.blocks.values():
+            if isinstance(b.term, Call):
+                b.term.cyclic = pc in reach.get(b.term.callee, set()) or b.term.callee == pc
+
+
 def _names_by_pc(program: VerifiedProgram) -> dict[int, list[str]]:
     names: dict[int, list[str]] = {}
     names.setdefault(program.entry, []).append("<entry>")
@@ -298,6 +338,7 @@ def lift_function(program: VerifiedProgram, entry: int) -> IRFunction:
 def lift(program: VerifiedProgram) -> IRModule:
     """The IR of every guest function of ``program``."""
     funcs = {pc: lift_function(program, pc) for pc in program.functions}
+    _mark_cyclic_calls(funcs)
     return IRModule(funcs, program.entry, dict(program.exports), program.has_readonly,
                     program.prims_used, program.digest, program.image.name)
 

@@ -40,24 +40,24 @@ def _result(fe: FnEmitter, ins: Inst, width: int, value: str) -> None:
 
 
 def emit_alu(fe: FnEmitter, ins: Inst) -> None:
-    """ADD SUB MUL AND OR XOR (32 and 64)."""
-    w = ins.op.width
-    a, b = _operands(fe, ins, w)
+    """ADD SUB MUL AND OR XOR (32 and 64). The low 32 bits of these 64-bit
+    operations only depend on the low 32 bits of the inputs, so the 32-bit forms
+    are the 64-bit operation with the high half cleared."""
+    a, b = (fe.val(x) for x in ins.args)
     op = _ALU_OPS[ins.op.operation]
-    if w == 64:
+    if ins.op.width == 64:
         fe.emit(f"{fe.dest(ins.dests[0])} = {op} i64 {a}, {b}")
         return
     t = fe.tmp()
-    fe.emit(f"{t} = {op} i32 {a}, {b}")
-    _result(fe, ins, 32, t)
+    fe.emit(f"{t} = {op} i64 {a}, {b}")
+    fe.emit(f"{fe.dest(ins.dests[0])} = and i64 {t}, 4294967295")
 
 
 def emit_incdec(fe: FnEmitter, ins: Inst) -> None:
     """INC, DEC: 32-bit, zero-extended."""
-    (a,) = _operands(fe, ins, 32)
     t = fe.tmp()
-    fe.emit(f"{t} = {'add' if ins.op.operation == 'inc' else 'sub'} i32 {a}, 1")
-    _result(fe, ins, 32, t)
+    fe.emit(f"{t} = add i64 {fe.val(ins.args[0])}, {1 if ins.op.operation == 'inc' else -1}")
+    fe.emit(f"{fe.dest(ins.dests[0])} = and i64 {t}, 4294967295")
 
 
 def emit_cmpset(fe: FnEmitter, ins: Inst) -> None:

@@ -5,12 +5,14 @@ the current call depth and the whole guest state (five registers, the CMP
 halves, fuel) and returning ``%st`` = {status, registers, CMP, fuel}. A guest
 CALL is a native call: registers are global guest state, so they go in and come
 back out. Before the call the depth is checked against ``max_depth`` (CALL_DEPTH)
-and, as a safety net, the native stack pointer against ``stack_limit``. A callee
+and, for calls that are part of a recursion, as a safety net, the native stack
+pointer against ``stack_limit`` (acyclic call chains have a static depth the
+engine sizes the stack for). A callee
 that trapped has already written the trap record; the caller returns its status
 unchanged.
 
-At a block entry, in this order: the interrupt poll (function entries and loop
-headers only; TIMEOUT at the leader), then the fuel charge (metered builds; FUEL
+At a block entry, in this order: the interrupt poll (loop headers and entries of
+functions that make calls; TIMEOUT at the leader), then the fuel charge (metered builds; FUEL
 at the leader with fuel unchanged), both before anything of the block runs.
 """
 
@@ -91,7 +93,7 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
     ok = fe.tmp("c")
     fe.emit(f"{ok} = icmp ult i64 %depth, {fe.inv('max_depth')}")
     guard(fe, ok, int(TrapKind.CALL_DEPTH), t.pc, t.regs)
-    if fe.opts.stack_guard:
+    if fe.opts.stack_guard and t.cyclic:
         sp, spi, sok = fe.tmp("sp"), fe.tmp("sp"), fe.tmp("c")
         fe.intrinsic("declare ptr @llvm.stacksave.p0()")
         fe.emit(f"{sp} = call ptr @llvm.stacksave.p0()")
