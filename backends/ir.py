@@ -37,15 +37,21 @@ def state_type(var: int) -> str:
     return I32 if var >= CMPL else I64
 
 
-@dataclass(frozen=True, slots=True)
 class Value:
-    """An SSA value, unique inside its function."""
+    """An SSA value, unique inside its function (compared by identity: the lifter
+    creates exactly one object per id)."""
 
-    id: int
-    ty: str
+    __slots__ = ("id", "ty")
+
+    def __init__(self, id: int, ty: str) -> None:  # noqa: A002 - the IR's own name
+        self.id = id
+        self.ty = ty
 
     def __str__(self) -> str:
         return f"%{self.id}"
+
+    def __repr__(self) -> str:
+        return f"Value({self.id}, {self.ty!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,6 +89,8 @@ def operands_of(ins: Instr) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return (), ()  # DROP
 
 
+_MAY_TRAP = frozenset({Family.DIV, Family.LOAD, Family.STORE, Family.BULK, Family.PRIM})
+
 LIFTER_ONLY: frozenset[tuple[Family, str]] = frozenset(
     {(Family.MOV, "mov"), (Family.LDI, "ld"), (Family.NOP, "drop")}
 )
@@ -209,7 +211,7 @@ class _FunctionLifter:
             return
         reads, writes = operands_of(ins)
         args = [cur[r] for r in reads]
-        regs = list(cur[:5])
+        regs = cur[:5] if fam in _MAY_TRAP else []
         if fam is Family.CP:
             cl = self.new(I32)
             if op.operation == "cp":

@@ -110,9 +110,10 @@ class FnEmitter:
     # -- operands -------------------------------------------------------------------
     def val(self, x: Operand) -> str:
         """LLVM text of an IR operand (constants as signed decimals)."""
-        if isinstance(x, Const):
-            return str(sext(x.value, 32 if x.ty == I32 else 64))
-        return self.alias.get(x.id) or f"%v{x.id}"
+        if type(x) is Value:
+            return self.alias.get(x.id) or f"%v{x.id}"
+        assert isinstance(x, Const)
+        return str(sext(x.value, 32 if x.ty == I32 else 64))
 
     def bind(self, v: Value, text: str) -> None:
         """Make IR value ``v`` stand for the LLVM value ``text`` (no instruction)."""
