@@ -159,24 +159,31 @@ def check_program(
         stats.mismatches += 1
     if out_dir is not None:
         title = "engines disagree: " + " vs ".join(r.engine for r in runs)
-        orig = reproducer.save(out_dir, stem + ".orig", program, title, runs, steps,
-                               mismatch.differences, context)
-        path = orig
-        timed_out = any(res.trap is not None and res.trap.kind is TrapKind.TIMEOUT
-                        for r in runs for res in r.results)
-        if shrink_seconds > 0 and not timed_out:
-            small = shrink(program, engines, shrink_seconds)
-            if small.asm != program.asm:
-                sm, sruns = compare_detailed(small, engines, policy=small.policy(timeout=GUARD_SECONDS))
-                if sm is not None:
-                    before, after = program.instruction_count(), small.instruction_count()
-                    note = [*context, f"shrunk from {before} to {after} instructions; original: {orig.name}"]
-                    path = reproducer.save(out_dir, stem, small, title, sruns, sm.steps,
-                                           sm.differences, note)
+        path = _save_failure(out_dir, stem, program, engines, title, mismatch, context, shrink_seconds)
         stats.failures.append(path)
         if progress:
             progress.message(f"zjit fuzz: MISMATCH saved to {path}\n" + mismatch.report())
     return mismatch
+
+
+def _save_failure(out_dir: Path, stem: str, program: GenProgram, engines: Sequence[str], title: str,
+                  mismatch: Mismatch, context: Sequence[str], shrink_seconds: float) -> Path:
+    """Save ``<stem>.s``: shrunk when shrinking helped (the original then goes to
+    ``<stem>.orig.s``), else the original."""
+    timed_out = any(res.trap is not None and res.trap.kind is TrapKind.TIMEOUT
+                    for r in mismatch.runs for res in r.results)
+    if shrink_seconds > 0 and not timed_out:
+        small = shrink(program, engines, shrink_seconds)
+        if small.asm != program.asm:
+            sm, sruns = compare_detailed(small, engines, policy=small.policy(timeout=GUARD_SECONDS))
+            if sm is not None:
+                orig = reproducer.save(out_dir, stem + ".orig", program, title, mismatch.runs,
+                                       mismatch.steps, mismatch.differences, context)
+                before, after = program.instruction_count(), small.instruction_count()
+                note = [*context, f"shrunk from {before} to {after} instructions; original: {orig.name}"]
+                return reproducer.save(out_dir, stem, small, title, sruns, sm.steps, sm.differences, note)
+    return reproducer.save(out_dir, stem, program, title, mismatch.runs, mismatch.steps,
+                           mismatch.differences, context)
 
 
 def run_campaign(

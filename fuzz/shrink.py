@@ -2,8 +2,10 @@
 disagree (a time-bounded delta-debugging pass over the code lines).
 
 Deleting lines can break the generator's termination guarantees (a removed
-counter update makes a loop endless), so every candidate runs under a wall-clock
-guard and candidates that time out on any engine are rejected.
+counter update makes a loop endless). An unmetered candidate therefore first runs
+on the reference engine with a fuel cap and is dropped if it runs out; every
+candidate also runs under a wall-clock guard, and one that times out on any
+engine is rejected.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 from zjit.errors import ZjitError
 from zjit.isa import TrapKind
 
-from .oracles import compare_detailed
+from .oracles import compare_detailed, run_engine
 from .program import GenProgram
 
 _DATA_WORDS = ("DB", "DW", "DD", "DQ", "RESB", "ALIGN", "ORG")
@@ -37,6 +39,11 @@ def _candidates(lines: Sequence[str]) -> list[int]:
     return out
 
 
+PRECHECK_FUEL = 100_000
+"""Fuel for the endless-loop pre-check of unmetered candidates (generated programs
+stay far below it)."""
+
+
 def _still_fails(program: GenProgram, engines: Sequence[str], guard: float) -> bool:
     try:
         image = program.image()
@@ -45,6 +52,12 @@ def _still_fails(program: GenProgram, engines: Sequence[str], guard: float) -> b
         verify(image, program.policy())
     except ZjitError:
         return False
+    if program.fuel is None:  # cheap check on the reference that the candidate still ends
+        pre = run_engine(engines[0], program, policy=program.policy(fuel=PRECHECK_FUEL, timeout=guard),
+                         image=image)
+        if pre.error is not None or any(r.trap is not None and r.trap.kind in (TrapKind.FUEL, TrapKind.TIMEOUT)
+                                        for r in pre.results):
+            return False
     mismatch, runs = compare_detailed(program, engines, policy=program.policy(timeout=guard), image=image)
     if mismatch is None:
         return False
