@@ -170,6 +170,7 @@ class IRBlock:
     insts: list[Inst]
     term: Terminator
     check_interrupt: bool = False
+    loop_header: bool = False
 
     @property
     def successors(self) -> tuple[int, ...]:
@@ -307,7 +308,7 @@ def format_function(fn: IRFunction, has_readonly: bool = True) -> str:
     lines = [f"function {fn.name}{names} entry {fn.entry:#x} params({params}):"]
     for b in fn.blocks.values():
         preds = ", ".join("entry" if p == ENTRY else f"{p:#x}" for p in b.preds)
-        flags = " interrupt-check" if b.check_interrupt else ""
+        flags = (" loop-header" if b.loop_header else "") + (" interrupt-check" if b.check_interrupt else "")
         lines.append(f"  block {b.pc:#x}..{b.end:#x} cost {b.cost} preds [{preds}]{flags}")
         for phi in b.phis:
             inc = ", ".join(f"{'entry' if p == ENTRY else f'{p:#x}'}: {v}" for p, v in phi.incoming)

@@ -7,6 +7,8 @@ into SSA values:
 
 * a block with one predecessor starts with that predecessor's final state;
 * the function entry and every join start with one phi per state variable;
+* pure instructions whose inputs are all constants are folded
+  (:mod:`zjit.backends.fold`) and produce no IR instruction;
 * after lifting, trivial phis (all inputs the same value, or the phi itself) are
   removed until none is left (the classic simplification of Braun et al.).
 
@@ -21,6 +23,7 @@ from zjit.verifier import Block, VerifiedProgram
 from zjit.encoding import Instr
 from zjit.isa import BC, DE, HL, IX, MASK32, MASK64, A, Family, OpInfo
 
+from .fold import fold
 from .ir import (
     CMPL,
     CMPR,
@@ -89,6 +92,8 @@ def operands_of(ins: Instr) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return (), ()  # DROP
 
 
+_FOLDABLE = frozenset({Family.ALU, Family.DIV, Family.INCDEC, Family.SHIFT, Family.BITCOUNT,
+                       Family.CMPSET, Family.CP})
 _MAY_TRAP = frozenset({Family.DIV, Family.LOAD, Family.STORE, Family.BULK, Family.PRIM})
 
 LIFTER_ONLY: frozenset[tuple[Family, str]] = frozenset(
@@ -185,7 +190,8 @@ class _FunctionLifter:
                 term = Jump(vblock.end)
             out_state[pc] = list(term.dests) if isinstance(term, Call) else cur
             blocks[pc] = IRBlock(pc, vblock.end, vblock.cost, preds[pc], phis, entry_state, insts,
-                                 term, check_interrupt=pc == self.entry or pc in headers)
+                                 term, check_interrupt=pc == self.entry or pc in headers,
+                                 loop_header=pc in headers)
         for b in blocks.values():
             for phi in b.phis:
                 phi.incoming = [
@@ -211,6 +217,16 @@ class _FunctionLifter:
             return
         reads, writes = operands_of(ins)
         args = [cur[r] for r in reads]
+        if fam in _FOLDABLE and all(type(a) is Const for a in args):
+            values = fold(op, [a.value for a in args], ins.imm)  # type: ignore[union-attr]
+            if values is not None:
+                if fam is Family.CP:
+                    cur[CMPL] = Const(values[0], I32)
+                    cur[CMPR] = Const(values[1] if len(values) > 1 else ins.imm & MASK32, I32)
+                else:
+                    for w, v in zip(writes, values, strict=True):
+                        cur[w] = Const(v, state_type(w))
+                return
         regs = cur[:5] if fam in _MAY_TRAP else []
         if fam is Family.CP:
             cl = self.new(I32)
@@ -253,7 +269,7 @@ def _simplify_phis(fn: IRFunction) -> None:
         return x
 
     def key(x: Operand) -> object:
-        return x.id if type(x) is Value else (x.value, x.ty)
+        return x.id if isinstance(x, Value) else (x.value, x.ty)
 
     changed = True
     while changed:

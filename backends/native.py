@@ -113,6 +113,36 @@ def decode_payload(payload: bytes) -> tuple[bytes, CodeInfo] | None:
     return payload[start + n:], info
 
 
+@dataclass(frozen=True)
+class Variant:
+    """What a compiled module is specialised for: metering on or off, the guest
+    memory size and the read-only ranges (all fixed for an instance)."""
+
+    fuel: bool
+    mem_size: int
+    readonly: tuple[tuple[int, int], ...]
+
+
+def expected_layout(program: VerifiedProgram, policy: Policy) -> tuple[int, tuple[tuple[int, int], ...]] | None:
+    """Memory size and merged read-only ranges of instances of ``program`` under
+    ``policy`` (as :func:`zjit.memory.build_memory` will make them), or None when
+    instantiation would fail anyway."""
+    from zjit.memory import resolve_mem_size
+
+    try:
+        size = resolve_mem_size(program.image, policy)
+    except PolicyError:
+        return None
+    ranges = sorted((s.base, s.end) for s in program.image.segments if not s.writable)
+    merged: list[tuple[int, int]] = []
+    for start, end in ranges:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return size, tuple(merged)
+
+
 class CompiledCode:
     """Machine code of one program variant, mapped and ready to call."""
 
@@ -204,16 +234,21 @@ class JitBackend:
         self.compiles = 0
 
     def prepare(self, program: VerifiedProgram, policy: Policy) -> JitExecutable:
-        """Compile (or fetch from the caches) the variant ``policy`` runs by default."""
+        """Compile (or fetch from the caches) the variant ``policy`` runs by default:
+        metered or not, for the memory size and read-only ranges instances of this
+        module get under ``policy``."""
         exe = JitExecutable(self, program, policy)
-        exe.variant(policy.fuel is not None)
+        layout = expected_layout(program, policy)
+        if layout is not None:
+            exe.variant(Variant(policy.fuel is not None, *layout))
         return exe
 
-    def options(self, policy: Policy, fuel: bool) -> Any:
-        """The code generation options for ``policy`` and a metering choice."""
+    def options(self, policy: Policy, variant: Variant) -> Any:
+        """The code generation options for ``policy`` and one variant."""
         from .llvm.options import CodegenOptions
 
-        return CodegenOptions(triple=HOST_TRIPLE, opt_level=policy.opt_level, fuel=fuel)
+        return CodegenOptions(triple=HOST_TRIPLE, opt_level=policy.opt_level, fuel=variant.fuel,
+                              mem_size=variant.mem_size, readonly=variant.readonly)
 
     def _cache(self, policy: Policy) -> Any:
         from .cache import CodeCache
@@ -225,11 +260,11 @@ class JitBackend:
                 cache = self._caches[key] = CodeCache(key[0], disk=key[1])
         return cache
 
-    def code(self, program: VerifiedProgram, policy: Policy, fuel: bool) -> CompiledCode:
-        """Loaded code for ``program`` under ``policy`` with metering on or off."""
+    def code(self, program: VerifiedProgram, policy: Policy, variant: Variant) -> CompiledCode:
+        """Loaded code for ``program`` under ``policy`` for ``variant``."""
         from .cache import cache_key
 
-        opts = self.options(policy, fuel)
+        opts = self.options(policy, variant)
         key_opts = {**opts.as_key(), "layout": LAYOUT_DIGEST, "lowering": lowering_fingerprint()}
         key = cache_key(program.digest, triple=opts.triple, cpu=opts.cpu, options=key_opts)
         with self._lock:
@@ -281,20 +316,20 @@ class JitExecutable:
         self.backend = backend
         self.program = program
         self.policy = policy
-        self._variants: dict[bool, CompiledCode] = {}
+        self._variants: dict[Variant, CompiledCode] = {}
 
-    def variant(self, fuel: bool) -> CompiledCode:
-        """The code with metering on or off (compiled on first use)."""
-        code = self._variants.get(fuel)
+    def variant(self, v: Variant) -> CompiledCode:
+        """The code for one variant (compiled on first use)."""
+        code = self._variants.get(v)
         if code is None:
-            code = self.backend.code(self.program, self.policy, fuel)
-            self._variants[fuel] = code
+            code = self.backend.code(self.program, self.policy, v)
+            self._variants[v] = code
         return code
 
     def execute(self, machine: Machine, entry_pc: int, registers: list[int]) -> Outcome:
         """Run from ``entry_pc`` until RET on an empty call stack or a trap."""
-        fuel_on = machine.fuel is not None
-        code = self.variant(fuel_on)
+        code = self.variant(Variant(machine.fuel is not None, len(machine.memory),
+                                    tuple(machine.readonly)))
         fn = code.entry_fns.get(entry_pc)
         if fn is None:
             raise ValueError(f"entry pc {entry_pc:#x} is neither the module entry nor an export")

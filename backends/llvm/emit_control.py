@@ -24,7 +24,7 @@ from zjit.isa import NUM_REGS, Family, TrapKind
 
 from ..context import STATUS_OK, TRAP_STACK
 from ..ir import CMPL, CMPR, NSTATE, Branch, Call, IRBlock, Jump, Ret, Terminator, func_name
-from .emit_traps import guard
+from .emit_traps import TRAPPED_LABEL, guard
 from .function import LIKELY, STATE_TYPE, FnEmitter
 
 _JR_PRED = {1: "eq", 2: "ne", 3: "slt", 4: "sle", 5: "sgt", 6: "sge",
@@ -57,7 +57,7 @@ def emit_block_entry(fe: FnEmitter, b: IRBlock) -> None:
 def emit_jump(fe: FnEmitter, t: Terminator) -> None:
     """JR al, or falling into the next block."""
     assert isinstance(t, Jump)
-    fe.emit(f"br label %{block_label(t.target)}")
+    fe.emit(f"br label %{block_label(t.target)}{fe.loop_md(t.target)}")
 
 
 def emit_branch(fe: FnEmitter, t: Terminator) -> None:
@@ -65,7 +65,8 @@ def emit_branch(fe: FnEmitter, t: Terminator) -> None:
     assert isinstance(t, Branch)
     c = fe.tmp("c")
     fe.emit(f"{c} = icmp {_JR_PRED[t.cond]} i32 {fe.val(t.lhs)}, {fe.val(t.rhs)}")
-    fe.emit(f"br i1 {c}, label %{block_label(t.taken)}, label %{block_label(t.fallthrough)}")
+    md = fe.loop_md(t.taken) or fe.loop_md(t.fallthrough)
+    fe.emit(f"br i1 {c}, label %{block_label(t.taken)}, label %{block_label(t.fallthrough)}{md}")
 
 
 def _state_value(fe: FnEmitter, status: int, values: list[str]) -> str:
@@ -109,10 +110,9 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
     fe.emit(f"{res} = call fastcc {STATE_TYPE} @{func_name(t.callee)}(ptr %ctx, i64 {d1}, {args})")
     fe.emit(f"{status} = extractvalue {STATE_TYPE} {res}, 0")
     fe.emit(f"{good} = icmp eq i32 {status}, {STATUS_OK}")
-    cont, prop = fe.label("ret"), fe.label("prop")
-    fe.emit(f"br i1 {good}, label %{cont}, label %{prop}, !prof {LIKELY}")
-    fe.start(prop)
-    fe.emit(f"ret {STATE_TYPE} {res}")
+    cont = fe.label("ret")
+    fe.needs_propagate = True
+    fe.emit(f"br i1 {good}, label %{cont}, label %{TRAPPED_LABEL}, !prof {LIKELY}")
     fe.start(cont)
     for i in range(NSTATE):
         fe.emit(f"{fe.dest(t.dests[i])} = extractvalue {STATE_TYPE} {res}, {i + 1}")
@@ -120,7 +120,7 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
         f = fe.tmp("fuel")
         fe.emit(f"{f} = extractvalue {STATE_TYPE} {res}, {NSTATE + 1}")
         fe.fuel = f
-    fe.emit(f"br label %{block_label(t.next)}")
+    fe.emit(f"br label %{block_label(t.next)}{fe.loop_md(t.next)}")
 
 
 TERMINATORS: dict[type, TermEmitter] = {Jump: emit_jump, Branch: emit_branch, Ret: emit_ret, Call: emit_call}

@@ -18,21 +18,25 @@ Rules implemented (``isa.md`` 2.5-2.8):
 * A span ``(p, n)`` with a run-time length passes when ``n == 0``, else iff
   ``n <= mem_size && p <= mem_size - n``.
 * Writes (stores, LDIR/FILL destinations, IN/CTL buffers) are checked against
-  the read-only ranges only when the module has read-only segments: a fast test
-  against the hull ``[ro_lo, ro_hi)`` and, on a hit, an exact scan of the ranges
-  (``@zjit.wp_conflict``). Bounds are always checked first.
+  the read-only ranges only when the module has read-only segments. With the
+  ranges compiled in (native engine) it is one interval test per range; with
+  ranges read from the context (AOT) a fast test against the hull
+  ``[ro_lo, ro_hi)`` and, on a hit, an exact scan (``@zjit.wp_conflict``).
+  Bounds are always checked first.
+* When the memory size is compiled in and an address or length is a constant,
+  the check is decided while compiling (no code, or an unconditional trap).
 * Every check branches to the trap exit *before* the access; the host address
   is formed (``getelementptr`` on the memory base) only after the checks pass.
 """
 
 from __future__ import annotations
 
-from zjit.isa import Family, TrapKind
+from zjit.isa import MASK64, Family, TrapKind
 
 from ..ir import Inst, Operand
 from .emit_alu import Emitter
 from .emit_traps import guard
-from .function import UNLIKELY, FnEmitter
+from .function import UNLIKELY, FnEmitter, const_int
 
 WP_HELPER = "zjit.wp_conflict"
 """Name of the internal exact read-only-range scan."""
@@ -78,37 +82,65 @@ none:
 
 def check_access(fe: FnEmitter, pc: int, regs: list[Operand], addr: str, n: int, write: bool) -> None:
     """Trap unless an ``n``-byte access at ``addr`` is allowed (``n`` in 1, 2, 4, 8)."""
-    ok = fe.tmp("inb")
-    fe.emit(f"{ok} = icmp ult i64 {addr}, {fe.limit(n)}")
-    guard(fe, ok, int(TrapKind.OOB), pc, regs, addr, str(n))
-    if write and fe.has_readonly:
-        end = fe.tmp()
-        fe.emit(f"{end} = add i64 {addr}, {n}")
-        _check_readonly(fe, pc, regs, addr, str(n), end, None)
+    a = const_int(addr)
+    size = fe.opts.mem_size
+    if a is not None and size is not None:
+        if (a & MASK64) + n > size:
+            guard(fe, "false", int(TrapKind.OOB), pc, regs, addr, str(n))
+            return
+    else:
+        ok = fe.tmp("inb")
+        fe.emit(f"{ok} = icmp ult i64 {addr}, {fe.limit(n)}")
+        guard(fe, ok, int(TrapKind.OOB), pc, regs, addr, str(n))
+    if write:
+        _check_readonly(fe, pc, regs, addr, str(n))
 
 
 def check_span(fe: FnEmitter, pc: int, regs: list[Operand], p: str, n: str, write: bool) -> None:
     """Trap unless the span ``(p, n)`` is allowed (``n == 0`` always is)."""
-    size = fe.mem_size()
+    pv, nv = const_int(p), const_int(n)
+    if nv is not None:
+        nv &= MASK64
+        if nv == 0:
+            return
+        size = fe.opts.mem_size
+        if pv is not None and size is not None:
+            if nv > size or (pv & MASK64) > size - nv:
+                guard(fe, "false", int(TrapKind.OOB), pc, regs, p, n)
+                return
+        else:
+            ok = fe.tmp("inb")
+            fe.emit(f"{ok} = icmp ult i64 {p}, {fe.limit(nv)}")
+            guard(fe, ok, int(TrapKind.OOB), pc, regs, p, n)
+        if write:
+            _check_readonly(fe, pc, regs, p, n)
+        return
+    size_text = fe.mem_size()
     z, fits, room, inb, both, ok = (fe.tmp("c") for _ in range(6))
     fe.emit(f"{z} = icmp eq i64 {n}, 0")
-    fe.emit(f"{fits} = icmp ule i64 {n}, {size}")
-    fe.emit(f"{room} = sub i64 {size}, {n}")
+    fe.emit(f"{fits} = icmp ule i64 {n}, {size_text}")
+    fe.emit(f"{room} = sub i64 {size_text}, {n}")
     fe.emit(f"{inb} = icmp ule i64 {p}, {room}")
     fe.emit(f"{both} = and i1 {fits}, {inb}")
     fe.emit(f"{ok} = or i1 {z}, {both}")
     guard(fe, ok, int(TrapKind.OOB), pc, regs, p, n)
-    if write and fe.has_readonly:
-        end = fe.tmp()
-        fe.emit(f"{end} = add i64 {p}, {n}")
-        _check_readonly(fe, pc, regs, p, n, end, z)
+    if write:
+        _check_readonly(fe, pc, regs, p, n, z)
 
 
-def _check_readonly(fe: FnEmitter, pc: int, regs: list[Operand], addr: str, n: str, end: str,
-                    empty: str | None) -> None:
-    """Trap WRITE_PROTECT if ``[addr, end)`` touches a read-only range. The caller
-    has checked bounds, so ``end`` did not overflow. ``empty`` (an i1) is true
-    when the span is empty, which never conflicts."""
+def _check_readonly(fe: FnEmitter, pc: int, regs: list[Operand], addr: str, n: str,
+                    empty: str | None = None) -> None:
+    """Trap WRITE_PROTECT if ``[addr, addr + n)`` touches a read-only range. The
+    caller has checked bounds, so ``addr + n`` does not overflow. ``empty`` (an i1)
+    is true when the span is empty, which never conflicts; None means not empty."""
+    if not fe.has_readonly:
+        return
+    ranges = fe.opts.readonly
+    if ranges is not None:
+        _check_readonly_static(fe, pc, regs, addr, n, empty, ranges)
+        return
+    end = fe.tmp()
+    fe.emit(f"{end} = add i64 {addr}, {n}")
     h1, h2, hit = fe.tmp("c"), fe.tmp("c"), fe.tmp("c")
     fe.emit(f"{h1} = icmp ult i64 {addr}, {fe.inv('ro_hi')}")
     fe.emit(f"{h2} = icmp ugt i64 {end}, {fe.inv('ro_lo')}")
@@ -128,6 +160,40 @@ def _check_readonly(fe: FnEmitter, pc: int, regs: list[Operand], addr: str, n: s
     guard(fe, ok, int(TrapKind.WRITE_PROTECT), pc, regs, addr, n)
     fe.emit(f"br label %{done}")
     fe.start(done)
+
+
+def _check_readonly_static(fe: FnEmitter, pc: int, regs: list[Operand], addr: str, n: str,
+                           empty: str | None, ranges: tuple[tuple[int, int], ...]) -> None:
+    """WRITE_PROTECT check against read-only ranges compiled in as constants."""
+    if not ranges:
+        return
+    av, nv = const_int(addr), const_int(n)
+    if av is not None and nv is not None:
+        a, e = av & MASK64, (av & MASK64) + (nv & MASK64)
+        if nv & MASK64 and any(a < hi and e > lo for lo, hi in ranges):
+            guard(fe, "false", int(TrapKind.WRITE_PROTECT), pc, regs, addr, n)
+        return
+    end = fe.tmp()
+    fe.emit(f"{end} = add i64 {addr}, {n}")
+    hits: list[str] = []
+    for lo, hi in ranges:
+        c1, c2, c = fe.tmp("c"), fe.tmp("c"), fe.tmp("c")
+        fe.emit(f"{c1} = icmp ult i64 {addr}, {hi}")
+        fe.emit(f"{c2} = icmp ugt i64 {end}, {lo}")
+        fe.emit(f"{c} = and i1 {c1}, {c2}")
+        hits.append(c)
+    hit = hits[0]
+    for h in hits[1:]:
+        t = fe.tmp("c")
+        fe.emit(f"{t} = or i1 {hit}, {h}")
+        hit = t
+    if empty is not None:
+        t = fe.tmp("c")
+        fe.emit(f"{t} = select i1 {empty}, i1 false, i1 {hit}")
+        hit = t
+    ok = fe.tmp("c")
+    fe.emit(f"{ok} = xor i1 {hit}, true")
+    guard(fe, ok, int(TrapKind.WRITE_PROTECT), pc, regs, addr, n)
 
 
 def _address(fe: FnEmitter, base: Operand, disp: int) -> str:

@@ -1,12 +1,17 @@
-"""Guards and the trap exit.
+"""Guards and trap exits.
 
 Every check branches *before* the operation it protects (LLVM treats a division
 by zero, for instance, as undefined behaviour and would delete a check placed
-after it). A failing check jumps to the function's single trap exit block; phis
-there collect, per trap site, the trap kind, pc, address and length and the exact
-guest registers (and fuel) at the trapping instruction. The exit stores them into
-the context and returns status ``STATUS_TRAPPED``; callers propagate the status
-unchanged, so nothing else runs after a trap.
+after it). A failing check jumps to its own small cold block, the trap stub,
+which calls the module's ``@zjit.trap`` helper with the trap kind, pc, address
+and length and the exact guest registers (and fuel) at the trapping instruction,
+then jumps to the one block that returns ``STATUS_TRAPPED``. The helper stores everything into the context.
+Callers propagate the status unchanged, so nothing else runs after a trap.
+
+(One stub per site measured cheaper to compile than a single exit block whose
+phis merge every site's registers, which makes the register coalescer slow in
+large functions; and stubs that each return would make the tail-merging pass
+quadratic, hence the shared return block.)
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from ..context import OFFSETS, STATUS_TRAPPED
 from ..ir import Operand
 from .function import LIKELY, STATE_TYPE, FnEmitter, TrapSite
 
-TRAP_LABEL = "trap"
+TRAPPED_LABEL = "trapped"
+"""The block returning ``STATUS_TRAPPED`` (after a stub, or when a callee trapped)."""
+TRAP_HELPER = "zjit.trap"
+"""Name of the internal function that writes a trap record."""
 
 
 def guard(
@@ -36,38 +44,42 @@ def guard(
     weighted so the trap edge is cold.
     """
     cont = fe.label("ok")
+    stub = f"trap{len(fe.traps)}"
     fe.traps.append(TrapSite(fe.current, kind, pc, [fe.val(r) for r in regs], addr, length, fe.fuel))
-    fe.emit(f"br i1 {ok}, label %{cont}, label %{TRAP_LABEL}, !prof {LIKELY}")
+    fe.emit(f"br i1 {ok}, label %{cont}, label %{stub}, !prof {LIKELY}")
     fe.start(cont)
 
 
-def trap_block(fe: FnEmitter) -> list[str]:
-    """The trap exit block (empty when the function has no trap site)."""
-    sites = fe.traps
-    if not sites:
-        return []
-
-    def phi(name: str, ty: str, pick: list[str]) -> str:
-        inc = ", ".join(f"[ {v}, %{s.label} ]" for v, s in zip(pick, sites, strict=True))
-        return f"  %{name} = phi {ty} {inc}"
-
-    lines = [f"{TRAP_LABEL}:"]
-    lines.append(phi("tk", "i64", [str(s.kind) for s in sites]))
-    lines.append(phi("tpc", "i64", [str(s.pc) for s in sites]))
-    lines.append(phi("taddr", "i64", [s.addr for s in sites]))
-    lines.append(phi("tlen", "i64", [s.length for s in sites]))
-    for i in range(NUM_REGS):
-        lines.append(phi(f"tr{i}", "i64", [s.regs[i] for s in sites]))
-    if fe.opts.fuel:
-        lines.append(phi("tfuel", "i64", [s.fuel for s in sites]))
-    stores = [("trap_kind", "%tk", 0), ("trap_pc", "%tpc", 0), ("trap_addr", "%taddr", 0),
-              ("trap_len", "%tlen", 0)]
-    stores += [("regs", f"%tr{i}", 8 * i) for i in range(NUM_REGS)]
-    if fe.opts.fuel:
-        stores.append(("fuel", "%tfuel", 0))
-    for k, (name, value, extra) in enumerate(stores):
-        lines.append(f"  %tp{k} = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS[name] + extra}")
-        lines.append(f"  store i64 {value}, ptr %tp{k}, align 8")
-    lines.append(f"  %tret = insertvalue {STATE_TYPE} poison, i32 {STATUS_TRAPPED}, 0")
-    lines.append(f"  ret {STATE_TYPE} %tret")
+def trap_stubs(fe: FnEmitter) -> list[str]:
+    """One cold block per trap site (empty when the function has none)."""
+    lines: list[str] = []
+    fuel = fe.opts.fuel
+    for n, s in enumerate(fe.traps):
+        args = [str(s.kind), str(s.pc), s.addr, s.length, *s.regs] + ([s.fuel] if fuel else [])
+        arg_text = ", ".join(f"i64 {a}" for a in args)
+        lines.append(f"trap{n}:")
+        lines.append(f'  call void @"{TRAP_HELPER}"(ptr %ctx, {arg_text})')
+        lines.append(f"  br label %{TRAPPED_LABEL}")
+    if fe.traps or fe.needs_propagate:
+        lines += [f"{TRAPPED_LABEL}:",
+                  f"  %tret = insertvalue {STATE_TYPE} poison, i32 {STATUS_TRAPPED}, 0",
+                  f"  ret {STATE_TYPE} %tret"]
     return lines
+
+
+def trap_helper_text(fuel: bool) -> str:
+    """``void @zjit.trap(ctx, kind, pc, addr, len, r0..r4[, fuel])``: store a trap
+    record into the context."""
+    params = ["%kind", "%pc", "%addr", "%len"] + [f"%r{i}" for i in range(NUM_REGS)]
+    fields = [("trap_kind", 0), ("trap_pc", 0), ("trap_addr", 0), ("trap_len", 0)]
+    fields += [("regs", 8 * i) for i in range(NUM_REGS)]
+    if fuel:
+        params.append("%fuel")
+        fields.append(("fuel", 0))
+    lines = [f'define internal void @"{TRAP_HELPER}"(ptr noalias %ctx, '
+             + ", ".join(f"i64 {p}" for p in params) + ") #3 {", "entry:"]
+    for k, (p, (name, extra)) in enumerate(zip(params, fields, strict=True)):
+        lines.append(f"  %p{k} = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS[name] + extra}")
+        lines.append(f"  store i64 {p}, ptr %p{k}, align 8")
+    lines += ["  ret void", "}"]
+    return "\n".join(lines)

@@ -23,6 +23,8 @@ UNLIKELY = "!2"
 """``!prof`` metadata: the true edge is (almost) never taken."""
 INVARIANT = "!0"
 """``!invariant.load`` metadata node."""
+NO_UNROLL = "!3"
+"""Loop property node: ``llvm.loop.unroll.disable``."""
 
 STATE_TYPE = "%st"
 """LLVM type returned by guest functions: {status, 5 regs, cmpl, cmpr, fuel}."""
@@ -30,6 +32,13 @@ STATE_FIELDS = ("i32", "i64", "i64", "i64", "i64", "i64", "i32", "i32", "i64")
 STATE_TYPE_DEF = f"{STATE_TYPE} = type {{ {', '.join(STATE_FIELDS)} }}"
 
 _LLVM_TYPES = {"u64": "i64", "i64": "i64", "ptr": "ptr", "fn": "ptr"}
+
+
+def const_int(text: str) -> int | None:
+    """The value of an LLVM integer literal, or None for a named value."""
+    if text and (text[0].isdigit() or text[0] == "-"):
+        return int(text)
+    return None
 
 
 def ll_type(field_name: str) -> str:
@@ -80,6 +89,9 @@ class FnEmitter:
         self.helpers: set[str] = set()
         self.alias: dict[int, str] = {}
         self.entry_ptrs: set[str] = set()
+        self.needs_propagate = False
+        self.loop_ids: dict[int, int] = {}
+        self.md_counter: list[int] = [100]
 
     # -- text ---------------------------------------------------------------------
     def tmp(self, hint: str = "t") -> str:
@@ -177,12 +189,16 @@ class FnEmitter:
         return self.inv("mem_base")
 
     def mem_size(self) -> str:
-        """Guest memory size."""
+        """Guest memory size (a constant when compiled in)."""
+        if self.opts.mem_size is not None:
+            return str(self.opts.mem_size)
         return self.inv("mem_size")
 
     def limit(self, n: int) -> str:
         """``mem_size - n + 1`` (0 when smaller than n): an n-byte access at ``a`` is
         in bounds iff ``a <u limit``."""
+        if self.opts.mem_size is not None:
+            return str(max(self.opts.mem_size - n + 1, 0))
         self.mem_size()
         self.limits.add(n)
         return f"%lim{n}"
@@ -192,6 +208,20 @@ class FnEmitter:
         t = self.tmp("a")
         self.emit(f"{t} = getelementptr i8, ptr {self.mem()}, i64 {addr}")
         return t
+
+    def loop_md(self, target: int) -> str:
+        """Suffix for a branch to IR block ``target``: loop metadata (unrolling off)
+        when it is a loop header and the options ask for it, else empty."""
+        if self.opts.unroll:
+            return ""
+        b = self.fn.blocks.get(target)
+        if b is None or not b.loop_header:
+            return ""
+        n = self.loop_ids.get(target)
+        if n is None:
+            n = self.loop_ids[target] = self.md_counter[0]
+            self.md_counter[0] += 1
+        return f", !llvm.loop !{n}"
 
     def intrinsic(self, decl: str) -> None:
         """Request a module-level declaration (``declare ...``)."""
@@ -206,7 +236,7 @@ class FnEmitter:
         for name, ty in sorted(self.invariants.items(), key=lambda kv: OFFSETS[kv[0]]):
             out.append(f"  %c.{name} = load {ty}, ptr %g.{name}, align 8, !invariant.load {INVARIANT}")
         for n in sorted(self.limits):
-            out.append(f"  %lim{n}.ok = icmp uge i64 %c.mem_size, {n}")
-            out.append(f"  %lim{n}.v = sub i64 %c.mem_size, {n - 1}")
+            out.append(f"  %lim{n}.ok = icmp uge i64 %c.mem_size, {sext(n, 64)}")
+            out.append(f"  %lim{n}.v = sub i64 %c.mem_size, {sext(n - 1, 64)}")
             out.append(f"  %lim{n} = select i1 %lim{n}.ok, i64 %lim{n}.v, i64 0")
         return out

@@ -28,8 +28,8 @@ from ..targets import data_layout
 from . import emit_alu, emit_memory, emit_prims
 from .emit_alu import Emitter
 from .emit_control import CONTROL_OPS, TERMINATORS, block_label, emit_block_entry
-from .emit_traps import trap_block
-from .function import INVARIANT, LIKELY, STATE_TYPE, STATE_TYPE_DEF, UNLIKELY, FnEmitter
+from .emit_traps import trap_helper_text, trap_stubs
+from .function import INVARIANT, LIKELY, NO_UNROLL, STATE_TYPE, STATE_TYPE_DEF, UNLIKELY, FnEmitter
 from .options import CodegenOptions
 
 EMITTERS: dict[tuple[Family, str], Emitter] = {
@@ -70,9 +70,13 @@ def entry_symbol(pc: int, opts: CodegenOptions) -> str:
     return f"{opts.symbol_prefix}entry_{pc:x}"
 
 
-def lower_function(fn: IRFunction, opts: CodegenOptions, has_readonly: bool) -> FnEmitter:
-    """Emit one guest function; the result holds its chunks and requirements."""
+def lower_function(fn: IRFunction, opts: CodegenOptions, has_readonly: bool,
+                   md_counter: list[int] | None = None) -> FnEmitter:
+    """Emit one guest function; the result holds its chunks and requirements.
+    ``md_counter`` numbers loop metadata nodes across a module."""
     fe = FnEmitter(fn, opts, has_readonly)
+    if md_counter is not None:
+        fe.md_counter = md_counter
     order = list(fn.blocks.values())
     fe.emit(f"br label %{block_label(fn.entry)}")
     fuel_phi: dict[int, str] = {}
@@ -129,7 +133,7 @@ def function_text(fe: FnEmitter) -> str:
         lines.append(f"{c.label}:")
         lines += c.phis
         lines += c.lines
-    lines += trap_block(fe)
+    lines += trap_stubs(fe)
     lines.append("}")
     return "\n".join(lines)
 
@@ -167,9 +171,12 @@ def lower(module: IRModule, opts: CodegenOptions) -> LoweredModule:
     intrinsics: set[str] = {"declare ptr @llvm.stacksave.p0()"}
     helpers: set[str] = set()
     bodies: list[str] = []
+    loop_nodes: list[int] = []
+    md_counter = [100]
     for fn in module.functions.values():
-        fe = lower_function(fn, opts, module.has_readonly)
+        fe = lower_function(fn, opts, module.has_readonly, md_counter)
         bodies.append(function_text(fe))
+        loop_nodes += fe.loop_ids.values()
         intrinsics |= fe.intrinsics
         helpers |= fe.helpers
     entries = {pc: entry_symbol(pc, opts) for pc in module.entry_points}
@@ -179,6 +186,7 @@ def lower(module: IRModule, opts: CodegenOptions) -> LoweredModule:
         f"define i64 @{sp_sym}() #2 {{\nentry:\n  %p = call ptr @llvm.stacksave.p0()\n"
         f"  %i = ptrtoint ptr %p to i64\n  ret i64 %i\n}}"
     )
+    bodies.append(trap_helper_text(opts.fuel))
     if emit_memory.WP_HELPER in helpers:
         bodies.append(emit_memory.wp_helper_text())
     head = [
@@ -196,10 +204,13 @@ def lower(module: IRModule, opts: CodegenOptions) -> LoweredModule:
         'attributes #0 = { nounwind "no-builtins" }',
         'attributes #1 = { nounwind "no-builtins" }',
         'attributes #2 = { nounwind noinline "no-builtins" }',
+        'attributes #3 = { nounwind noinline cold nomerge "no-builtins" }',
         "",
         f"{INVARIANT} = !{{}}",
         f'{LIKELY} = !{{!"branch_weights", i32 2000, i32 1}}',
         f'{UNLIKELY} = !{{!"branch_weights", i32 1, i32 2000}}',
+        f'{NO_UNROLL} = !{{!"llvm.loop.unroll.disable"}}',
+        *(f"!{n} = distinct !{{!{n}, {NO_UNROLL}}}" for n in sorted(loop_nodes)),
         "",
     ]
     text = "\n".join(head) + "\n" + "\n\n".join(bodies) + "\n" + "\n".join(tail)

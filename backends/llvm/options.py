@@ -16,7 +16,12 @@ class CodegenOptions:
     ``interrupts`` polls the context's interrupt flag at function entries and loop
     headers; ``stack_guard`` checks the native stack pointer at every guest CALL
     (a safety net behind the engine's stack sizing); ``symbol_prefix`` starts
-    every global symbol (entry points).
+    every global symbol (entry points); ``unroll`` lets LLVM unroll guest loops
+    (off by default: fully unrolled guarded loops cost much compile time for
+    little speed). ``mem_size`` and ``readonly`` (sorted, merged ``(start, end)``
+    ranges), when given, are compiled in as constants and the code may only run
+    with exactly that memory size and those read-only ranges; None reads them from
+    the context at run time (AOT objects).
     """
 
     triple: str = HOST_TRIPLE
@@ -25,8 +30,14 @@ class CodegenOptions:
     interrupts: bool = True
     stack_guard: bool = True
     symbol_prefix: str = "zjit_"
+    unroll: bool = False
+    mem_size: int | None = None
+    readonly: tuple[tuple[int, int], ...] | None = None
     cpu: str = "generic"
 
     def as_key(self) -> dict[str, Any]:
         """JSON-ready form (part of the code cache key)."""
-        return asdict(self)
+        d = asdict(self)
+        if self.readonly is not None:
+            d["readonly"] = [list(r) for r in self.readonly]
+        return d
