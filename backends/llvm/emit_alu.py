@@ -15,7 +15,7 @@ from zjit.isa import Family, TrapKind
 
 from ..ir import Inst
 from .emit_traps import guard
-from .function import FnEmitter
+from .function import FnEmitter, const_int
 
 Emitter = Callable[[FnEmitter, Inst], None]
 
@@ -113,11 +113,13 @@ def emit_div(fe: FnEmitter, ins: Inst) -> None:
     w = ins.op.width
     x, y = _operands(fe, ins, w)
     op = ins.op.operation
-    nz = fe.tmp("c")
-    fe.emit(f"{nz} = icmp ne i{w} {y}, 0")
-    guard(fe, nz, int(TrapKind.DIV0), ins.pc, ins.regs)
+    yc = const_int(y)
+    if yc is None or yc == 0:
+        nz = fe.tmp("c")
+        fe.emit(f"{nz} = icmp ne i{w} {y}, 0")
+        guard(fe, nz, int(TrapKind.DIV0), ins.pc, ins.regs)
     divisor = y
-    if op in ("divs", "rems"):
+    if op in ("divs", "rems") and (yc is None or yc == -1):
         int_min = -(1 << (w - 1))
         c1, c2, c3, ys = fe.tmp("c"), fe.tmp("c"), fe.tmp("c"), fe.tmp()
         fe.emit(f"{c1} = icmp eq i{w} {x}, {int_min}")

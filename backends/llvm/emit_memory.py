@@ -31,9 +31,9 @@ Rules implemented (``isa.md`` 2.5-2.8):
 
 from __future__ import annotations
 
-from zjit.isa import MASK64, Family, TrapKind
+from zjit.isa import MASK64, Family, TrapKind, sext
 
-from ..ir import Inst, Operand
+from ..ir import Const, Inst, Operand
 from .emit_alu import Emitter
 from .emit_traps import guard
 from .function import UNLIKELY, FnEmitter, const_int
@@ -200,6 +200,8 @@ def _address(fe: FnEmitter, base: Operand, disp: int) -> str:
     """``(base + sx(disp)) mod 2^64``."""
     if disp == 0:
         return fe.val(base)
+    if isinstance(base, Const):
+        return str(sext((base.value + disp) & MASK64, 64))
     a = fe.tmp("ea")
     fe.emit(f"{a} = add i64 {fe.val(base)}, {disp}")
     return a
