@@ -204,7 +204,7 @@ def lower(module: IRModule, opts: CodegenOptions) -> LoweredModule:
         'attributes #0 = { nounwind "no-builtins" }',
         'attributes #1 = { nounwind "no-builtins" }',
         'attributes #2 = { nounwind noinline "no-builtins" }',
-        'attributes #3 = { nounwind noinline cold nomerge "no-builtins" }',
+        'attributes #3 = { nounwind noinline nomerge "no-builtins" }',
         "",
         f"{INVARIANT} = !{{}}",
         f'{LIKELY} = !{{!"branch_weights", i32 2000, i32 1}}',
