@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from zjit.backends import native
+from zjit.backends.native import JitBackend, decode_payload, encode_payload
 
 import zjit
 from zjit.asm import assemble
-from zjit.backends import native
-from zjit.backends.native import JitBackend, decode_payload, encode_payload
 from zjit.image import SegmentDesc
 from zjit.isa import MASK64, TrapKind
 

@@ -9,9 +9,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import zjit
-from zjit.asm import assemble
 from zjit.backends.ir import (
     CMPL,
     ENTRY,
@@ -24,8 +21,11 @@ from zjit.backends.ir import (
     format_module,
 )
 from zjit.backends.lift import LIFTER_ONLY, intra_successors, lift, lift_function, operands_of
-from zjit.isa import BY_MNEMONIC, MASK64, OPS, Family
 from zjit.verifier import VerifiedProgram, verify
+
+import zjit
+from zjit.asm import assemble
+from zjit.isa import BY_MNEMONIC, MASK64, OPS, Family
 
 LOOP = """
     PUBLIC main

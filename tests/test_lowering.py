@@ -8,8 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from zjit.asm import assemble
 from zjit.backends.compiler import compile_ir_inprocess
 from zjit.backends.context import CTX_SIZE, FIELDS, OFFSETS, Ctx, c_header
 from zjit.backends.elf import parse_elf
@@ -17,9 +15,11 @@ from zjit.backends.lift import lift
 from zjit.backends.llvm import CodegenOptions, lower
 from zjit.backends.llvm.module import missing_emitters
 from zjit.backends.targets import AARCH64_TRIPLE, EM_AARCH64, EM_X86_64, X86_64_TRIPLE
+from zjit.verifier import verify
+
+from zjit.asm import assemble
 from zjit.image import SegmentDesc
 from zjit.isa import TrapKind
-from zjit.verifier import verify
 
 MEM = 1 << 20
 
