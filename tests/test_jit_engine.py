@@ -350,7 +350,7 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_payload_round_trip_and_rejects() -> None:
     info = native.CodeInfo({0: "zjit_entry_0"}, "zjit_stack_pointer", 200, None)
-    obj, back = decode_payload(encode_payload(b"\x7fELF...", info))  # type: ignore[misc]
+    obj, back = decode_payload(encode_payload(b"\x7fELF...", info))
     assert obj == b"\x7fELF..." and back == info
     assert decode_payload(b"") is None
     assert decode_payload(b"ZJITNAT1\xff\xff\x00\x00{}") is None

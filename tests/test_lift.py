@@ -144,7 +144,7 @@ def test_constants_are_folded() -> None:
 """)
     (b,) = lift(p).functions[0].blocks.values()
     assert b.insts == []
-    st8 = b.term.state  # type: ignore[union-attr]
+    st8 = b.term.state
     assert st8[2] == Const((-2) & 0xFFFF_FFFF, "i64")
     assert st8[3] == Const((((-3) & MASK64) << 4 | ((-3) & MASK64) >> 60) & MASK64, "i64")
     assert st8[CMPL] == Const(7, "i32") and st8[CMPL + 1] == Const(9, "i32")
@@ -293,7 +293,7 @@ def test_folding_matches_the_interpreter(mnem: str, a: int, b: int, count: int) 
     image = assemble(src)
     p = verify(image)
     (blk,) = lift(p).functions[0].blocks.values()
-    folded = blk.term.state[2]  # type: ignore[union-attr]
+    folded = blk.term.state[2]
     res = zjit.Engine(zjit.Policy(use_cache=False), backend="interp").load(image).instantiate().run()
     if res.trap is not None:
         assert op.family is Family.DIV and not isinstance(folded, Const)

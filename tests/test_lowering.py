@@ -30,7 +30,7 @@ def lowered(src: str, segments: tuple[SegmentDesc, ...] = (), **opts: object) ->
         import dataclasses
 
         image = dataclasses.replace(image, segments=image.segments + segments)
-    return lower(lift(verify(image)), CodegenOptions(**opts)).text  # type: ignore[arg-type]
+    return str(lower(lift(verify(image)), CodegenOptions(**opts)).text)
 
 
 def optimised(text: str, triple: str = X86_64_TRIPLE) -> str:
