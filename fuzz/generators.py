@@ -256,7 +256,12 @@ class _Builder:
         if op.fmt is Fmt.RRR:
             if op.family is Family.DIV:
                 b = self.pick_reg(w)
-                self.ld(f, b, c.choice(SAFE_DIVISORS) if c.chance(0.7) else self.nonzero_random())
+                if c.chance(0.15) and len(w) >= 2:  # INT_MIN / -1 of the width
+                    a = self.pick_reg(w - {b})
+                    self.ld(f, a, -(1 << (op.width - 1)) | (c.randint(0, 1) << 40 if op.width == 32 else 0))
+                    self.ld(f, b, -1)
+                else:
+                    self.ld(f, b, c.choice(SAFE_DIVISORS) if c.chance(0.7) else self.nonzero_random())
             f.ins(f"{op.mnemonic} {reg(d)}, {reg(a)}, {reg(b)}")
         elif op.fmt is Fmt.SHIFT:
             top = op.width - 1
@@ -303,6 +308,23 @@ class _Builder:
         src = c.randint(0, NUM_REGS - 1)
         self.ld(f, rb, base)
         f.ins(f"{op.mnemonic} {mem(rb, disp)}, {reg(src)}")
+        return f
+
+    def stmt_store_load(self, w: frozenset[int]) -> Frag | None:
+        """A store followed by an overlapping load of another width (the load
+        must see the stored bytes, little-endian)."""
+        if len(w) < 2:
+            return None
+        c, f = self.c, Frag()
+        st = c.choice(STORE_OPS)
+        ld = c.choice(LOAD_OPS)
+        addr = self.writable_addr(16)
+        rb = self.pick_reg(w)
+        self.ld(f, rb, addr)
+        d1 = c.randint(0, 8 - st.width)
+        d2 = c.randint(0, 8 - ld.width) if c.chance(0.8) else d1
+        f.ins(f"{st.mnemonic} {mem(rb, d1)}, {reg(c.randint(0, 4))}")
+        f.ins(f"{ld.mnemonic} {reg(self.pick_reg(w))}, {mem(rb, d2)}")
         return f
 
     def scratch_span(self, max_len: int = SCRATCH_SIZE) -> tuple[int, int]:
@@ -578,26 +600,36 @@ class _Builder:
         n = self.trips(body.hi + 3, budget)
         top = self.new_label("rloop")
         tail = Frag()
+        cond = c.choice(("lt", "ltu", "ne"))
+        boundary = style != 0 and c.chance(0.3)
         if style == 0:  # count down to zero
             self.ld(f, r, n | (c.randint(0, 0xFF) << 32) if c.chance(0.2) else n)
             tail.ins(f"{_DEC.mnemonic} {reg(r)}")
             tail.ins(f"{_CPI.mnemonic} {reg(r)}, 0")
             tail.ins(f"{_JR.mnemonic} ne, {top}")
         elif style == 1:  # count up to an immediate
-            self.ld(f, r, 0)
+            imm = c.choice((0, -1, -2, 1, 2047, -2048)) if boundary else n
+            # INC wraps at 2^32, so the counter meets the limit after n steps at the latest.
+            self.ld(f, r, ((imm & 0xFFFF_FFFF) - n) & 0xFFFF_FFFF if boundary else 0)
             tail.ins(f"{_INC.mnemonic} {reg(r)}")
-            tail.ins(f"{_CPI.mnemonic} {reg(r)}, {n}")
-            tail.ins(f"{_JR.mnemonic} {c.choice(('lt', 'ltu', 'ne'))}, {top}")
+            tail.ins(f"{_CPI.mnemonic} {reg(r)}, {imm}")
+            tail.ins(f"{_JR.mnemonic} {cond}, {top}")
         else:  # count up to a limit register
             assert q is not None
-            self.ld(f, r, 0)
-            self.ld(f, q, n)
+            limit = c.choice((0x8000_0000, 0x7FFF_FFFF, 0, 0xFFFF_FFFF, 1, c.randint(0, 0xFFFF_FFFF))) \
+                if boundary else n
+            start = (limit - n) & 0xFFFF_FFFF if boundary else 0
+            self.ld(f, r, start | (c.randint(0, 0xFFFF) << 32) if c.chance(0.2) else start)
+            self.ld(f, q, limit | (c.randint(0, 0xFFFF) << 32) if c.chance(0.2) else limit)
             tail.ins(f"{_INC.mnemonic} {reg(r)}")
             tail.ins(f"{_CP.mnemonic} {reg(r)}, {reg(q)}")
-            tail.ins(f"{_JR.mnemonic} {c.choice(('lt', 'ltu', 'ne'))}, {top}")
+            tail.ins(f"{_JR.mnemonic} {cond}, {top}")
         f.label(top)
-        f.extend(body, n)
-        f.extend(tail, n)
+        f.lines.extend(body.lines + tail.lines)
+        first = 1 if boundary and cond != "ne" else n  # a signed/unsigned limit may stop it early
+        f.lo += first * (body.lo + tail.lo)
+        f.hi += n * (body.hi + tail.hi)
+        f.stack = max(f.stack, body.stack)
         return f
 
     def stmt_call(self, w: frozenset[int]) -> Frag | None:
@@ -651,7 +683,7 @@ class _Builder:
         if kind == "load":
             return self.stmt_load(w)
         if kind == "store":
-            return self.stmt_store(w)
+            return self.stmt_store(w) if c.chance(0.7) else self.stmt_store_load(w)
         if kind == "bulk":
             return self.stmt_bulk(w)
         if kind == "prim":
