@@ -144,6 +144,9 @@ class Call:
     next: int
     regs: list[Operand] = field(default_factory=list)
     cyclic: bool = True
+    mods: tuple[int, ...] = tuple(range(7))
+    """State variables the callee may change; ``dests`` holds their new values
+    (in this order). Every other variable keeps its value across the call."""
 
 
 Terminator = Jump | Branch | Ret | Call
@@ -194,6 +197,9 @@ class IRFunction:
     blocks: dict[int, IRBlock]
     names: tuple[str, ...] = ()
     nvalues: int = 0
+    modifies: tuple[int, ...] = tuple(range(7))
+    """State variables a call of this function may change (itself or through its
+    callees); only these are returned to the caller."""
 
     @property
     def name(self) -> str:
@@ -298,14 +304,16 @@ def format_term(t: Terminator) -> str:
     if isinstance(t, Ret):
         return f"ret {_ops(t.state)}"
     rec = " recursive" if t.cyclic else ""
-    return f"{_ops(list(t.dests))} = call{rec} {func_name(t.callee)}({_ops(t.args)}) then {t.next:#x}"
+    outs = ", ".join(f"{STATE_NAMES[v]}={d}" for v, d in zip(t.mods, t.dests, strict=True))
+    return f"{outs or 'nothing'} = call{rec} {func_name(t.callee)}({_ops(t.args)}) then {t.next:#x}"
 
 
 def format_function(fn: IRFunction, has_readonly: bool = True) -> str:
     """A function as text (``zjit disasm --ir``)."""
     names = f" ({', '.join(fn.names)})" if fn.names else ""
     params = ", ".join(f"{STATE_NAMES[i]} {v}" for i, v in enumerate(fn.params))
-    lines = [f"function {fn.name}{names} entry {fn.entry:#x} params({params}):"]
+    mods = ", ".join(STATE_NAMES[v] for v in fn.modifies) or "nothing"
+    lines = [f"function {fn.name}{names} entry {fn.entry:#x} params({params}) modifies({mods}):"]
     for b in fn.blocks.values():
         preds = ", ".join("entry" if p == ENTRY else f"{p:#x}" for p in b.preds)
         flags = (" loop-header" if b.loop_header else "") + (" interrupt-check" if b.check_interrupt else "")

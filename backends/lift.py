@@ -256,9 +256,10 @@ class _FunctionLifter:
         return Call(ins.pc, ins.target, list(cur), dests, ins.next_pc, list(cur[:5]))
 
 
-def _simplify_phis(fn: IRFunction) -> None:
-    """Remove trivial phis and rewrite every use (to a fixpoint)."""
-    repl: dict[int, Operand] = {}
+def _simplify_phis(fn: IRFunction, initial: dict[int, Operand] | None = None) -> None:
+    """Remove trivial phis and rewrite every use (to a fixpoint); ``initial`` maps
+    value ids to operands that replace them as well."""
+    repl: dict[int, Operand] = dict(initial or {})
 
     def res(x: Operand) -> Operand:
         while type(x) is Value:
@@ -353,10 +354,53 @@ def lift_function(program: VerifiedProgram, entry: int) -> IRFunction:
     return fn
 
 
+def modified_vars(program: VerifiedProgram, funcs: dict[int, IRFunction]) -> dict[int, tuple[int, ...]]:
+    """State variables each function may change, itself or through its callees
+    (a fixpoint over the call graph)."""
+    own: dict[int, set[int]] = {}
+    for pc, fn in funcs.items():
+        written: set[int] = set()
+        for b in fn.blocks.values():
+            for ins in program.blocks[b.pc].instrs:
+                if ins.op.family is not Family.CALL:
+                    written.update(operands_of(ins)[1])
+        own[pc] = written
+    changed = True
+    while changed:
+        changed = False
+        for pc, fn in funcs.items():
+            for callee in fn.callees():
+                extra = own[callee] - own[pc]
+                if extra:
+                    own[pc] |= extra
+                    changed = True
+    return {pc: tuple(sorted(v)) for pc, v in own.items()}
+
+
+def _narrow_calls(fn: IRFunction, mods_of: dict[int, tuple[int, ...]]) -> None:
+    """Keep only the callee's modified variables as call results; the others keep
+    the caller's values (rewritten everywhere)."""
+    repl: dict[int, Operand] = {}
+    for b in fn.blocks.values():
+        t = b.term
+        if isinstance(t, Call):
+            mods = mods_of[t.callee]
+            for v, d in enumerate(t.dests):
+                if v not in mods:
+                    repl[d.id] = t.args[v]
+            t.dests = [t.dests[v] for v in mods]
+            t.mods = mods
+    _simplify_phis(fn, repl)
+
+
 def lift(program: VerifiedProgram) -> IRModule:
     """The IR of every guest function of ``program``."""
     funcs = {pc: lift_function(program, pc) for pc in program.functions}
     _mark_cyclic_calls(funcs)
+    mods_of = modified_vars(program, funcs)
+    for pc, fn in funcs.items():
+        fn.modifies = mods_of[pc]
+        _narrow_calls(fn, mods_of)
     return IRModule(funcs, program.entry, dict(program.exports), program.has_readonly,
                     program.prims_used, program.digest, program.image.name)
 

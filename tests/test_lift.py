@@ -203,10 +203,14 @@ out:
     leaf = next(f for f in m.functions.values() if f.entry not in (p.entry, rec.entry))
     assert not leaf.blocks[leaf.entry].check_interrupt  # leaf without loops: no poll
     assert main.blocks[main.entry].check_interrupt      # caller: polls at entry
-    # call results are fresh values; the return point continues with them
+    # only what the callee modifies comes back; the rest keeps the caller's values
     c0 = calls[0]
+    assert leaf.modifies == (0,) and c0.mods == (0,)
     nxt = main.blocks[c0.next]
-    assert nxt.entry_state == list(c0.dests)
+    assert nxt.entry_state[0] is c0.dests[0]
+    assert nxt.entry_state[1:] == c0.args[1:]
+    assert set(rec.modifies) == {1, 5, 6}  # DE and CMP
+    assert set(main.modifies) == {0, 1, 5, 6}  # through its callees
 
 
 def test_branch_terminators() -> None:

@@ -2,7 +2,9 @@
 
 Guest functions become internal ``fastcc`` LLVM functions taking the context,
 the current call depth and the whole guest state (five registers, the CMP
-halves, fuel) and returning ``%st`` = {status, registers, CMP, fuel}. A guest
+halves, fuel) and returning ``{status, the state variables the function may
+modify, fuel}`` (small return structs come back in registers; unmodified
+variables keep the caller's values). A guest
 CALL is a native call: registers are global guest state, so they go in and come
 back out. Before the call the depth is checked against ``max_depth`` (CALL_DEPTH)
 and, for calls that are part of a recursion, as a safety net, the native stack
@@ -23,9 +25,9 @@ from collections.abc import Callable
 from zjit.isa import NUM_REGS, Family, TrapKind
 
 from ..context import STATUS_OK, TRAP_STACK
-from ..ir import CMPL, CMPR, NSTATE, Branch, Call, IRBlock, Jump, Ret, Terminator, func_name
+from ..ir import CMPL, CMPR, Branch, Call, IRBlock, Jump, Ret, Terminator, func_name, state_type
 from .emit_traps import TRAPPED_LABEL, guard
-from .function import LIKELY, STATE_TYPE, FnEmitter
+from .function import LIKELY, FnEmitter, ret_type
 
 _JR_PRED = {1: "eq", 2: "ne", 3: "slt", 4: "sle", 5: "sgt", 6: "sge",
             7: "ult", 8: "ule", 9: "ugt", 10: "uge"}
@@ -69,23 +71,25 @@ def emit_branch(fe: FnEmitter, t: Terminator) -> None:
     fe.emit(f"br i1 {c}, label %{block_label(t.taken)}, label %{block_label(t.fallthrough)}{md}")
 
 
-def _state_value(fe: FnEmitter, status: int, values: list[str]) -> str:
-    """Build a ``%st`` value: status, 5 registers, CMP halves, fuel."""
+def _return_value(fe: FnEmitter, status: int, state: list[str]) -> str:
+    """Build this function's return struct: status, modified variables, fuel."""
+    fn = fe.fn
+    items = [f"i32 {status}"] + [f"{state_type(v)} {state[v]}" for v in fn.modifies]
+    if fe.opts.fuel:
+        items.append(f"i64 {fe.fuel}")
     cur = "poison"
-    items = [f"i32 {status}"] + [f"i64 {v}" for v in values[:NUM_REGS]]
-    items += [f"i32 {values[CMPL]}", f"i32 {values[CMPR]}", f"i64 {fe.fuel}"]
     for i, item in enumerate(items):
         t = fe.tmp("s")
-        fe.emit(f"{t} = insertvalue {STATE_TYPE} {cur}, {item}, {i}")
+        fe.emit(f"{t} = insertvalue {fe.ret} {cur}, {item}, {i}")
         cur = t
     return cur
 
 
 def emit_ret(fe: FnEmitter, t: Terminator) -> None:
-    """RET: hand the state back to the caller (or to the entry wrapper)."""
+    """RET: hand the modified state back to the caller (or the entry wrapper)."""
     assert isinstance(t, Ret)
-    st = _state_value(fe, STATUS_OK, [fe.val(v) for v in t.state])
-    fe.emit(f"ret {STATE_TYPE} {st}")
+    st = _return_value(fe, STATUS_OK, [fe.val(v) for v in t.state])
+    fe.emit(f"ret {fe.ret} {st}")
 
 
 def emit_call(fe: FnEmitter, t: Terminator) -> None:
@@ -107,18 +111,19 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
         [f"i64 {fe.val(v)}" for v in t.args[:NUM_REGS]]
         + [f"i32 {fe.val(t.args[CMPL])}", f"i32 {fe.val(t.args[CMPR])}", f"i64 {fe.fuel}"]
     )
-    fe.emit(f"{res} = call fastcc {STATE_TYPE} @{func_name(t.callee)}(ptr %ctx, i64 {d1}, {args})")
-    fe.emit(f"{status} = extractvalue {STATE_TYPE} {res}, 0")
+    rt = ret_type(t.callee)
+    fe.emit(f"{res} = call fastcc {rt} @{func_name(t.callee)}(ptr %ctx, i64 {d1}, {args})")
+    fe.emit(f"{status} = extractvalue {rt} {res}, 0")
     fe.emit(f"{good} = icmp eq i32 {status}, {STATUS_OK}")
     cont = fe.label("ret")
     fe.needs_propagate = True
     fe.emit(f"br i1 {good}, label %{cont}, label %{TRAPPED_LABEL}, !prof {LIKELY}")
     fe.start(cont)
-    for i in range(NSTATE):
-        fe.emit(f"{fe.dest(t.dests[i])} = extractvalue {STATE_TYPE} {res}, {i + 1}")
+    for i, d in enumerate(t.dests):
+        fe.emit(f"{fe.dest(d)} = extractvalue {rt} {res}, {i + 1}")
     if fe.opts.fuel:
         f = fe.tmp("fuel")
-        fe.emit(f"{f} = extractvalue {STATE_TYPE} {res}, {NSTATE + 1}")
+        fe.emit(f"{f} = extractvalue {rt} {res}, {len(t.dests) + 1}")
         fe.fuel = f
     fe.emit(f"br label %{block_label(t.next)}{fe.loop_md(t.next)}")
 

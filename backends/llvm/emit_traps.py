@@ -20,7 +20,7 @@ from zjit.isa import NUM_REGS
 
 from ..context import OFFSETS, STATUS_TRAPPED
 from ..ir import Operand
-from .function import LIKELY, STATE_TYPE, FnEmitter, TrapSite
+from .function import LIKELY, FnEmitter, TrapSite
 
 TRAPPED_LABEL = "trapped"
 """The block returning ``STATUS_TRAPPED`` (after a stub, or when a callee trapped)."""
@@ -62,8 +62,8 @@ def trap_stubs(fe: FnEmitter) -> list[str]:
         lines.append(f"  br label %{TRAPPED_LABEL}")
     if fe.traps or fe.needs_propagate:
         lines += [f"{TRAPPED_LABEL}:",
-                  f"  %tret = insertvalue {STATE_TYPE} poison, i32 {STATUS_TRAPPED}, 0",
-                  f"  ret {STATE_TYPE} %tret"]
+                  f"  %tret = insertvalue {fe.ret} poison, i32 {STATUS_TRAPPED}, 0",
+                  f"  ret {fe.ret} %tret"]
     return lines
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from zjit.isa import sext
 
 from ..context import BY_NAME, OFFSETS
-from ..ir import I32, Const, IRBlock, IRFunction, Operand, Value
+from ..ir import I32, Const, IRBlock, IRFunction, Operand, Value, state_type
 from .options import CodegenOptions
 
 LIKELY = "!1"
@@ -26,10 +26,16 @@ INVARIANT = "!0"
 NO_UNROLL = "!3"
 """Loop property node: ``llvm.loop.unroll.disable``."""
 
-STATE_TYPE = "%st"
-"""LLVM type returned by guest functions: {status, 5 regs, cmpl, cmpr, fuel}."""
-STATE_FIELDS = ("i32", "i64", "i64", "i64", "i64", "i64", "i32", "i32", "i64")
-STATE_TYPE_DEF = f"{STATE_TYPE} = type {{ {', '.join(STATE_FIELDS)} }}"
+def ret_type(entry: int) -> str:
+    """Name of the LLVM struct a guest function returns: ``{i32 status, the state
+    variables it modifies..., i64 fuel (metered builds)}``."""
+    return f"%rt.{entry:x}"
+
+
+def ret_type_def(entry: int, modifies: tuple[int, ...], fuel: bool) -> str:
+    """The type definition line for :func:`ret_type`."""
+    fields = ["i32"] + [state_type(v) for v in modifies] + (["i64"] if fuel else [])
+    return f"{ret_type(entry)} = type {{ {', '.join(fields)} }}"
 
 _LLVM_TYPES = {"u64": "i64", "i64": "i64", "ptr": "ptr", "fn": "ptr"}
 
@@ -71,8 +77,11 @@ class Chunk:
 class FnEmitter:
     """Builds the text of one LLVM function from an IR function."""
 
-    def __init__(self, fn: IRFunction, opts: CodegenOptions, has_readonly: bool) -> None:
+    def __init__(self, fn: IRFunction, opts: CodegenOptions, has_readonly: bool,
+                 modifies: dict[int, tuple[int, ...]] | None = None) -> None:
         self.fn = fn
+        self.modifies = modifies if modifies is not None else {fn.entry: fn.modifies}
+        self.ret = ret_type(fn.entry)
         self.opts = opts
         self.has_readonly = has_readonly
         self.chunks: list[Chunk] = []

@@ -29,7 +29,7 @@ from . import emit_alu, emit_memory, emit_prims
 from .emit_alu import Emitter
 from .emit_control import CONTROL_OPS, TERMINATORS, block_label, emit_block_entry
 from .emit_traps import trap_helper_text, trap_stubs
-from .function import INVARIANT, LIKELY, NO_UNROLL, STATE_TYPE, STATE_TYPE_DEF, UNLIKELY, FnEmitter
+from .function import INVARIANT, LIKELY, NO_UNROLL, UNLIKELY, FnEmitter, ret_type, ret_type_def
 from .options import CodegenOptions
 
 EMITTERS: dict[tuple[Family, str], Emitter] = {
@@ -71,10 +71,12 @@ def entry_symbol(pc: int, opts: CodegenOptions) -> str:
 
 
 def lower_function(fn: IRFunction, opts: CodegenOptions, has_readonly: bool,
-                   md_counter: list[int] | None = None) -> FnEmitter:
+                   md_counter: list[int] | None = None,
+                   modifies: dict[int, tuple[int, ...]] | None = None) -> FnEmitter:
     """Emit one guest function; the result holds its chunks and requirements.
-    ``md_counter`` numbers loop metadata nodes across a module."""
-    fe = FnEmitter(fn, opts, has_readonly)
+    ``md_counter`` numbers loop metadata nodes across a module; ``modifies`` gives
+    every function's modified state variables (for call sites)."""
+    fe = FnEmitter(fn, opts, has_readonly, modifies)
     if md_counter is not None:
         fe.md_counter = md_counter
     order = list(fn.blocks.values())
@@ -122,7 +124,7 @@ def function_text(fe: FnEmitter) -> str:
     params = ", ".join(
         f"{'i32' if state_type(i) == 'i32' else 'i64'} %v{fn.params[i].id}" for i in range(NSTATE)
     )
-    lines = [f"define internal fastcc {STATE_TYPE} @{func_name(fn.entry)}"
+    lines = [f"define internal fastcc {fe.ret} @{func_name(fn.entry)}"
              f"(ptr noalias %ctx, i64 %depth, {params}, i64 %fuel.in) #0 {{"]
     entry = fe.chunks[0]
     assert entry.label == "entry"
@@ -138,8 +140,9 @@ def function_text(fe: FnEmitter) -> str:
     return "\n".join(lines)
 
 
-def _wrapper_text(pc: int, opts: CodegenOptions) -> str:
-    """The exported entry point for runs starting at ``pc``."""
+def _wrapper_text(pc: int, opts: CodegenOptions, modifies: tuple[int, ...]) -> str:
+    """The exported entry point for runs starting at ``pc``: registers the entry
+    function does not modify are left as they are in the context."""
     sym = entry_symbol(pc, opts)
     lines = [f"define i32 @{sym}(ptr noalias %ctx) #1 {{", "entry:"]
     for i in range(NUM_REGS):
@@ -150,17 +153,19 @@ def _wrapper_text(pc: int, opts: CodegenOptions) -> str:
         lines.append("  %f = load i64, ptr %pf, align 8")
     fuel = "%f" if opts.fuel else "0"
     regs = ", ".join(f"i64 %r{i}" for i in range(NUM_REGS))
-    lines.append(f"  %res = call fastcc {STATE_TYPE} @{func_name(pc)}(ptr %ctx, i64 0, {regs}, "
+    rt = ret_type(pc)
+    lines.append(f"  %res = call fastcc {rt} @{func_name(pc)}(ptr %ctx, i64 0, {regs}, "
                  f"i32 0, i32 0, i64 {fuel})")
-    lines.append(f"  %s = extractvalue {STATE_TYPE} %res, 0")
+    lines.append(f"  %s = extractvalue {rt} %res, 0")
     lines.append(f"  %ok = icmp eq i32 %s, {STATUS_OK}")
     lines.append(f"  br i1 %ok, label %done, label %out, !prof {LIKELY}")
     lines.append("done:")
-    for i in range(NUM_REGS):
-        lines.append(f"  %o{i} = extractvalue {STATE_TYPE} %res, {i + 1}")
-        lines.append(f"  store i64 %o{i}, ptr %pr{i}, align 8")
+    for k, v in enumerate(modifies):
+        if v < NUM_REGS:
+            lines.append(f"  %o{v} = extractvalue {rt} %res, {k + 1}")
+            lines.append(f"  store i64 %o{v}, ptr %pr{v}, align 8")
     if opts.fuel:
-        lines.append(f"  %of = extractvalue {STATE_TYPE} %res, {NSTATE + 1}")
+        lines.append(f"  %of = extractvalue {rt} %res, {len(modifies) + 1}")
         lines.append("  store i64 %of, ptr %pf, align 8")
     lines += ["  br label %out", "out:", "  ret i32 %s", "}"]
     return "\n".join(lines)
@@ -173,14 +178,16 @@ def lower(module: IRModule, opts: CodegenOptions) -> LoweredModule:
     bodies: list[str] = []
     loop_nodes: list[int] = []
     md_counter = [100]
+    modifies = {pc: fn.modifies for pc, fn in module.functions.items()}
+    types = [ret_type_def(pc, mods, opts.fuel) for pc, mods in modifies.items()]
     for fn in module.functions.values():
-        fe = lower_function(fn, opts, module.has_readonly, md_counter)
+        fe = lower_function(fn, opts, module.has_readonly, md_counter, modifies)
         bodies.append(function_text(fe))
         loop_nodes += fe.loop_ids.values()
         intrinsics |= fe.intrinsics
         helpers |= fe.helpers
     entries = {pc: entry_symbol(pc, opts) for pc in module.entry_points}
-    bodies += [_wrapper_text(pc, opts) for pc in entries]
+    bodies += [_wrapper_text(pc, opts, modifies[pc]) for pc in entries]
     sp_sym = f"{opts.symbol_prefix}stack_pointer"
     bodies.append(
         f"define i64 @{sp_sym}() #2 {{\nentry:\n  %p = call ptr @llvm.stacksave.p0()\n"
@@ -194,7 +201,7 @@ def lower(module: IRModule, opts: CodegenOptions) -> LoweredModule:
         f'target datalayout = "{data_layout(opts.triple)}"',
         f'target triple = "{opts.triple}"',
         "",
-        STATE_TYPE_DEF,
+        *types,
         "",
         *sorted(intrinsics),
         "",
