@@ -377,6 +377,71 @@ def modified_vars(program: VerifiedProgram, funcs: dict[int, IRFunction]) -> dic
     return {pc: tuple(sorted(v)) for pc, v in own.items()}
 
 
+def cmp_needed_after_return(program: VerifiedProgram, funcs: dict[int, IRFunction]) -> dict[int, bool]:
+    """For each function, whether some caller may read CMP after a call to it
+    returns, before writing it again (conditional JR reads CMP, CP/CPI write it).
+
+    When no caller can, the CMP a function leaves behind is unobservable and is
+    not returned (callers keep their own). A fixpoint over the call graph: a CALL
+    reads CMP when the callee may read its incoming CMP (directly, or by returning
+    it to a caller that needs it).
+    """
+    need = {pc: False for pc in funcs}
+    reads_first = {pc: False for pc in funcs}
+    first: dict[int, tuple[str, int | None]] = {}
+    for fn in funcs.values():
+        for b in fn.blocks.values():
+            if b.pc in first:
+                continue
+            event: tuple[str, int | None] = ("none", None)
+            for ins in program.blocks[b.pc].instrs:
+                fam = ins.op.family
+                if fam is Family.CP:
+                    event = ("write", None)
+                    break
+                if fam is Family.JR and ins.rs1 != 0:
+                    event = ("read", None)
+                    break
+                if fam is Family.CALL:
+                    event = ("call", ins.target)
+                    break
+                if fam is Family.RET:
+                    event = ("ret", None)
+                    break
+            first[b.pc] = event
+    changed = True
+    while changed:
+        changed = False
+        for pc, fn in funcs.items():
+            live: dict[int, bool] = {}
+            for _ in range(len(fn.blocks) + 1):  # iterate to a fixpoint inside fn
+                stable = True
+                for b in reversed(list(fn.blocks.values())):
+                    kind, callee = first[b.pc]
+                    if kind == "read":
+                        v = True
+                    elif kind == "write":
+                        v = False
+                    elif kind == "ret":
+                        v = need[pc]
+                    elif kind == "call" and callee is not None and reads_first[callee]:
+                        v = True
+                    else:
+                        v = any(live.get(s, False) for s in b.successors)
+                    if live.get(b.pc) != v:
+                        live[b.pc] = v
+                        stable = False
+                if stable:
+                    break
+            if live.get(fn.entry, False) and not reads_first[pc]:
+                reads_first[pc] = changed = True
+            for b in fn.blocks.values():
+                t = b.term
+                if isinstance(t, Call) and live.get(t.next, False) and not need[t.callee]:
+                    need[t.callee] = changed = True
+    return need
+
+
 def _narrow_calls(fn: IRFunction, mods_of: dict[int, tuple[int, ...]]) -> None:
     """Keep only the callee's modified variables as call results; the others keep
     the caller's values (rewritten everywhere)."""
@@ -398,6 +463,9 @@ def lift(program: VerifiedProgram) -> IRModule:
     funcs = {pc: lift_function(program, pc) for pc in program.functions}
     _mark_cyclic_calls(funcs)
     mods_of = modified_vars(program, funcs)
+    needed = cmp_needed_after_return(program, funcs)
+    mods_of = {pc: m if needed[pc] else tuple(v for v in m if v not in (CMPL, CMPR))
+               for pc, m in mods_of.items()}
     for pc, fn in funcs.items():
         fn.modifies = mods_of[pc]
         _narrow_calls(fn, mods_of)

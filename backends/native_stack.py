@@ -25,7 +25,6 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from .elf import SHF_EXECINSTR, parse_elf
 from .targets import EM_X86_64
 
 T = TypeVar("T")
@@ -42,6 +41,8 @@ _FIXED_X86 = 8 + 6 * 8 + 8 * 8 + 16
 
 def frame_bound(obj: bytes) -> int:
     """An upper bound of the native stack one guest call level uses, in bytes."""
+    from .elf import SHF_EXECINSTR, parse_elf
+
     elf = parse_elf(obj)
     if elf.machine != EM_X86_64:
         return UNKNOWN_FRAME

@@ -209,8 +209,35 @@ out:
     nxt = main.blocks[c0.next]
     assert nxt.entry_state[0] is c0.dests[0]
     assert nxt.entry_state[1:] == c0.args[1:]
-    assert set(rec.modifies) == {1, 5, 6}  # DE and CMP
-    assert set(main.modifies) == {0, 1, 5, 6}  # through its callees
+    # DE; CMP too, but no caller reads it after a call, so it is not returned
+    assert rec.modifies == (1,)
+    assert main.modifies == (0, 1)  # through its callees
+
+
+def test_cmp_returned_only_when_a_caller_reads_it() -> None:
+    src = """
+    PUBLIC main
+main:
+    CALL setter
+    JR eq, yes
+    CALL setter2
+    CPI HL, 1
+    JR eq, yes
+yes:
+    RET
+setter:
+    CPI HL, 0
+    RET
+setter2:
+    CPI HL, 5
+    RET
+"""
+    p = prog(src)
+    m = lift(p)
+    by_name = {fn.entry: fn for fn in m.functions.values()}
+    setter, setter2 = (by_name[pc] for pc in sorted(by_name)[1:])
+    assert set(setter.modifies) == {5, 6}   # main branches on it after the call
+    assert setter2.modifies == ()           # main compares again before branching
 
 
 def test_branch_terminators() -> None:

@@ -1,10 +1,28 @@
 """LLVM IR text lowering of the zjit IR: one emitter module per instruction family.
 
 :func:`lower` (in :mod:`.module`) is the entry point; :class:`CodegenOptions`
-holds the options that change the generated code.
+holds the options that change the generated code. Attributes are imported on
+first use, so importing :mod:`.options` alone (a code cache hit) stays cheap.
 """
 
-from .module import LoweredModule, check_coverage, entry_symbol, lower
-from .options import CodegenOptions
+from __future__ import annotations
 
-__all__ = ["CodegenOptions", "LoweredModule", "check_coverage", "entry_symbol", "lower"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CodegenOptions": ".options",
+    "LoweredModule": ".module",
+    "check_coverage": ".module",
+    "entry_symbol": ".module",
+    "lower": ".module",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)

@@ -2,16 +2,16 @@
 
 Guest functions become internal ``fastcc`` LLVM functions taking the context,
 the current call depth and the whole guest state (five registers, the CMP
-halves, fuel) and returning ``{status, the state variables the function may
-modify, fuel}`` (small return structs come back in registers; unmodified
-variables keep the caller's values). A guest
+halves, fuel) and returning ``{the state variables the function may modify,
+fuel}`` (small return structs come back in registers; unmodified variables keep
+the caller's values). A guest
 CALL is a native call: registers are global guest state, so they go in and come
 back out. Before the call the depth is checked against ``max_depth`` (CALL_DEPTH)
 and, for calls that are part of a recursion, as a safety net, the native stack
 pointer against ``stack_limit`` (acyclic call chains have a static depth the
 engine sizes the stack for). A callee
-that trapped has already written the trap record; the caller returns its status
-unchanged.
+that trapped has already written the trap record, whose non-zero ``trap_kind``
+the caller tests after the call before returning at once itself.
 
 At a block entry, in this order: the interrupt poll (loop headers and entries of
 functions that make calls; TIMEOUT at the leader), then the fuel charge (metered builds; FUEL
@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from zjit.isa import NUM_REGS, Family, TrapKind
 
-from ..context import STATUS_OK, TRAP_STACK
+from ..context import TRAP_STACK
 from ..ir import CMPL, CMPR, Branch, Call, IRBlock, Jump, Ret, Terminator, func_name, state_type
 from .emit_traps import TRAPPED_LABEL, guard
 from .function import LIKELY, FnEmitter, ret_type
@@ -71,10 +71,10 @@ def emit_branch(fe: FnEmitter, t: Terminator) -> None:
     fe.emit(f"br i1 {c}, label %{block_label(t.taken)}, label %{block_label(t.fallthrough)}{md}")
 
 
-def _return_value(fe: FnEmitter, status: int, state: list[str]) -> str:
-    """Build this function's return struct: status, modified variables, fuel."""
+def _return_value(fe: FnEmitter, state: list[str]) -> str:
+    """Build this function's return struct: modified variables, fuel."""
     fn = fe.fn
-    items = [f"i32 {status}"] + [f"{state_type(v)} {state[v]}" for v in fn.modifies]
+    items = [f"{state_type(v)} {state[v]}" for v in fn.modifies]
     if fe.opts.fuel:
         items.append(f"i64 {fe.fuel}")
     cur = "poison"
@@ -88,7 +88,7 @@ def _return_value(fe: FnEmitter, status: int, state: list[str]) -> str:
 def emit_ret(fe: FnEmitter, t: Terminator) -> None:
     """RET: hand the modified state back to the caller (or the entry wrapper)."""
     assert isinstance(t, Ret)
-    st = _return_value(fe, STATUS_OK, [fe.val(v) for v in t.state])
+    st = _return_value(fe, [fe.val(v) for v in t.state])
     fe.emit(f"ret {fe.ret} {st}")
 
 
@@ -105,7 +105,7 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
         fe.emit(f"{spi} = ptrtoint ptr {sp} to i64")
         fe.emit(f"{sok} = icmp uge i64 {spi}, {fe.inv('stack_limit')}")
         guard(fe, sok, TRAP_STACK, t.pc, t.regs)
-    d1, res, status, good = fe.tmp("d"), fe.tmp("r"), fe.tmp("st"), fe.tmp("c")
+    d1, res, kind, good = fe.tmp("d"), fe.tmp("r"), fe.tmp("tk"), fe.tmp("c")
     fe.emit(f"{d1} = add i64 %depth, 1")
     args = ", ".join(
         [f"i64 {fe.val(v)}" for v in t.args[:NUM_REGS]]
@@ -113,17 +113,17 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
     )
     rt = ret_type(t.callee)
     fe.emit(f"{res} = call fastcc {rt} @{func_name(t.callee)}(ptr %ctx, i64 {d1}, {args})")
-    fe.emit(f"{status} = extractvalue {rt} {res}, 0")
-    fe.emit(f"{good} = icmp eq i32 {status}, {STATUS_OK}")
+    fe.emit(f"{kind} = load i64, ptr {fe.entry_ptr('trap_kind')}, align 8")
+    fe.emit(f"{good} = icmp eq i64 {kind}, 0")
     cont = fe.label("ret")
     fe.needs_propagate = True
     fe.emit(f"br i1 {good}, label %{cont}, label %{TRAPPED_LABEL}, !prof {LIKELY}")
     fe.start(cont)
     for i, d in enumerate(t.dests):
-        fe.emit(f"{fe.dest(d)} = extractvalue {rt} {res}, {i + 1}")
+        fe.emit(f"{fe.dest(d)} = extractvalue {rt} {res}, {i}")
     if fe.opts.fuel:
         f = fe.tmp("fuel")
-        fe.emit(f"{f} = extractvalue {rt} {res}, {len(t.dests) + 1}")
+        fe.emit(f"{f} = extractvalue {rt} {res}, {len(t.dests)}")
         fe.fuel = f
     fe.emit(f"br label %{block_label(t.next)}{fe.loop_md(t.next)}")
 

@@ -5,8 +5,9 @@ by zero, for instance, as undefined behaviour and would delete a check placed
 after it). A failing check jumps to its own small cold block, the trap stub,
 which calls the module's ``@zjit.trap`` helper with the trap kind, pc, address
 and length and the exact guest registers (and fuel) at the trapping instruction,
-then jumps to the one block that returns ``STATUS_TRAPPED``. The helper stores everything into the context.
-Callers propagate the status unchanged, so nothing else runs after a trap.
+then jumps to the one block that returns. The helper stores everything into the
+context, including the non-zero ``trap_kind`` that tells every caller (which
+tests it after each call) to return at once: nothing else runs after a trap.
 
 (One stub per site measured cheaper to compile than a single exit block whose
 phis merge every site's registers, which makes the register coalescer slow in
@@ -18,12 +19,12 @@ from __future__ import annotations
 
 from zjit.isa import NUM_REGS
 
-from ..context import OFFSETS, STATUS_TRAPPED
+from ..context import OFFSETS
 from ..ir import Operand
 from .function import LIKELY, FnEmitter, TrapSite
 
 TRAPPED_LABEL = "trapped"
-"""The block returning ``STATUS_TRAPPED`` (after a stub, or when a callee trapped)."""
+"""The block returning after a trap (after a stub, or when a callee trapped)."""
 TRAP_HELPER = "zjit.trap"
 """Name of the internal function that writes a trap record."""
 
@@ -62,8 +63,7 @@ def trap_stubs(fe: FnEmitter) -> list[str]:
         lines.append(f"  br label %{TRAPPED_LABEL}")
     if fe.traps or fe.needs_propagate:
         lines += [f"{TRAPPED_LABEL}:",
-                  f"  %tret = insertvalue {fe.ret} poison, i32 {STATUS_TRAPPED}, 0",
-                  f"  ret {fe.ret} %tret"]
+                  f"  ret {fe.ret} poison"]
     return lines
 
 

@@ -27,14 +27,15 @@ NO_UNROLL = "!3"
 """Loop property node: ``llvm.loop.unroll.disable``."""
 
 def ret_type(entry: int) -> str:
-    """Name of the LLVM struct a guest function returns: ``{i32 status, the state
-    variables it modifies..., i64 fuel (metered builds)}``."""
+    """Name of the LLVM struct a guest function returns: ``{the state variables it
+    modifies..., i64 fuel (metered builds)}``. Whether it trapped is not part of
+    it: a trap sets ``ctx.trap_kind``, which callers test after each call."""
     return f"%rt.{entry:x}"
 
 
 def ret_type_def(entry: int, modifies: tuple[int, ...], fuel: bool) -> str:
     """The type definition line for :func:`ret_type`."""
-    fields = ["i32"] + [state_type(v) for v in modifies] + (["i64"] if fuel else [])
+    fields = [state_type(v) for v in modifies] + (["i64"] if fuel else [])
     return f"{ret_type(entry)} = type {{ {', '.join(fields)} }}"
 
 _LLVM_TYPES = {"u64": "i64", "i64": "i64", "ptr": "ptr", "fn": "ptr"}

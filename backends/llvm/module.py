@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from zjit.isa import NUM_REGS, OPS, Family
 
-from ..context import OFFSETS, STATUS_OK, reg_offset
+from ..context import OFFSETS, STATUS_OK, STATUS_TRAPPED, reg_offset
 from ..ir import ENTRY, NSTATE, IRFunction, IRModule, func_name, state_type
 from ..lift import LIFTER_ONLY
 from ..targets import data_layout
@@ -144,7 +144,9 @@ def _wrapper_text(pc: int, opts: CodegenOptions, modifies: tuple[int, ...]) -> s
     """The exported entry point for runs starting at ``pc``: registers the entry
     function does not modify are left as they are in the context."""
     sym = entry_symbol(pc, opts)
-    lines = [f"define i32 @{sym}(ptr noalias %ctx) #1 {{", "entry:"]
+    lines = [f"define i32 @{sym}(ptr noalias %ctx) #1 {{", "entry:",
+             f"  %pk = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS['trap_kind']}",
+             "  store i64 0, ptr %pk, align 8"]
     for i in range(NUM_REGS):
         lines.append(f"  %pr{i} = getelementptr inbounds i8, ptr %ctx, i64 {reg_offset(i)}")
         lines.append(f"  %r{i} = load i64, ptr %pr{i}, align 8")
@@ -156,16 +158,17 @@ def _wrapper_text(pc: int, opts: CodegenOptions, modifies: tuple[int, ...]) -> s
     rt = ret_type(pc)
     lines.append(f"  %res = call fastcc {rt} @{func_name(pc)}(ptr %ctx, i64 0, {regs}, "
                  f"i32 0, i32 0, i64 {fuel})")
-    lines.append(f"  %s = extractvalue {rt} %res, 0")
-    lines.append(f"  %ok = icmp eq i32 %s, {STATUS_OK}")
+    lines.append("  %k = load i64, ptr %pk, align 8")
+    lines.append("  %ok = icmp eq i64 %k, 0")
+    lines.append(f"  %s = select i1 %ok, i32 {STATUS_OK}, i32 {STATUS_TRAPPED}")
     lines.append(f"  br i1 %ok, label %done, label %out, !prof {LIKELY}")
     lines.append("done:")
     for k, v in enumerate(modifies):
         if v < NUM_REGS:
-            lines.append(f"  %o{v} = extractvalue {rt} %res, {k + 1}")
+            lines.append(f"  %o{v} = extractvalue {rt} %res, {k}")
             lines.append(f"  store i64 %o{v}, ptr %pr{v}, align 8")
     if opts.fuel:
-        lines.append(f"  %of = extractvalue {rt} %res, {len(modifies) + 1}")
+        lines.append(f"  %of = extractvalue {rt} %res, {len(modifies)}")
         lines.append("  store i64 %of, ptr %pf, align 8")
     lines += ["  br label %out", "out:", "  ret i32 %s", "}"]
     return "\n".join(lines)
