@@ -1,10 +1,11 @@
 """Control emitters: block entry (interrupt poll, fuel), JR, RET and CALL.
 
 Guest functions become internal ``fastcc`` LLVM functions taking the context,
-the current call depth and the whole guest state (five registers, the CMP
-halves, fuel) and returning ``{the state variables the function may modify,
-fuel}`` (small return structs come back in registers; unmodified variables keep
-the caller's values). A guest
+the current call depth and the guest state (five registers, the CMP halves) and
+returning ``{the state variables the function may modify}`` (small return
+structs come back in registers; unmodified variables keep the caller's values).
+Fuel lives in an SSA value inside a function and in ``ctx.fuel`` across calls
+(stored before a call and at RET, loaded at entry and after a call). A guest
 CALL is a native call: registers are global guest state, so they go in and come
 back out. Before the call the depth is checked against ``max_depth`` (CALL_DEPTH)
 and, for calls that are part of a recursion, as a safety net, the native stack
@@ -76,7 +77,7 @@ def _return_value(fe: FnEmitter, state: list[str]) -> str:
     fn = fe.fn
     items = [f"{state_type(v)} {state[v]}" for v in fn.modifies]
     if fe.opts.fuel:
-        items.append(f"i64 {fe.fuel}")
+        fe.emit(f"store i64 {fe.fuel}, ptr {fe.entry_ptr('fuel')}, align 8")
     cur = "poison"
     for i, item in enumerate(items):
         t = fe.tmp("s")
@@ -107,9 +108,11 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
         guard(fe, sok, TRAP_STACK, t.pc, t.regs)
     d1, res, kind, good = fe.tmp("d"), fe.tmp("r"), fe.tmp("tk"), fe.tmp("c")
     fe.emit(f"{d1} = add i64 %depth, 1")
+    if fe.opts.fuel:
+        fe.emit(f"store i64 {fe.fuel}, ptr {fe.entry_ptr('fuel')}, align 8")
     args = ", ".join(
         [f"i64 {fe.val(v)}" for v in t.args[:NUM_REGS]]
-        + [f"i32 {fe.val(t.args[CMPL])}", f"i32 {fe.val(t.args[CMPR])}", f"i64 {fe.fuel}"]
+        + [f"i32 {fe.val(t.args[CMPL])}", f"i32 {fe.val(t.args[CMPR])}"]
     )
     rt = ret_type(t.callee)
     fe.emit(f"{res} = call fastcc {rt} @{func_name(t.callee)}(ptr %ctx, i64 {d1}, {args})")
@@ -123,7 +126,7 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
         fe.emit(f"{fe.dest(d)} = extractvalue {rt} {res}, {i}")
     if fe.opts.fuel:
         f = fe.tmp("fuel")
-        fe.emit(f"{f} = extractvalue {rt} {res}, {len(t.dests)}")
+        fe.emit(f"{f} = load i64, ptr {fe.entry_ptr('fuel')}, align 8")
         fe.fuel = f
     fe.emit(f"br label %{block_label(t.next)}{fe.loop_md(t.next)}")
 

@@ -28,14 +28,15 @@ NO_UNROLL = "!3"
 
 def ret_type(entry: int) -> str:
     """Name of the LLVM struct a guest function returns: ``{the state variables it
-    modifies..., i64 fuel (metered builds)}``. Whether it trapped is not part of
-    it: a trap sets ``ctx.trap_kind``, which callers test after each call."""
+    modifies...}``. Whether it trapped is not part of it (a trap sets
+    ``ctx.trap_kind``, which callers test after each call), nor is fuel (passed
+    in ``ctx.fuel`` across calls), so small results come back in registers."""
     return f"%rt.{entry:x}"
 
 
-def ret_type_def(entry: int, modifies: tuple[int, ...], fuel: bool) -> str:
+def ret_type_def(entry: int, modifies: tuple[int, ...]) -> str:
     """The type definition line for :func:`ret_type`."""
-    fields = [state_type(v) for v in modifies] + (["i64"] if fuel else [])
+    fields = [state_type(v) for v in modifies]
     return f"{ret_type(entry)} = type {{ {', '.join(fields)} }}"
 
 _LLVM_TYPES = {"u64": "i64", "i64": "i64", "ptr": "ptr", "fn": "ptr"}

@@ -6,8 +6,8 @@ slower to build and print). The module contains
 * one internal ``fastcc`` function per guest function (``f_<pc>``),
 * one external entry point per run entry (module entry and exports),
   ``int32_t <prefix>entry_<pc>(zjit_ctx *ctx)``, which reads the initial registers
-  and fuel from the context, runs the guest function and writes the registers
-  and fuel back (on a trap the trap exit has written them),
+  from the context, runs the guest function and writes the registers it changed
+  back (on a trap the trap exit has written them; fuel is kept in ``ctx.fuel``),
 * ``int64_t <prefix>stack_pointer(void)`` (the native engine uses it to size the
   stack), and the internal read-only scan when the module needs it.
 
@@ -79,6 +79,8 @@ def lower_function(fn: IRFunction, opts: CodegenOptions, has_readonly: bool,
     fe = FnEmitter(fn, opts, has_readonly, modifies)
     if md_counter is not None:
         fe.md_counter = md_counter
+    if opts.fuel:
+        fe.emit(f"%fuel.in = load i64, ptr {fe.entry_ptr('fuel')}, align 8")
     order = list(fn.blocks.values())
     fe.emit(f"br label %{block_label(fn.entry)}")
     fuel_phi: dict[int, str] = {}
@@ -125,7 +127,7 @@ def function_text(fe: FnEmitter) -> str:
         f"{'i32' if state_type(i) == 'i32' else 'i64'} %v{fn.params[i].id}" for i in range(NSTATE)
     )
     lines = [f"define internal fastcc {fe.ret} @{func_name(fn.entry)}"
-             f"(ptr noalias %ctx, i64 %depth, {params}, i64 %fuel.in) #0 {{"]
+             f"(ptr noalias %ctx, i64 %depth, {params}) #0 {{"]
     entry = fe.chunks[0]
     assert entry.label == "entry"
     lines.append("entry:")
@@ -150,14 +152,9 @@ def _wrapper_text(pc: int, opts: CodegenOptions, modifies: tuple[int, ...]) -> s
     for i in range(NUM_REGS):
         lines.append(f"  %pr{i} = getelementptr inbounds i8, ptr %ctx, i64 {reg_offset(i)}")
         lines.append(f"  %r{i} = load i64, ptr %pr{i}, align 8")
-    lines.append(f"  %pf = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS['fuel']}")
-    if opts.fuel:
-        lines.append("  %f = load i64, ptr %pf, align 8")
-    fuel = "%f" if opts.fuel else "0"
     regs = ", ".join(f"i64 %r{i}" for i in range(NUM_REGS))
     rt = ret_type(pc)
-    lines.append(f"  %res = call fastcc {rt} @{func_name(pc)}(ptr %ctx, i64 0, {regs}, "
-                 f"i32 0, i32 0, i64 {fuel})")
+    lines.append(f"  %res = call fastcc {rt} @{func_name(pc)}(ptr %ctx, i64 0, {regs}, i32 0, i32 0)")
     lines.append("  %k = load i64, ptr %pk, align 8")
     lines.append("  %ok = icmp eq i64 %k, 0")
     lines.append(f"  %s = select i1 %ok, i32 {STATUS_OK}, i32 {STATUS_TRAPPED}")
@@ -167,9 +164,6 @@ def _wrapper_text(pc: int, opts: CodegenOptions, modifies: tuple[int, ...]) -> s
         if v < NUM_REGS:
             lines.append(f"  %o{v} = extractvalue {rt} %res, {k}")
             lines.append(f"  store i64 %o{v}, ptr %pr{v}, align 8")
-    if opts.fuel:
-        lines.append(f"  %of = extractvalue {rt} %res, {len(modifies)}")
-        lines.append("  store i64 %of, ptr %pf, align 8")
     lines += ["  br label %out", "out:", "  ret i32 %s", "}"]
     return "\n".join(lines)
 
@@ -182,7 +176,7 @@ def lower(module: IRModule, opts: CodegenOptions) -> LoweredModule:
     loop_nodes: list[int] = []
     md_counter = [100]
     modifies = {pc: fn.modifies for pc, fn in module.functions.items()}
-    types = [ret_type_def(pc, mods, opts.fuel) for pc, mods in modifies.items()]
+    types = [ret_type_def(pc, mods) for pc, mods in modifies.items()]
     for fn in module.functions.values():
         fe = lower_function(fn, opts, module.has_readonly, md_counter, modifies)
         bodies.append(function_text(fe))
