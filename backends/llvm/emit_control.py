@@ -4,8 +4,9 @@ Guest functions become internal ``fastcc`` LLVM functions taking the context,
 the current call depth and the guest state (five registers, the CMP halves) and
 returning ``{the state variables the function may modify}`` (small return
 structs come back in registers; unmodified variables keep the caller's values).
-Fuel lives in an SSA value inside a function and in ``ctx.fuel`` across calls
-(stored before a call and at RET, loaded at entry and after a call). A guest
+Fuel lives in an SSA value inside a function; it is passed to a callee as an
+argument and comes back through ``ctx.fuel`` (stored at RET, loaded after the
+call), which keeps return structs small. A guest
 CALL is a native call: registers are global guest state, so they go in and come
 back out. Before the call the depth is checked against ``max_depth`` (CALL_DEPTH)
 and, for calls that are part of a recursion, as a safety net, the native stack
@@ -108,11 +109,9 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
         guard(fe, sok, TRAP_STACK, t.pc, t.regs)
     d1, res, kind, good = fe.tmp("d"), fe.tmp("r"), fe.tmp("tk"), fe.tmp("c")
     fe.emit(f"{d1} = add i64 %depth, 1")
-    if fe.opts.fuel:
-        fe.emit(f"store i64 {fe.fuel}, ptr {fe.entry_ptr('fuel')}, align 8")
     args = ", ".join(
         [f"i64 {fe.val(v)}" for v in t.args[:NUM_REGS]]
-        + [f"i32 {fe.val(t.args[CMPL])}", f"i32 {fe.val(t.args[CMPR])}"]
+        + [f"i32 {fe.val(t.args[CMPL])}", f"i32 {fe.val(t.args[CMPR])}", f"i64 {fe.fuel}"]
     )
     rt = ret_type(t.callee)
     fe.emit(f"{res} = call fastcc {rt} @{func_name(t.callee)}(ptr %ctx, i64 {d1}, {args})")

@@ -79,8 +79,6 @@ def lower_function(fn: IRFunction, opts: CodegenOptions, has_readonly: bool,
     fe = FnEmitter(fn, opts, has_readonly, modifies)
     if md_counter is not None:
         fe.md_counter = md_counter
-    if opts.fuel:
-        fe.emit(f"%fuel.in = load i64, ptr {fe.entry_ptr('fuel')}, align 8")
     order = list(fn.blocks.values())
     fe.emit(f"br label %{block_label(fn.entry)}")
     fuel_phi: dict[int, str] = {}
@@ -145,7 +143,7 @@ def function_text(fe: FnEmitter, noinline: bool = False) -> str:
         f"{'i32' if state_type(i) == 'i32' else 'i64'} %v{fn.params[i].id}" for i in range(NSTATE)
     )
     lines = [f"define internal fastcc {fe.ret} @{func_name(fn.entry)}"
-             f"(ptr noalias %ctx, i64 %depth, {params}) {'#4' if noinline else '#0'} {{"]
+             f"(ptr noalias %ctx, i64 %depth, {params}, i64 %fuel.in) {'#4' if noinline else '#0'} {{"]
     entry = fe.chunks[0]
     assert entry.label == "entry"
     lines.append("entry:")
@@ -172,7 +170,11 @@ def _wrapper_text(pc: int, opts: CodegenOptions, modifies: tuple[int, ...]) -> s
         lines.append(f"  %r{i} = load i64, ptr %pr{i}, align 8")
     regs = ", ".join(f"i64 %r{i}" for i in range(NUM_REGS))
     rt = ret_type(pc)
-    lines.append(f"  %res = call fastcc {rt} @{func_name(pc)}(ptr %ctx, i64 0, {regs}, i32 0, i32 0)")
+    if opts.fuel:
+        lines.append(f"  %pf = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS['fuel']}")
+        lines.append("  %f = load i64, ptr %pf, align 8")
+    fuel = "%f" if opts.fuel else "0"
+    lines.append(f"  %res = call fastcc {rt} @{func_name(pc)}(ptr %ctx, i64 0, {regs}, i32 0, i32 0, i64 {fuel})")
     lines.append("  %k = load i64, ptr %pk, align 8")
     lines.append("  %ok = icmp eq i64 %k, 0")
     lines.append(f"  %s = select i1 %ok, i32 {STATUS_OK}, i32 {STATUS_TRAPPED}")
