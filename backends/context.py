@@ -51,7 +51,7 @@ FIELDS: tuple[Field, ...] = (
     Field("max_depth", "u64", "maximum guest call depth (Policy.max_call_depth)", invariant=True),
     Field("stack_limit", "u64", "lowest native stack address guest calls may reach", invariant=True),
     Field("interrupt", "u64", "non-zero: trap TIMEOUT at the next check (set by other threads)"),
-    Field("fuel", "u64", "in: fuel at the start; out: fuel left (metered builds only)"),
+    Field("fuel", "u64", "in: fuel at the start; out: fuel left (metered builds; also carries fuel back from calls)"),
     Field("regs", "u64", "in: registers at the start; out: at the end or at the trap", NUM_REGS),
     Field("trap_kind", "u64", "out: trap kind code when the entry returns ZJIT_TRAPPED"),
     Field("trap_pc", "u64", "out: pc of the trapping instruction (or block leader)"),
