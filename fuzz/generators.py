@@ -17,6 +17,7 @@ instructions, for compile-time benchmarks). Hypothesis strategies live in
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -83,7 +84,10 @@ class GenConfig:
     loops, ``max_funcs`` helper functions, ``max_iters`` loop trip counts and
     ``budget`` the instructions a trap-free run may execute. ``trap_rate`` is the
     chance a program carries one trap trigger; ``min_static`` keeps adding
-    statements until the program has that many instructions.
+    statements until the program has that many instructions. ``big_rate`` is the
+    chance of a program three times as long and one level deeper; ``export_rate``
+    the chance of an exported entry label between two top-level statements;
+    ``tail_jump_rate`` the chance a function ends by jumping into another one.
     """
 
     max_stmts: int = 12
@@ -96,6 +100,9 @@ class GenConfig:
     fuel_rate: float = 0.4
     small_depth_rate: float = 0.1
     min_static: int = 0
+    big_rate: float = 0.15
+    export_rate: float = 0.05
+    tail_jump_rate: float = 0.2
 
 
 @dataclass
@@ -150,7 +157,11 @@ class _Builder:
 
     def __init__(self, c: Chooser, cfg: GenConfig, trap: TrapKind | None, guaranteed: bool) -> None:
         self.c = c
+        if c.chance(cfg.big_rate):
+            cfg = dataclasses.replace(cfg, max_stmts=cfg.max_stmts * 3, max_depth=cfg.max_depth + 1,
+                                      budget=cfg.budget * 2)
         self.cfg = cfg
+        self.entries: list[str] = []
         self.trap = trap
         self.guaranteed = guaranteed
         self.trap_pending = trap is not None and trap not in (TrapKind.FUEL, TrapKind.CALL_DEPTH)
@@ -557,7 +568,43 @@ class _Builder:
         c = self.c
         if c.chance(0.5) and len(w) >= 3:
             return self.reg_loop(w, depth, budget)
+        if c.chance(0.3):
+            return self.split_loop(w, depth, budget)
         return self.mem_loop(w, depth, budget)
+
+    def split_loop(self, w: frozenset[int], depth: int, budget: int) -> Frag | None:
+        """A loop with two entries (an irreducible CFG): the first pass may jump
+        straight into the middle of the body. Memory counter, as :meth:`mem_loop`."""
+        slot = self.new_slot()
+        if slot is None or len(w) < 2:
+            return None
+        c, f = self.c, Frag()
+        first = self.body(w, depth + 1, budget // 4)
+        second = self.body(w, depth + 1, budget // 4)
+        ra = self.pick_reg(w)
+        rv = self.pick_reg(w - {ra})
+        n = self.trips(first.hi + second.hi + 6, budget)
+        top, mid = self.new_label("loop"), self.new_label("mid")
+        self.ld(f, ra, slot)
+        self.ld(f, rv, n)
+        f.ins(f"{_ST64.mnemonic} {mem(ra, 0)}, {reg(rv)}")
+        f.ins(f"{_CPI.mnemonic} {reg(c.randint(0, 4))}, {c.randint(-8, 8)}")
+        f.ins(f"{_JR.mnemonic} {c.choice(COND_NAMES)}, {mid}")
+        tail = Frag()
+        self.ld(tail, ra, slot)
+        tail.ins(f"{_LD64.mnemonic} {reg(rv)}, {mem(ra, 0)}")
+        tail.ins(f"{_DEC.mnemonic} {reg(rv)}")
+        tail.ins(f"{_ST64.mnemonic} {mem(ra, 0)}, {reg(rv)}")
+        tail.ins(f"{_CPI.mnemonic} {reg(rv)}, 0")
+        tail.ins(f"{_JR.mnemonic} ne, {top}")
+        f.label(top)
+        f.lines.extend(first.lines)
+        f.label(mid)
+        f.lines.extend(second.lines + tail.lines)
+        f.lo += n * (second.lo + tail.lo) + (n - 1) * first.lo
+        f.hi += n * (first.hi + second.hi + tail.hi)
+        f.stack = max(f.stack, first.stack, second.stack)
+        return f
 
     def trips(self, per_iter: int, budget: int) -> int:
         limit = max(1, min(self.cfg.max_iters, budget // max(per_iter, 1)))
@@ -641,7 +688,8 @@ class _Builder:
         if not self.funcs and not use_rec:
             return None
         if use_rec:
-            return self.call_rec(self.c.randint(0, 12))
+            deep = not self.guaranteed and self.c.chance(0.15)
+            return self.call_rec(self.c.randint(100, 2000) if deep else self.c.randint(0, 12))
         callee = self.c.choice(self.funcs)
         f = Frag()
         f.ins(f"{_CALL.mnemonic} {callee.name}")
@@ -696,16 +744,26 @@ class _Builder:
             return self.stmt_call(w)
         return None
 
-    def body(self, w: frozenset[int], depth: int, budget: int, count: int | None = None) -> Frag:
+    def body(self, w: frozenset[int], depth: int, budget: int, count: int | None = None,
+             entries: bool = False) -> Frag:
+        """Statements; with ``entries`` (top level of a function) sometimes an
+        exported label between two of them (a second way into the function)."""
         f = Frag()
         if not w:
             return f
         n = count if count is not None else self.c.randint(1, max(1, self.cfg.max_stmts >> depth))
         for _ in range(n):
+            self.maybe_entry(f, entries)
             s = self.statement(w, depth, budget - f.hi)
             if s is not None and f.hi + s.hi <= budget:
                 f.extend(s)
         return f
+
+    def maybe_entry(self, f: Frag, allowed: bool) -> None:
+        if allowed and self.c.chance(self.cfg.export_rate):
+            name = self.new_label("entry")
+            self.entries.append(name)
+            f.label(name)
 
     # -- whole program ------------------------------------------------------------------
     def make_rec(self) -> None:
@@ -730,6 +788,18 @@ class _Builder:
         self.rec = _Func(name, f)
         self.rec_slot = slot
 
+    def end_function(self, frag: Frag, callees: list[_Func]) -> None:
+        """RET, or sometimes a jump into a function generated earlier (whose RET
+        then returns for both)."""
+        if callees and self.c.chance(self.cfg.tail_jump_rate):
+            callee = self.c.choice(callees)
+            frag.ins(f"{_JR.mnemonic} {callee.name}")
+            frag.lo += callee.frag.lo
+            frag.hi += callee.frag.hi
+            frag.stack = max(frag.stack, callee.frag.stack)
+        else:
+            frag.ins(_RET.mnemonic)
+
     def build(self) -> GenProgram:
         c, cfg = self.c, self.cfg
         if self.trap is TrapKind.CALL_DEPTH or c.chance(0.3):
@@ -739,8 +809,8 @@ class _Builder:
             self.funcs = list(made)  # callees: the functions generated so far
             frag = Frag()
             frag.label(f"f{i}")
-            frag.extend(self.body(ALL_REGS, 1, cfg.budget // 8))
-            frag.ins(_RET.mnemonic)
+            frag.extend(self.body(ALL_REGS, 1, cfg.budget // 8, entries=True))
+            self.end_function(frag, made)
             made.insert(0, _Func(f"f{i}", frag))
         self.funcs = made
 
@@ -757,6 +827,7 @@ class _Builder:
                 trig = self.trap_trigger(ALL_REGS)
                 if trig is not None:
                     main.extend(trig)
+            self.maybe_entry(main, True)
             s = self.statement(ALL_REGS, 0, cfg.budget - main.hi)
             if s is not None and main.hi + s.hi <= cfg.budget:
                 main.extend(s)
@@ -769,7 +840,7 @@ class _Builder:
             self.rec_depth = c.randint(1, 12)
             main.comment(f"trap trigger: CALL_DEPTH ({self.rec_depth + 1} nested calls)")
             main.extend(self.call_rec(self.rec_depth))
-        main.ins(_RET.mnemonic)
+        self.end_function(main, self.funcs if self.c.chance(0.5) else [])
         return self.finish(main)
 
     @staticmethod
@@ -779,7 +850,7 @@ class _Builder:
     def finish(self, main: Frag) -> GenProgram:
         c, cfg = self.c, self.cfg
         lines = [f"; zjit fuzz program ({'trap:' + self.trap.name if self.trap else 'random'})"]
-        exported = [fn.name for fn in self.funcs if c.chance(0.3)]
+        exported = [fn.name for fn in self.funcs if c.chance(0.3)] + self.entries
         lines.append("    PUBLIC main")
         lines.extend(f"    PUBLIC {name}" for name in exported)
         lines.extend(main.lines)
@@ -800,6 +871,8 @@ class _Builder:
             depth = c.randint(0, self.rec_depth)  # the trigger needs rec_depth + 1 entries
         elif not self.guaranteed and c.chance(cfg.small_depth_rate):
             depth = max(0, main.stack - c.randint(0, 1))  # at or just under what is needed
+        elif not self.guaranteed and c.chance(0.1):
+            depth = 4096  # deep recursion runs without hitting the limit
         ro: tuple[SegmentDesc, ...] = ()
         if self.has_ro:
             ro = (SegmentDesc("rodata", RO_BASE, RO_SIZE, "r", c.randbytes(RO_SIZE)),)
@@ -808,6 +881,7 @@ class _Builder:
         return GenProgram(
             asm=asm, fuel=fuel, max_call_depth=depth, mem_size=self.mem_size, stdin=stdin,
             ctl=self.ctl, ro_segments=ro, intent=intent, min_cost=main.lo, max_cost=main.hi,
+            call_depth_need=main.stack,
             notes=tuple(self.notes),
         )
 
@@ -848,5 +922,5 @@ def trap_program(c: Chooser, kind: TrapKind, cfg: GenConfig | None = None) -> Ge
 def long_program(seed: int | str, instructions: int = 1000) -> GenProgram:
     """A trap-free program with at least ``instructions`` instructions (compile benchmarks)."""
     cfg = GenConfig(max_stmts=8, trap_rate=0.0, fuel_rate=0.0, small_depth_rate=0.0,
-                    min_static=instructions)
+                    min_static=instructions, big_rate=0.0)
     return _Builder(RandomChooser(seed), cfg, None, True).build()

@@ -51,7 +51,8 @@ class GenProgram:
     ``fuel``/``max_call_depth``/``mem_size`` form the policy; ``stdin`` is the
     guest input and ``ctl`` names the control handler (:data:`CTL_MODES`).
     ``intent`` says what the generator aimed at (``"random"``, ``"trap:OOB"``...),
-    ``min_cost``/``max_cost`` bound the instructions a trap-free run executes.
+    ``min_cost``/``max_cost`` bound the instructions a trap-free run executes and
+    ``call_depth_need`` is the deepest call stack it builds.
     """
 
     asm: str
@@ -64,6 +65,7 @@ class GenProgram:
     intent: str = "random"
     min_cost: int = 0
     max_cost: int = 0
+    call_depth_need: int = 0
     name: str = "fuzz"
     notes: tuple[str, ...] = field(default=(), compare=False)
 
