@@ -3,34 +3,41 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 DEMO_OUT ?= $(or $(TMPDIR),/tmp)/zjit-demo
 
+STAMP := .zjit-installed
+
 .PHONY: install demo test test-fast lint bench fuzz clean
 
+# Editable install with the dev extras; the other targets install once on demand.
 install:
-	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[dev]'
+	touch $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(MAKE) install
 
 # Assemble the shipped example, verify it, show its code and run it on both engines.
-demo: install
+demo: $(STAMP)
 	mkdir -p $(DEMO_OUT)
 	$(PYTHON) -m zjit asm examples/hello.s -o $(DEMO_OUT)/hello.zasm.bin
 	$(PYTHON) -m zjit verify $(DEMO_OUT)/hello.zasm.bin
 	$(PYTHON) -m zjit run $(DEMO_OUT)/hello.zasm.bin --engine interp
 	$(PYTHON) -m zjit run $(DEMO_OUT)/hello.zasm.bin --engine jit
 
-test:
+test: $(STAMP)
 	$(PYTHON) -m pytest
 
-test-fast:
+test-fast: $(STAMP)
 	$(PYTHON) -m pytest -x -m "not slow"
 
-lint:
+lint: $(STAMP)
 	$(PYTHON) -m ruff check zjit verifier backends fuzz tests bench
 	$(PYTHON) -m mypy
 
-bench:
+bench: $(STAMP)
 	$(PYTHON) bench/run.py
 
-fuzz:
+fuzz: $(STAMP)
 	$(PYTHON) -m zjit fuzz --seconds 60
 
 clean:
-	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis fuzz-failures
+	rm -rf $(STAMP) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis fuzz-failures
