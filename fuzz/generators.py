@@ -18,7 +18,7 @@ instructions, for compile-time benchmarks). Hypothesis strategies live in
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from zjit.image import SegmentDesc
@@ -31,6 +31,8 @@ from .layout import (
     LOW_END,
     MEM_SIZES,
     MID_BASE,
+    POOL,
+    POOL_EXTRA,
     RO_BASE,
     RO_SIZE,
     SAFE_DIVISORS,
@@ -162,6 +164,8 @@ class _Builder:
                                       budget=cfg.budget * 2)
         self.cfg = cfg
         self.entries: list[str] = []
+        self.pool: list[int] = [to_signed(v) for v in INTERESTING]
+        self.pool += [to_signed(c.randint(0, (1 << 64) - 1)) for _ in range(POOL_EXTRA)]
         self.trap = trap
         self.guaranteed = guaranteed
         self.trap_pending = trap is not None and trap not in (TrapKind.FUEL, TrapKind.CALL_DEPTH)
@@ -207,6 +211,43 @@ class _Builder:
 
     def ld(self, f: Frag, r: int, value: int) -> None:
         f.ins(f"{_LD.mnemonic} {reg(r)}, {to_signed(value)}")
+
+    def pool_value(self, f: Frag, r: int, value: int | None = None) -> None:
+        """Load ``value`` (or a random pool entry) from the constant pool: a value
+        constant folding cannot see. ``value`` must be in :data:`INTERESTING`."""
+        if value is None:
+            index = self.c.randint(0, len(self.pool) - 1)
+        else:
+            index = self.pool.index(to_signed(value))
+        self.ld(f, r, POOL)
+        f.ins(f"{_LD64.mnemonic} {reg(r)}, {mem(r, 8 * index)}")
+
+    def value(self, f: Frag, r: int, choices: Sequence[int] | None = None) -> None:
+        """Put a constant in ``r``: an immediate LD or, as often, a pool load."""
+        c = self.c
+        if choices is None:
+            if c.chance(0.5):
+                self.pool_value(f, r)
+            else:
+                self.ld(f, r, self.const())
+            return
+        v = c.choice(choices)
+        if to_signed(v) in self.pool and c.chance(0.5):
+            self.pool_value(f, r, v)
+        else:
+            self.ld(f, r, v)
+
+    def opaque(self, f: Frag, targets: Sequence[int], w: frozenset[int]) -> None:
+        """Sometimes add a pool zero to some of ``targets`` (addresses, lengths), so
+        their checks happen at run time instead of being folded."""
+        spare = w - set(targets)
+        if not spare or not targets or not self.c.chance(0.4):
+            return
+        rt = self.pick_reg(spare)
+        self.pool_value(f, rt, 0)
+        for t in targets:
+            if self.c.chance(0.6):
+                f.ins(f"ADD64 {reg(t)}, {reg(t)}, {reg(rt)}")
 
     # -- addresses ------------------------------------------------------------
     def readable_addr(self, size: int) -> int:
@@ -269,10 +310,12 @@ class _Builder:
                 b = self.pick_reg(w)
                 if c.chance(0.15) and len(w) >= 2:  # INT_MIN / -1 of the width
                     a = self.pick_reg(w - {b})
-                    self.ld(f, a, -(1 << (op.width - 1)) | (c.randint(0, 1) << 40 if op.width == 32 else 0))
-                    self.ld(f, b, -1)
+                    self.value(f, a, (-(1 << (op.width - 1)),))
+                    self.value(f, b, (-1,))
+                elif c.chance(0.7):
+                    self.value(f, b, SAFE_DIVISORS)
                 else:
-                    self.ld(f, b, c.choice(SAFE_DIVISORS) if c.chance(0.7) else self.nonzero_random())
+                    self.ld(f, b, self.nonzero_random())
             f.ins(f"{op.mnemonic} {reg(d)}, {reg(a)}, {reg(b)}")
         elif op.fmt is Fmt.SHIFT:
             top = op.width - 1
@@ -298,7 +341,7 @@ class _Builder:
 
     def stmt_const(self, w: frozenset[int]) -> Frag:
         f = Frag()
-        self.ld(f, self.pick_reg(w), self.const())
+        self.value(f, self.pick_reg(w))
         return f
 
     def stmt_load(self, w: frozenset[int], addr: int | None = None) -> Frag:
@@ -308,6 +351,7 @@ class _Builder:
         rb = self.pick_reg(w)
         rd = self.pick_reg(w)
         self.ld(f, rb, base)
+        self.opaque(f, [rb], w)
         f.ins(f"{op.mnemonic} {reg(rd)}, {mem(rb, disp)}")
         return f
 
@@ -318,6 +362,7 @@ class _Builder:
         rb = self.pick_reg(w)
         src = c.randint(0, NUM_REGS - 1)
         self.ld(f, rb, base)
+        self.opaque(f, [rb], w)
         f.ins(f"{op.mnemonic} {mem(rb, disp)}, {reg(src)}")
         return f
 
@@ -332,6 +377,7 @@ class _Builder:
         addr = self.writable_addr(16)
         rb = self.pick_reg(w)
         self.ld(f, rb, addr)
+        self.opaque(f, [rb], w)
         d1 = c.randint(0, 8 - st.width)
         d2 = c.randint(0, 8 - ld.width) if c.chance(0.8) else d1
         f.ins(f"{st.mnemonic} {mem(rb, d1)}, {reg(c.randint(0, 4))}")
@@ -364,6 +410,7 @@ class _Builder:
             self.ld(f, HL, src)
             self.ld(f, DE, dst)
             self.ld(f, BC, n)
+            self.opaque(f, [HL, DE, BC], w)
             f.ins(_BULK["ldir"].mnemonic)
         else:
             if not {HL, A, BC} <= w:
@@ -373,6 +420,7 @@ class _Builder:
                 start = self.writable_addr(max(n, 1)) if n <= 16 else start
             self.ld(f, HL, start)
             self.ld(f, BC, n)
+            self.opaque(f, [HL, BC], w - {A})
             self.ld(f, A, self.const())
             f.ins(_BULK["fill"].mnemonic)
         return f
@@ -409,6 +457,7 @@ class _Builder:
                 return None
             size = c.choice(ALLOC_SIZES)
             self.ld(f, HL, size)
+            self.opaque(f, [HL], w)
             f.ins(_PRIM["alloc"].mnemonic)
             if 8 <= size <= 4096 and c.chance(0.6):
                 # HL is the block or 0 (out of memory): both are safe to write 8 bytes at.
@@ -427,6 +476,8 @@ class _Builder:
             self.ld(f, DE, self.len32(n1))
             self.ld(f, BC, start)
             self.ld(f, IX, self.len32(cap))
+        if name != "free":
+            self.opaque(f, [HL, DE, BC, IX] if name in ("log", "ctl") else [HL, DE], w)
         f.ins(_PRIM[name].mnemonic)
         return f
 
@@ -440,7 +491,7 @@ class _Builder:
         if kind is TrapKind.DIV0:
             op = c.choice(DIV_OPS)
             d, a, b = c.randint(0, 4), c.randint(0, 4), c.randint(0, 4)
-            self.ld(f, b, c.choice((0, 1 << 32, -(1 << 32))) if op.width == 32 else 0)
+            self.value(f, b, (0, 1 << 32, -(1 << 32)) if op.width == 32 else (0,))
             f.ins(f"{op.mnemonic} {reg(d)}, {reg(a)}, {reg(b)}")
         elif kind is TrapKind.OOB:
             f = self.oob_trigger()
@@ -465,11 +516,13 @@ class _Builder:
             op = c.choice(LOAD_OPS)
             base, disp = self.base_disp(self.oob_addr(op.width))
             self.ld(f, IX, base)
+            self.opaque(f, [IX], ALL_REGS)
             f.ins(f"{op.mnemonic} {reg(c.randint(0, 4))}, {mem(IX, disp)}")
         elif pick == 1:
             op = c.choice(STORE_OPS)
             base, disp = self.base_disp(self.oob_addr(op.width))
             self.ld(f, IX, base)
+            self.opaque(f, [IX], ALL_REGS)
             f.ins(f"{op.mnemonic} {mem(IX, disp)}, {reg(c.randint(0, 4))}")
         elif pick == 2:  # LDIR: source or destination span leaves memory
             n = c.choice((c.randint(1, 64), 1 << 40, (1 << 64) - 1))
@@ -478,11 +531,13 @@ class _Builder:
             self.ld(f, HL, src)
             self.ld(f, DE, dst)
             self.ld(f, BC, n)
+            self.opaque(f, [HL, DE, BC], ALL_REGS)
             f.ins(_BULK["ldir"].mnemonic)
         elif pick == 3:
             n = c.choice((c.randint(1, 64), (1 << 63) + 5))
             self.ld(f, HL, self.oob_addr(min(n, 64)))
             self.ld(f, BC, n)
+            self.opaque(f, [HL, BC], ALL_REGS - {A})
             self.ld(f, A, 0x5A)
             f.ins(_BULK["fill"].mnemonic)
         else:  # a primitive span outside memory
@@ -493,6 +548,7 @@ class _Builder:
             self.ld(f, DE, n)
             self.ld(f, BC, SCRATCH)
             self.ld(f, IX, 4)
+            self.opaque(f, [HL, DE], ALL_REGS)
             f.ins(_PRIM[name].mnemonic)
         return f
 
@@ -503,23 +559,27 @@ class _Builder:
             op = c.choice(STORE_OPS)
             base, disp = self.base_disp(self.ro_addr(op.width))
             self.ld(f, DE, base)
+            self.opaque(f, [DE], ALL_REGS)
             f.ins(f"{op.mnemonic} {mem(DE, disp)}, {reg(c.randint(0, 4))}")
         elif pick == 1:
             n = c.randint(1, 64)
             self.ld(f, HL, SCRATCH)
             self.ld(f, DE, self.ro_addr(n))
             self.ld(f, BC, n)
+            self.opaque(f, [HL, DE, BC], ALL_REGS)
             f.ins(_BULK["ldir"].mnemonic)
         elif pick == 2:
             n = c.randint(1, 64)
             self.ld(f, HL, self.ro_addr(n))
             self.ld(f, BC, n)
+            self.opaque(f, [HL, BC], ALL_REGS - {A})
             self.ld(f, A, 0xEE)
             f.ins(_BULK["fill"].mnemonic)
         elif pick == 3:
             n = c.randint(1, 16)
             self.ld(f, HL, self.ro_addr(n))
             self.ld(f, DE, n)
+            self.opaque(f, [HL, DE], ALL_REGS)
             f.ins(_PRIM["in"].mnemonic)
         else:
             n = c.randint(1, 16)
@@ -527,6 +587,7 @@ class _Builder:
             self.ld(f, DE, 4)
             self.ld(f, BC, self.ro_addr(n))
             self.ld(f, IX, n)
+            self.opaque(f, [BC, IX], ALL_REGS)
             f.ins(_PRIM["ctl"].mnemonic)
         return f
 
@@ -818,7 +879,7 @@ class _Builder:
         main.label("main")
         if c.chance(0.8):
             for r in range(NUM_REGS):
-                self.ld(main, r, self.const())
+                self.value(main, r)
         count = c.randint(1, cfg.max_stmts)
         trigger_at = c.randint(0, count) if self.trap_pending else -1
         i = 0
@@ -894,6 +955,9 @@ class _Builder:
         out.append(f'    DB "{text.decode()}"')
         for i in range(0, len(rest), 16):
             out.append("    DB " + ", ".join(str(b) for b in rest[i : i + 16]))
+        out.append("pool:")
+        for i in range(0, len(self.pool), 4):
+            out.append("    DQ " + ", ".join(str(v) for v in self.pool[i : i + 4]))
         return out
 
 

@@ -19,6 +19,11 @@ SCRATCH = 0x1000
 SCRATCH_SIZE = 512
 TEXT_BYTES = 64
 """The first bytes of the scratch segment are printable (readable OUT/LOG output)."""
+POOL = SCRATCH + SCRATCH_SIZE
+"""Constant pool (u64 values, :data:`INTERESTING` then per-program random values)
+after the scratch bytes, in the same data segment. Nothing writes it, so a load
+from it gives a value the JIT cannot know at compile time."""
+POOL_EXTRA = 16
 RO_BASE = 0x2000
 """Optional read-only segment added to the image."""
 RO_SIZE = 256
