@@ -27,7 +27,7 @@ from zjit.verifier import verify
 
 import zjit
 from zjit.cli import main as cli_main
-from zjit.isa import OPS, TrapKind
+from zjit.isa import OPS, Family, TrapKind
 from zjit.result import Result
 
 register_fakes()
@@ -246,3 +246,27 @@ def test_generator_config_limits_size() -> None:
     for seed in range(20):
         p = random_program(seed, cfg)
         assert p.instruction_count() < 60
+
+
+# --- a real miscompilation is found -------------------------------------------------
+def _wrong_les(fe: Any, ins: Any) -> None:
+    """LES lowered as LTS: a plausible off-by-equality bug in the JIT."""
+    w = ins.op.width
+    a, b = (fe.lo32(x) for x in ins.args) if w == 32 else (fe.val(x) for x in ins.args)
+    c = fe.tmp("c")
+    fe.emit(f"{c} = icmp slt i{w} {a}, {b}")
+    fe.emit(f"{fe.dest(ins.dests[0])} = zext i1 {c} to i64")
+
+
+@pytest.mark.skipif("jit" not in zjit.available_backends(), reason="needs the jit backend")
+def test_campaign_finds_a_seeded_jit_miscompilation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = pytest.importorskip("zjit.backends.llvm.module")
+    key = (Family.CMPSET, "les")
+    if key not in getattr(module, "EMITTERS", {}):
+        pytest.skip("JIT lowering table changed shape")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # never reuse correct code
+    monkeypatch.setitem(module.EMITTERS, key, _wrong_les)
+    stats = run_campaign(count=400, seed=7, engines=("interp", "jit-O0"), out_dir=tmp_path / "out",
+                         progress=None, shrink_seconds=0, max_failures=1)
+    assert stats.mismatches == 1, stats.line()
+    assert "register" in stats.failures[0].read_text()
