@@ -19,8 +19,9 @@ from ._tooling import fail, load_module, report
 # --- hook for the JIT backend -------------------------------------------------------
 # ``--native TARGET`` and ``--ir`` call into LISTING_MODULE, which the JIT side
 # provides with:
-#     native_listing(program: VerifiedProgram, target: str) -> str
-#         generated machine code (capstone), annotated with guest pcs
+#     native_listing(program: VerifiedProgram, target: str, policy: Policy | None) -> str
+#         generated machine code (capstone), annotated with guest pcs; ``-O`` and
+#         ``--metered`` choose the policy (opt level, fuel metering) it compiles for
 # ``--ir`` prints the JIT's SSA IR via zjit.backends.lift.ir_listing.
 # Until that module (or the function) exists the options print "not available" and
 # exit 2.
@@ -33,6 +34,10 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("module", metavar="MODULE", help=".zasm.bin, ROM or module.json")
     p.add_argument("--native", choices=NATIVE_TARGETS, default=None,
                    help="list the generated machine code for TARGET instead")
+    p.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2), default=2,
+                   help="with --native: optimisation level (default 2)")
+    p.add_argument("--metered", action="store_true",
+                   help="with --native: code with fuel metering (a guard at every block)")
     p.add_argument("--ir", action="store_true", help="list the JIT's SSA IR (docs/jit.md) instead")
     p.add_argument("-o", "--output", metavar="OUT", help="write the listing to OUT instead of stdout")
 
@@ -55,8 +60,11 @@ def _backend_listing(args: argparse.Namespace, image: Any) -> str | None:
 
     program = verify(image)
     if args.native:
+        from zjit.policy import Policy
+
         fn = getattr(listing, "native_listing", None)
-        return None if fn is None else str(fn(program, args.native))
+        policy = Policy(opt_level=args.opt_level, fuel=0 if args.metered else None, use_cache=False)
+        return None if fn is None else str(fn(program, args.native, policy))
     fn = getattr(listing, "ir_listing", None)
     return None if fn is None else str(fn(program))
 
