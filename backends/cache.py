@@ -15,7 +15,10 @@ magic) entry is deleted and reported as a miss, so the caller rebuilds it; an
 entry is never trusted without its checksum. Disk trouble (read-only or full
 file system, unsafe directory) silently degrades to the memory layer.
 
-Importing this module and serving a hit imports neither llvmlite nor the compiler.
+Importing this module and serving a hit imports neither llvmlite nor the compiler
+(nor :mod:`pathlib` or :mod:`tempfile`), and does not read zjit's sources: their
+fingerprint is memoised on disk under the ``stat()`` signature of the files
+(:func:`memoised_fingerprint`, docs/startup.md).
 """
 
 from __future__ import annotations
@@ -27,14 +30,18 @@ import json
 import os
 import stat
 import struct
-import tempfile
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
 
 from zjit import __version__ as ZJIT_VERSION
+from zjit._records import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
 
 MAGIC = b"ZJITCODE"
 FORMAT_VERSION = 1
@@ -52,24 +59,130 @@ _FINGERPRINT_FILES = ("isa.py", "encoding.py", "machine.py", "__init__.py")
 def code_fingerprint() -> str:
     """sha256 over zjit's compiler-relevant sources, so a changed lowering never
     reuses old entries even when the version number did not move."""
-    import importlib.util
+    files = _fingerprint_files()
+    return memoised_fingerprint("sources", files, lambda: _hash_sources(files))
 
+
+def _package_dirs(name: str) -> list[str]:
+    """The folders of package ``zjit.<name>`` (located, not imported)."""
+    module = sys.modules.get(f"zjit.{name}")
+    locations = list(getattr(module, "__path__", None) or [])
+    if not locations:
+        import importlib.util
+
+        spec = importlib.util.find_spec(f"zjit.{name}")
+        locations = list(spec.submodule_search_locations or []) if spec else []
+    return locations
+
+
+def _fingerprint_files() -> list[str]:
+    """The files :func:`code_fingerprint` hashes, in hashing order."""
     import zjit
 
-    h = hashlib.sha256()
-    root = Path(zjit.__file__).resolve().parent
-    files: list[Path] = [root / name for name in _FINGERPRINT_FILES]
+    root = os.path.dirname(os.path.realpath(zjit.__file__ or ""))
+    files = [os.path.join(root, name) for name in _FINGERPRINT_FILES]
     for package in _FINGERPRINT_PACKAGES:
-        spec = importlib.util.find_spec(f"zjit.{package}")  # locates without importing
-        for location in (spec.submodule_search_locations or []) if spec else []:
-            files.extend(sorted(Path(location).resolve().glob("*.py")))
+        for location in _package_dirs(package):
+            files.extend(python_files(location))
+    return files
+
+
+def python_files(directory: str) -> list[str]:
+    """``sorted(Path(directory).resolve().glob("*.py"))`` as strings, without pathlib."""
+    real = os.path.realpath(directory)
+    try:
+        names = os.listdir(real)
+    except OSError:
+        return []
+    return [os.path.join(real, n) for n in sorted(names) if n.endswith(".py")]
+
+
+def _hash_sources(files: Sequence[str]) -> str:
+    h = hashlib.sha256()
     for f in files:
         try:
-            data = f.read_bytes()
+            with open(f, "rb") as fh:
+                data = fh.read()
         except OSError:
             continue
-        h.update(f.name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
+        h.update(os.path.basename(f).encode() + b"\0" + len(data).to_bytes(8, "little") + data)
     return h.hexdigest()
+
+
+_MEMO_VERSION = 1
+
+
+def memoised_fingerprint(label: str, files: Sequence[str], compute: Callable[[], str]) -> str:
+    """``compute()``, a digest of ``files``' contents, remembered across processes.
+
+    The memo (``<default cache dir>/fingerprints/<label>``) holds the digest and a
+    hash of the files' ``stat()`` signature (path, inode, size, mtime and ctime in
+    ns); while that signature is unchanged the files are not read again. Any write
+    to a file changes its ctime, so a stale memo is never used; when the memo
+    cannot be read or written the digest is simply computed.
+    """
+    parts = [f"{label}\0{_MEMO_VERSION}\0{ZJIT_VERSION}"]
+    for f in files:
+        try:
+            st = os.stat(f)
+        except OSError:
+            parts.append(f"{f}\0-")
+            continue
+        parts.append(f"{f}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}")
+    signature = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    from zjit.policy import default_cache_path
+
+    memo_dir = os.path.join(default_cache_path(), "fingerprints")
+    memo = os.path.join(memo_dir, label)
+    saved = _read_small(memo)
+    if saved is not None:
+        fields = saved.split()
+        if len(fields) == 2 and fields[0] == signature and _is_hex(fields[1]):
+            return fields[1]
+    digest = compute()
+    _write_small(memo_dir, memo, f"{signature} {digest}\n")
+    return digest
+
+
+def _is_hex(text: str) -> bool:
+    return 0 < len(text) <= 128 and all(c in "0123456789abcdef" for c in text)
+
+
+def _read_small(path: str) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return None
+        return os.read(fd, 4096).decode("ascii", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _write_small(directory: str, path: str, text: str) -> None:
+    """Best effort, atomic: a temporary file renamed over ``path``."""
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        # the parent is the code cache root: create it as CodeCache would (0700)
+        os.makedirs(os.path.dirname(directory), mode=0o700, exist_ok=True)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        st = os.stat(directory)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def toolchain_versions() -> dict[str, str]:
@@ -152,10 +265,10 @@ class CodeCache:
         memory_bytes: int = DEFAULT_MEMORY_BYTES,
     ) -> None:
         if directory is None:
-            from zjit.policy import default_cache_dir
+            from zjit.policy import default_cache_path
 
-            directory = default_cache_dir()
-        self.directory = Path(directory)
+            directory = default_cache_path()
+        self._dir = os.fspath(directory)
         self.disk = disk
         self.memory_bytes = memory_bytes
         self.stats = CacheStats()
@@ -163,6 +276,13 @@ class CodeCache:
         self._mem: OrderedDict[str, bytes] = OrderedDict()
         self._mem_size = 0
         self._dir_ok: bool | None = None
+
+    @property
+    def directory(self) -> Path:
+        """The cache root."""
+        from pathlib import Path
+
+        return Path(self._dir)
 
     @classmethod
     def for_policy(cls, policy: object) -> CodeCache:
@@ -200,8 +320,13 @@ class CodeCache:
 
     def entry_path(self, key: str) -> Path:
         """Where the disk entry for ``key`` lives."""
+        from pathlib import Path
+
+        return Path(self._entry_file(key))
+
+    def _entry_file(self, key: str) -> str:
         _check_key(key)
-        return self.directory / key[:2] / (key + _SUFFIX)
+        return os.path.join(self._dir, key[:2], key + _SUFFIX)
 
     def clear_memory(self) -> None:
         """Forget the memory layer (the disk layer stays)."""
@@ -230,7 +355,7 @@ class CodeCache:
         try:
             if create:
                 self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            st = os.stat(self.directory)
+            st = os.stat(self._dir)
         except OSError:
             return False
         ok = stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not (st.st_mode & 0o022)
@@ -240,7 +365,7 @@ class CodeCache:
     def _disk_get(self, key: str) -> bytes | None:
         if not self._directory_usable(create=False):
             return None
-        path = self.entry_path(key)
+        path = self._entry_file(key)
         st: os.stat_result | None = None
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
@@ -268,6 +393,8 @@ class CodeCache:
             with self._lock:
                 self.stats.write_errors += 1
             return
+        import tempfile
+
         path = self.entry_path(key)
         tmp: str | None = None
         try:
@@ -312,7 +439,7 @@ def _read_all(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _discard(path: Path, seen: os.stat_result | None) -> None:
+def _discard(path: str, seen: os.stat_result | None) -> None:
     """Delete a bad entry, unless another writer already replaced it with a new file."""
     try:
         now = os.stat(path, follow_symlinks=False)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-from dataclasses import dataclass
 
+from zjit._records import dataclass
 from zjit.isa import NUM_REGS, REG_NAMES, TrapKind
 
 

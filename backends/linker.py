@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+
+from zjit._records import dataclass, field
 
 from . import elf
 from .elf import ElfObject, ObjectFileError, Relocation, Section, Symbol

@@ -19,15 +19,14 @@ import ctypes
 import functools
 import hashlib
 import json
+import os
 import struct
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from zjit.verifier import VerifiedProgram
 
+from zjit._records import dataclass
 from zjit.errors import PolicyError
 from zjit.isa import MASK64, NUM_REGS, PRIM_NAMES, TrapKind
 from zjit.machine import Machine, Outcome
@@ -36,6 +35,10 @@ from zjit.policy import Policy
 from . import hostcalls, native_stack
 from .context import LAYOUT_DIGEST, STATUS_OK, TRAP_STACK, Ctx
 from .targets import HOST_SUPPORTED, HOST_TRIPLE
+
+TYPE_CHECKING = False  # no typing import at run time (start-up, docs/startup.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 ENTRY_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
 SP_FN = ctypes.CFUNCTYPE(ctypes.c_uint64)
@@ -49,11 +52,20 @@ _MEMORY_TRAPS = (TrapKind.OOB, TrapKind.WRITE_PROTECT)
 
 @functools.cache
 def lowering_fingerprint() -> str:
-    """sha256 of the LLVM lowering sources (part of every cache key)."""
-    h = hashlib.sha256()
-    for f in sorted((Path(__file__).parent / "llvm").glob("*.py")):
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()[:32]
+    """sha256 of the LLVM lowering sources (part of every cache key), memoised
+    across processes while the files are unchanged."""
+    from .cache import memoised_fingerprint, python_files
+
+    files = python_files(os.path.join(os.path.dirname(__file__), "llvm"))
+
+    def compute() -> str:
+        h = hashlib.sha256()
+        for f in files:
+            with open(f, "rb") as fh:
+                h.update(os.path.basename(f).encode() + b"\0" + fh.read())
+        return h.hexdigest()[:32]
+
+    return memoised_fingerprint("lowering", files, compute)
 
 
 @dataclass(frozen=True)
@@ -253,7 +265,7 @@ class JitBackend:
     def _cache(self, policy: Policy) -> Any:
         from .cache import CodeCache
 
-        key = (str(policy.resolved_cache_dir), bool(policy.use_cache))
+        key = (policy.resolved_cache_path, bool(policy.use_cache))
         with self._lock:
             cache = self._caches.get(key)
             if cache is None:

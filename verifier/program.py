@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from zjit._records import dataclass
 from zjit.encoding import Instr
 from zjit.image import ModuleImage
 

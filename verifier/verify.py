@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 
+from zjit._records import dataclass, field
 from zjit.encoding import Instr
 from zjit.errors import VerifyError
 from zjit.image import ModuleImage

@@ -12,7 +12,9 @@ suite checks each one has a negative test and ``docs/errors.md`` lists them.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
 
 # code -> (category, meaning). Categories: container, verify, segment, policy, usage.
 CODES: dict[str, tuple[str, str]] = {

@@ -10,7 +10,8 @@ Word layout: ``op<<24 | rd<<20 | rs1<<16 | rs2<<12 | (imm12 & 0xFFF)``.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+
+from ._records import dataclass
 
 WORD_BYTES = 4
 MASK32 = 0xFFFF_FFFF

@@ -11,9 +11,9 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, TextIO
 
+from ._records import dataclass, field
 from .isa import CTL_NO_HANDLER, CTL_RESP_TOO_LONG, NUM_REGS, TrapKind
 
 LogSink = Callable[[bytes, bytes], None] | BinaryIO | TextIO

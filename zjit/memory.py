@@ -15,9 +15,9 @@ Every failure is a :class:`~zjit.errors.SegmentError` naming the segment(s).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from ._records import dataclass
 from .errors import ContainerError, PolicyError, SegmentError
 from .image import ModuleImage, SegmentDesc
 from .policy import DEFAULT_MEM_SIZE, Policy

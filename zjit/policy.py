@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._paths import path_str
+from ._records import dataclass, field
 from .errors import PolicyError
 from .isa import DEFAULT_MAX_CALL_DEPTH, PRIM_MASK_ALL
 
@@ -16,8 +17,15 @@ DEFAULT_MEM_SIZE = 2 << 20
 
 def default_cache_dir() -> Path:
     """Per-user cache directory (``$XDG_CACHE_HOME/zjit`` or ``~/.cache/zjit``)."""
+    from pathlib import Path
+
+    return Path(default_cache_path())
+
+
+def default_cache_path() -> str:
+    """:func:`default_cache_dir` as a string, without importing :mod:`pathlib`."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "zjit"
+    return path_str(os.path.join(base, "zjit"))
 
 
 @dataclass(frozen=True)
@@ -58,4 +66,11 @@ class Policy:
     @property
     def resolved_cache_dir(self) -> Path:
         """The cache directory actually used."""
-        return Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir()
+        from pathlib import Path
+
+        return Path(self.resolved_cache_path)
+
+    @property
+    def resolved_cache_path(self) -> str:
+        """:attr:`resolved_cache_dir` as a string, without importing :mod:`pathlib`."""
+        return path_str(self.cache_dir) if self.cache_dir is not None else default_cache_path()

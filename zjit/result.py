@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from ._records import dataclass, field
 from .isa import REG_NAMES, TrapKind
 
 

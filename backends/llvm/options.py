@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
+
+from zjit._records import asdict, dataclass
 
 from ..targets import HOST_TRIPLE
 

@@ -1,8 +1,10 @@
 """``zjit`` command line: one module per command under :mod:`zjit.cli`.
 
 Each command module defines ``add_parser(subparsers) -> None`` and
-``main(args: argparse.Namespace) -> int``. Commands are imported lazily so a
-``zjit run`` cache hit never imports the compiler.
+``main(args: argparse.Namespace) -> int``. Commands are imported lazily: when the
+first argument names a command only that command's module is imported (and
+registered), so ``zjit run`` never imports the assembler, the fuzzer or the
+compiler; anything else (``--help``, ``--version``, a typo) registers them all.
 
 Exit codes (``interfaces.md``): 0 success, 1 trap (``run`` only), 2 usage error,
 3 rejected input (container, verify, segment or policy error).
@@ -11,7 +13,6 @@ Exit codes (``interfaces.md``): 0 success, 1 trap (``run`` only), 2 usage error,
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
@@ -37,20 +38,26 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every available command registered."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with every available command registered (or just the
+    command ``only``: parsing a command line that starts with it gives the same
+    result either way)."""
     parser = _Parser(prog="zjit", description="Verified, sandboxed JIT for ZASM.")
     from zjit import __version__
 
     parser.add_argument("--version", action="version", version=f"zjit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, help_text in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        module_name = f"zjit.cli.cmd_{name}"
         try:
-            mod = importlib.import_module(f"zjit.cli.cmd_{name}")
+            __import__(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != f"zjit.cli.cmd_{name}":
+            if exc.name != module_name:
                 raise
             continue
+        mod = sys.modules[module_name]
         p = sub.add_parser(name, help=help_text, description=help_text)
         mod.add_parser(p)
         p.set_defaults(_handler=mod.main)
@@ -59,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``zjit`` console script."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
     args = parser.parse_args(argv)
     handler = getattr(args, "_handler", None)
     if handler is None:

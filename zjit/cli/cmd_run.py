@@ -9,16 +9,19 @@ is imported, so ``--engine interp`` never loads the JIT.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
-from types import FrameType
-from typing import BinaryIO
+from typing import TYPE_CHECKING
 
 from zjit.cli import EXIT_OK, EXIT_REJECTED, EXIT_TRAP, EXIT_USAGE
 from zjit.errors import ZjitError
-from zjit.result import Result, Trap
+
+if TYPE_CHECKING:
+    from types import FrameType
+    from typing import BinaryIO
+
+    from zjit.result import Result, Trap
 
 
 def _count(text: str) -> int:
@@ -119,6 +122,8 @@ def main(args: argparse.Namespace) -> int:
 
 def _report(result: Result, as_json: bool) -> int:
     if as_json:
+        import json
+
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
         sys.stdout.flush()
     if result.trap is None:

@@ -9,28 +9,27 @@ non-zero multiple of 4. Anything else is ``UNKNOWN_FORMAT``.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
+from zjit._paths import split_path
 from zjit.errors import ContainerError
 from zjit.image import ModuleImage
-
-from .manifest import manifest_name, read_manifest, read_manifest_bytes
-from .rom import MAGIC as ROM_MAGIC
-from .rom import read_rom, write_rom
-from .zasm_bin import MAGIC as ZASB_MAGIC
-from .zasm_bin import read_zasm_bin, write_zasm_bin
 
 FORMATS = ("zasm", "rom")
 """Formats :func:`dump_image` can write."""
 
 _SUFFIXES = (".zasm.bin", ".rom", ".zasm", ".bin", ".code", ".json")
+# The container magics, here so sniffing imports no reader (tests/test_startup.py
+# checks them against zasm_bin.MAGIC and rom.MAGIC). Each reader is imported only
+# when its format is seen, so loading a .zasm.bin never imports the ROM or JSON code.
+_ZASB_MAGIC = b"ZASB"
+_ROM_MAGIC = b"ROM!"
 
 
 def sniff(data: bytes) -> str:
     """Name the format of ``data``: ``zasm``, ``rom``, ``json``, ``raw`` or ``unknown``."""
-    if data[:4] == ZASB_MAGIC:
+    if data[:4] == _ZASB_MAGIC:
         return "zasm"
-    if data[:4] == ROM_MAGIC:
+    if data[:4] == _ROM_MAGIC:
         return "rom"
     if data.lstrip(b" \t\r\n")[:1] == b"{" and b"\0" not in data:
         try:
@@ -44,23 +43,39 @@ def sniff(data: bytes) -> str:
     return "unknown"
 
 
-def module_name(path: Path) -> str:
+def module_name(path: str | os.PathLike[str]) -> str:
     """A module name from a file name (known suffixes removed)."""
-    if path.name == "module.json":
-        return manifest_name(path.resolve())
+    name = split_path(path)[1]
+    if name == "module.json":
+        from pathlib import Path
+
+        from .manifest import manifest_name
+
+        return manifest_name(Path(path).resolve())
     for suffix in _SUFFIXES:
-        if path.name.endswith(suffix) and len(path.name) > len(suffix):
-            return path.name[: -len(suffix)]
-    return path.name or "module"
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name or "module"
 
 
-def _from_bytes(data: bytes, name: str, base_dir: Path) -> ModuleImage:
+def _from_bytes(data: bytes, name: str, source: str | os.PathLike[str] | None) -> ModuleImage:
+    """Parse ``data``; a module.json resolves its paths against the directory of
+    ``source`` (the file it came from), or the current directory when None."""
     kind = sniff(data)
     if kind == "zasm":
+        from .zasm_bin import read_zasm_bin
+
         return read_zasm_bin(data, name=name)
     if kind == "rom":
+        from .rom import read_rom
+
         return read_rom(data, name=name)
     if kind == "json":
+        from pathlib import Path
+
+        from .manifest import read_manifest_bytes
+
+        base_dir = Path.cwd() if source is None else Path(source).parent
         return read_manifest_bytes(data, base_dir, name=name)
     if kind == "raw":
         return ModuleImage(code=data, source_format="raw", name=name)
@@ -79,23 +94,29 @@ def load_image(source: bytes | bytearray | memoryview | str | os.PathLike[str], 
     directory; a file path resolves them against the file's directory.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _from_bytes(bytes(source), name or "module", Path.cwd())
-    path = Path(source)
-    mod_name = name or module_name(path)
-    if path.suffix == ".json":
+        return _from_bytes(bytes(source), name or "module", None)
+    path, file_name = split_path(source)
+    mod_name = name or module_name(source)
+    if file_name.endswith(".json") and len(file_name) > len(".json"):  # Path(source).suffix == ".json"
+        from .manifest import read_manifest
+
         return read_manifest(path, name=mod_name)
     try:
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
-        raise ContainerError("BAD_PATH", f"cannot read {str(path)!r}: {exc.strerror or exc}", path=str(path)) from exc
-    return _from_bytes(data, mod_name, path.parent)
+        raise ContainerError("BAD_PATH", f"cannot read {path!r}: {exc.strerror or exc}", path=path) from exc
+    return _from_bytes(data, mod_name, path)
 
 
 def dump_image(image: ModuleImage, fmt: str) -> bytes:
     """Serialise ``image`` as ``"zasm"`` (.zasm.bin v2) or ``"rom"``."""
     if fmt == "zasm":
+        from .zasm_bin import write_zasm_bin
+
         return write_zasm_bin(image)
     if fmt == "rom":
+        from .rom import write_rom
+
         return write_rom(image)
     raise ValueError(f"unknown output format {fmt!r} (expected one of {', '.join(FORMATS)})")
