@@ -79,9 +79,11 @@ class GenProgram:
         return dataclasses.replace(image, segments=tuple(image.segments) + self.ro_segments)
 
     def policy(self, **overrides: object) -> Policy:
-        """The policy this program runs under (overrides for e.g. ``use_cache``)."""
+        """The policy this program runs under. The on-disk code cache is off:
+        generated programs are throw-away and would only fill it."""
         kwargs: dict[str, object] = {
             "fuel": self.fuel, "max_call_depth": self.max_call_depth, "mem_size": self.mem_size,
+            "use_cache": False,
         }
         kwargs.update(overrides)
         return Policy(**kwargs)  # type: ignore[arg-type]
