@@ -267,13 +267,15 @@ class _Builder:
 
     def writable_addr(self, size: int) -> int:
         c = self.c
-        region = c.randint(0, 3)
+        region = c.randint(0, 4)
         if region == 0:
             return c.randint(0, LOW_END - size)
         if region == 1:
             return c.randint(SCRATCH, SCRATCH + SCRATCH_SIZE - size)
         if region == 2:
-            return self.mem_size - size - c.randint(0, 16)
+            return self.mem_size - size - c.choice((0, 0, c.randint(0, 16)))
+        if region == 3:  # right next to the read-only segment, not touching it
+            return c.choice((RO_BASE - size, RO_BASE + RO_SIZE))
         return c.randint(MID_BASE, self.mem_size - size)
 
     def oob_addr(self, size: int) -> int:
@@ -281,7 +283,7 @@ class _Builder:
         c = self.c
         pick = c.randint(0, 3)
         if pick == 0:
-            return self.mem_size - size + c.randint(1, size)
+            return self.mem_size - size + c.choice((1, 1, c.randint(1, size)))  # often one byte over
         if pick == 1:
             return self.mem_size + c.randint(0, 4096)
         if pick == 2:
@@ -290,7 +292,8 @@ class _Builder:
 
     def ro_addr(self, size: int) -> int:
         """An address where a ``size``-byte write touches the read-only segment."""
-        return self.c.randint(RO_BASE - size + 1, RO_BASE + RO_SIZE - 1)
+        c = self.c
+        return c.choice((RO_BASE - size + 1, RO_BASE + RO_SIZE - 1, c.randint(RO_BASE - size + 1, RO_BASE + RO_SIZE - 1)))
 
     def base_disp(self, addr: int) -> tuple[int, int]:
         """(base value, displacement) with ``base + disp == addr`` mod 2^64."""
