@@ -23,9 +23,7 @@ fingerprint is memoised on disk under the ``stat()`` signature of the files
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
 import json
 import os
 import stat
@@ -37,6 +35,7 @@ from collections.abc import Mapping
 
 from zjit import __version__ as ZJIT_VERSION
 from zjit._records import dataclass
+from zjit._sha256 import sha256
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -98,7 +97,7 @@ def python_files(directory: str) -> list[str]:
 
 
 def _hash_sources(files: Sequence[str]) -> str:
-    h = hashlib.sha256()
+    h = sha256(size=0)  # sources: well under LARGE
     for f in files:
         try:
             with open(f, "rb") as fh:
@@ -129,7 +128,7 @@ def memoised_fingerprint(label: str, files: Sequence[str], compute: Callable[[],
             parts.append(f"{f}\0-")
             continue
         parts.append(f"{f}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}")
-    signature = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    signature = sha256("\n".join(parts).encode()).hexdigest()
     from zjit.policy import default_cache_path
 
     memo_dir = os.path.join(default_cache_path(), "fingerprints")
@@ -181,8 +180,10 @@ def _write_small(directory: str, path: str, text: str) -> None:
             os.close(fd)
         os.replace(tmp, path)
     except OSError:
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 - contextlib is not imported on the cache-hit path
             os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def toolchain_versions() -> dict[str, str]:
@@ -210,13 +211,13 @@ def cache_key(program_digest: str, *, triple: str, cpu: str, options: Mapping[st
         text = json.dumps(material, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"cache options must be JSON values: {exc}") from None
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sha256(text.encode()).hexdigest()
 
 
 def encode_entry(key: str, payload: bytes) -> bytes:
     """The on-disk form of one entry."""
     k = key.encode()
-    return _HEADER.pack(MAGIC, FORMAT_VERSION, len(k), len(payload), hashlib.sha256(payload).digest()) + k + payload
+    return _HEADER.pack(MAGIC, FORMAT_VERSION, len(k), len(payload), sha256(payload).digest()) + k + payload
 
 
 def decode_entry(key: str, blob: bytes) -> bytes | None:
@@ -231,7 +232,7 @@ def decode_entry(key: str, blob: bytes) -> bytes | None:
     if blob[_HEADER.size : start] != k or len(blob) != start + plen:
         return None
     payload = blob[start:]
-    if hashlib.sha256(payload).digest() != digest:
+    if sha256(payload).digest() != digest:
         return None
     return payload
 
@@ -393,6 +394,7 @@ class CodeCache:
             with self._lock:
                 self.stats.write_errors += 1
             return
+        import contextlib
         import tempfile
 
         path = self.entry_path(key)

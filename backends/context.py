@@ -15,9 +15,9 @@ aarch64 and trivially matches C.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 
 from zjit._records import dataclass
+from zjit._sha256 import sha256
 from zjit.isa import NUM_REGS, REG_NAMES, TrapKind
 
 
@@ -92,7 +92,7 @@ BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
 CTX_SIZE = sum(f.size for f in FIELDS)
 """Size of the structure in bytes."""
 
-LAYOUT_DIGEST = hashlib.sha256(
+LAYOUT_DIGEST = sha256(
     ";".join(f"{f.name}:{f.kind}:{f.count}" for f in FIELDS).encode()
 ).hexdigest()[:16]
 """Changes whenever the layout changes (part of every code cache key)."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import json
 import os
 import struct
@@ -27,6 +26,7 @@ import time
 from zjit.verifier import VerifiedProgram
 
 from zjit._records import dataclass
+from zjit._sha256 import sha256
 from zjit.errors import PolicyError
 from zjit.isa import MASK64, NUM_REGS, PRIM_NAMES, TrapKind
 from zjit.machine import Machine, Outcome
@@ -59,7 +59,7 @@ def lowering_fingerprint() -> str:
     files = python_files(os.path.join(os.path.dirname(__file__), "llvm"))
 
     def compute() -> str:
-        h = hashlib.sha256()
+        h = sha256(size=0)
         for f in files:
             with open(f, "rb") as fh:
                 h.update(os.path.basename(f).encode() + b"\0" + fh.read())

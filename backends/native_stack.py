@@ -23,11 +23,14 @@ import ctypes
 import struct
 import threading
 from collections.abc import Callable
-from typing import TypeVar
 
 from .targets import EM_X86_64
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing stays unimported at run time (docs/startup.md)
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 CALLBACK_RESERVE = 512 << 10
 """Stack kept free below the guest's frames for memmove and host callbacks."""

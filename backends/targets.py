@@ -93,18 +93,29 @@ def llvmlite_version() -> str:
     """Installed llvmlite version, read from its package metadata (no import).
 
     Reads ``llvmlite-*.dist-info/METADATA`` next to the package directly, since
-    :mod:`importlib.metadata` alone costs ~80 ms of imports on a cache hit.
+    :mod:`importlib.metadata` alone costs ~80 ms of imports on a cache hit (and
+    locates the package with the path finder: :mod:`importlib.util` and
+    :mod:`pathlib` cost a few ms more).
     """
-    import importlib.util
-    from pathlib import Path
+    import sys
+    from importlib.machinery import PathFinder
 
-    spec = importlib.util.find_spec("llvmlite")  # locates, does not import
+    loaded = sys.modules.get("llvmlite")
+    spec = loaded.__spec__ if loaded is not None else PathFinder.find_spec("llvmlite")
+    if spec is None:
+        import importlib.util
+
+        spec = importlib.util.find_spec("llvmlite")  # locates, does not import
     if spec is None or spec.origin is None:
         return "none"
-    site = Path(spec.origin).resolve().parent.parent
-    for dist in sorted(site.glob("llvmlite-*.dist-info")):
+    site = os.path.dirname(os.path.dirname(os.path.realpath(spec.origin)))
+    try:
+        names = sorted(n for n in os.listdir(site) if n.startswith("llvmlite-") and n.endswith(".dist-info"))
+    except OSError:
+        names = []
+    for dist in names:
         try:
-            with open(dist / "METADATA", encoding="utf-8") as f:
+            with open(os.path.join(site, dist, "METADATA"), encoding="utf-8") as f:
                 for line in f:
                     if line.startswith("Version:"):
                         return line.split(":", 1)[1].strip()

@@ -85,6 +85,24 @@ def test_same_behaviour_as_dataclasses(options: dict[str, Any]) -> None:
         assert _repr(clone) == _repr(r2)
 
 
+@pytest.mark.parametrize("options", OPTIONS[:4], ids=lambda o: ",".join(o) or "plain")
+def test_same_init_binding_and_errors(options: dict[str, Any]) -> None:
+    std, rec = _pair(options, {"b": "x", "c": {"default_factory": list}},
+                     {"a": "int", "z": "int", "b": "str", "c": "list[int]"})
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+        ((), {}), ((1,), {}), ((1, 2, 3, 4, 5), {}), ((1,), {"a": 2}), ((1,), {"q": 1}),
+        ((), {"b": "y"}), ((1, "y"), {"c": [1]}), ((1, "y", [1]), {}), ((), {"a": 1, "c": [2]}),
+    ]
+    for args, kwargs in calls:
+        outcomes = []
+        for cls in (std, rec):
+            try:
+                outcomes.append(_repr(cls(*args, **kwargs)).replace(cls.__qualname__, "C"))
+            except TypeError as exc:
+                outcomes.append(str(exc).replace(cls.__qualname__, "C"))
+        assert outcomes[0] == outcomes[1], (args, kwargs)
+
+
 def test_post_init_and_errors() -> None:
     calls: list[int] = []
 

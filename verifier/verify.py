@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 from zjit._records import dataclass, field
+from zjit._sha256 import sha256
 from zjit.encoding import Instr
 from zjit.errors import VerifyError
 from zjit.image import ModuleImage
@@ -102,7 +102,7 @@ def check(image: ModuleImage, policy: Policy | None = None) -> tuple[list[Verify
 
 def digest_of(image: ModuleImage) -> str:
     """Content hash of everything that determines a module's behaviour."""
-    h = hashlib.sha256()
+    h = sha256(size=len(image.code) + sum(len(s.init or b"") for s in image.segments))
     meta = {
         "entry": image.entry_pc,
         "exports": sorted(image.exports.items()),

@@ -10,9 +10,10 @@ standard one (``TYPE_CHECKING`` below), so typing is unchanged.
 At run time :func:`record` builds the same methods from closures: ``__repr__``,
 ``__eq__``, ``__hash__`` (frozen classes; mutable ones are unhashable), the frozen
 ``__setattr__``/``__delattr__`` (raising :class:`dataclasses.FrozenInstanceError`),
-``__match_args__``, ``__slots__`` with the pickling helpers, ``__post_init__``
-calls. ``__init__`` is generated as the standard one would be, but compiled on the
-first instantiation. The classes stay dataclasses for :mod:`dataclasses` itself:
+``__match_args__``, ``__slots__`` with the pickling helpers and ``__init__`` (same
+parameters, defaults and ``__post_init__`` call; compiling per-class code, as the
+standard decorator does, is what costs most). The classes stay dataclasses for
+:mod:`dataclasses` itself:
 ``__dataclass_fields__`` and ``__dataclass_params__`` are computed on first access
 from an equivalent standard dataclass, so ``fields``, ``replace``, ``asdict`` and
 ``is_dataclass`` work (and import :mod:`dataclasses` then). Supported: the
@@ -42,8 +43,6 @@ class _Missing:
 
 MISSING: Any = _Missing()
 """No default (the standard ``dataclasses.MISSING`` is not imported)."""
-_HAS_FACTORY: Any = _Missing()
-"""``__init__`` default of a field with a default factory."""
 _SPECS = "__zjit_record_fields__"
 """Class attribute: the field specs, in declaration order."""
 _OPTIONS = "__zjit_record_options__"
@@ -168,7 +167,7 @@ def _process(cls: Any, init: bool, repr: bool, eq: bool, frozen: bool,  # noqa: 
     setattr(cls, _OPTIONS, {"init": init, "repr": repr, "eq": eq, "frozen": frozen,
                             "match_args": match_args, "slots": slots})
     if init and "__init__" not in own:
-        cls.__init__ = _lazy_init(cls)
+        cls.__init__ = _init_fn(cls, tuple(specs), slots)
     if repr and "__repr__" not in own:
         cls.__repr__ = _repr_fn(tuple(s.name for s in specs if s.repr))
     has_explicit_hash = "__hash__" in own and not (own["__hash__"] is None and "__eq__" in own)
@@ -203,60 +202,68 @@ def _describe(spec: FieldSpec) -> str:
 # --------------------------------------------------------------------------- methods
 
 
-def _lazy_init(cls: Any) -> Callable[..., None]:
-    """An ``__init__`` that compiles the real one, installs it and runs it."""
+def _init_fn(cls: Any, specs: tuple[FieldSpec, ...], slots: bool) -> Callable[..., None]:
+    """The standard ``__init__`` (same parameters, defaults, factories and
+    ``__post_init__`` call) without compiling code: a call passing every init field
+    positionally stores them directly, anything else is bound by :func:`_bind`."""
+    init_specs = tuple(s for s in specs if s.init)
+    names = tuple(s.name for s in init_specs)
+    count = len(names)
+    later = tuple(s for s in specs if not s.init and (s.default is not MISSING
+                                                      or s.default_factory is not MISSING))
+    setters = tuple(cls.__dict__[n].__set__ for n in names) if slots else ()
+    post_init = hasattr(cls, "__post_init__")
+    qualname = f"{cls.__qualname__}.__init__"
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        real = _compile_init(cls)
-        if cls.__dict__.get("__init__") is __init__:
-            cls.__init__ = real
-        real(self, *args, **kwargs)
+        values = args if len(args) == count and not kwargs else _bind(qualname, init_specs, args, kwargs)
+        if slots:
+            for store, value in zip(setters, values, strict=True):
+                store(self, value)
+        else:
+            self.__dict__.update(zip(names, values, strict=True))
+        for s in later:
+            value = s.default_factory() if s.default_factory is not MISSING else s.default
+            if slots:
+                cls.__dict__[s.name].__set__(self, value)
+            else:
+                self.__dict__[s.name] = value
+        if post_init:
+            self.__post_init__()
 
-    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    __init__.__qualname__ = qualname
     return __init__
 
 
-def _compile_init(cls: Any) -> Callable[..., None]:
-    """The ``__init__`` the standard decorator would write."""
-    specs: tuple[FieldSpec, ...] = getattr(cls, _SPECS)
-    frozen = getattr(cls, _OPTIONS)["frozen"]
-    env: dict[str, Any] = {"__MISSING_FACTORY": _HAS_FACTORY, "__object_setattr": object.__setattr__}
-    params: list[str] = ["self"]
-    body: list[str] = []
-    for s in specs:
-        value = s.name
-        if s.default_factory is not MISSING:
-            env[f"__factory_{s.name}"] = s.default_factory
-            if s.init:
-                params.append(f"{s.name}=__MISSING_FACTORY")
-                value = f"__factory_{s.name}() if {s.name} is __MISSING_FACTORY else {s.name}"
-            else:
-                value = f"__factory_{s.name}()"
-        elif s.init:
-            if s.default is MISSING:
-                params.append(s.name)
-            else:
-                env[f"__default_{s.name}"] = s.default
-                params.append(f"{s.name}=__default_{s.name}")
+def _bind(qualname: str, specs: tuple[FieldSpec, ...], args: tuple[Any, ...],
+          kwargs: dict[str, Any]) -> list[Any]:
+    """Field values for a call with keywords, defaults or factories (Python's errors)."""
+    if len(args) > len(specs):
+        required = sum(1 for s in specs if s.default is MISSING and s.default_factory is MISSING)
+        takes = f"{len(specs) + 1}" if required == len(specs) else f"from {required + 1} to {len(specs) + 1}"
+        raise TypeError(f"{qualname}() takes {takes} positional arguments but {len(args) + 1} were given")
+    for s in specs[:len(args)]:
+        if s.name in kwargs:
+            raise TypeError(f"{qualname}() got multiple values for argument {s.name!r}")
+    values = list(args)
+    missing: list[str] = []
+    for s in specs[len(args):]:
+        if s.name in kwargs:
+            values.append(kwargs.pop(s.name))
         elif s.default is not MISSING:
-            env[f"__default_{s.name}"] = s.default
-            value = f"__default_{s.name}"
+            values.append(s.default)
+        elif s.default_factory is not MISSING:
+            values.append(s.default_factory())
         else:
-            continue
-        if frozen:
-            body.append(f"__object_setattr(self, {s.name!r}, {value})")
-        else:
-            body.append(f"self.{s.name} = {value}")
-    if hasattr(cls, "__post_init__"):
-        body.append("self.__post_init__()")
-    lines = ["def __create(__env):", *(f"  {k} = __env[{k!r}]" for k in env),
-             f"  def __init__({', '.join(params)}) -> None:", *(f"    {b}" for b in body or ["pass"]),
-             "  return __init__"]
-    namespace: dict[str, Any] = {}
-    exec("\n".join(lines), {}, namespace)  # noqa: S102 - generated from field names only
-    fn: Callable[..., None] = namespace["__create"](env)
-    fn.__qualname__ = f"{cls.__qualname__}.__init__"
-    return fn
+            missing.append(repr(s.name))
+    if kwargs:
+        raise TypeError(f"{qualname}() got an unexpected keyword argument {next(iter(kwargs))!r}")
+    if missing:
+        listed = missing[0] if len(missing) == 1 else (
+            f"{missing[0]} and {missing[1]}" if len(missing) == 2 else ", ".join(missing[:-1]) + f", and {missing[-1]}")
+        plural = "argument" if len(missing) == 1 else "arguments"
+        raise TypeError(f"{qualname}() missing {len(missing)} required positional {plural}: {listed}")
+    return values
 
 
 def _repr_fn(names: tuple[str, ...]) -> Callable[[Any], str]:

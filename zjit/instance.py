@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import bisect
 import time
-from typing import TYPE_CHECKING, BinaryIO
 
 from .errors import PolicyError, TrapError
 from .isa import MASK64, NUM_REGS, REG_INDEX, REG_NAMES
-from .machine import DEFAULT, CtlHandler, HostIO, LogSink, Machine, Outcome
+from .machine import DEFAULT, HostIO, Machine
 from .result import Result, Trap
 
+TYPE_CHECKING = False  # typing stays unimported at run time (docs/startup.md)
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
+    from .machine import CtlHandler, LogSink, Outcome
     from .runtime import Module
 
 

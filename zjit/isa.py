@@ -171,9 +171,8 @@ def _build() -> tuple[OpInfo, ...]:
 OPS: tuple[OpInfo, ...] = _build()
 """All valid opcodes, in opcode order."""
 
-BY_OPCODE: tuple[OpInfo | None, ...] = tuple(
-    next((o for o in OPS if o.opcode == code), None) for code in range(256)
-)
+_ROW_OF = {o.opcode: o for o in reversed(OPS)}  # the first row wins, as a scan would
+BY_OPCODE: tuple[OpInfo | None, ...] = tuple(_ROW_OF.get(code) for code in range(256))
 """Opcode byte -> row, or None for an invalid opcode."""
 
 BY_MNEMONIC: dict[str, OpInfo] = {o.mnemonic: o for o in OPS}

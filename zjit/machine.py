@@ -11,12 +11,30 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import BinaryIO, Protocol, TextIO
 
 from ._records import dataclass, field
 from .isa import CTL_NO_HANDLER, CTL_RESP_TOO_LONG, NUM_REGS, TrapKind
 
-LogSink = Callable[[bytes, bytes], None] | BinaryIO | TextIO
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO, Protocol, TextIO
+
+    LogSink = Callable[[bytes, bytes], None] | BinaryIO | TextIO
+else:
+    # typing costs ~3 ms of start-up: at run time the contract classes below are
+    # plain classes and ``LogSink`` (which needs typing.BinaryIO) is built on first
+    # access by the module ``__getattr__``.
+    Protocol = object
+
+    def __getattr__(name: str) -> object:
+        if name == "LogSink":
+            from typing import BinaryIO, TextIO
+
+            value = Callable[[bytes, bytes], None] | BinaryIO | TextIO
+            globals()[name] = value
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 CtlHandler = Callable[[bytes], bytes | int]
 
 

@@ -15,12 +15,15 @@ Every failure is a :class:`~zjit.errors.SegmentError` naming the segment(s).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from ._records import dataclass
 from .errors import ContainerError, PolicyError, SegmentError
 from .image import ModuleImage, SegmentDesc
 from .policy import DEFAULT_MEM_SIZE, Policy
+
+TYPE_CHECKING = False  # typing stays unimported at run time (docs/startup.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 HEAP_FLOOR = 16
 """The heap never starts below this address (``isa.md`` 2.8)."""

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from ._paths import path_str
 from ._records import dataclass, field
 from .errors import PolicyError
 from .isa import DEFAULT_MAX_CALL_DEPTH, PRIM_MASK_ALL
+
+TYPE_CHECKING = False  # pathlib and typing stay unimported at run time (docs/startup.md)
+if TYPE_CHECKING:
+    from pathlib import Path
 
 GiB = 1 << 30
 DEFAULT_MEM_SIZE = 2 << 20

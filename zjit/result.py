@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ._records import dataclass, field
 from .isa import REG_NAMES, TrapKind
+
+TYPE_CHECKING = False  # typing stays unimported at run time (docs/startup.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True)

@@ -8,20 +8,24 @@ an engine executes code; see :class:`zjit.machine.Backend`.
 
 from __future__ import annotations
 
-import importlib
 import os
+import sys
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO
 
 from .errors import PolicyError
 from .image import ModuleImage
 from .instance import Instance, source_lookup
-from .machine import DEFAULT, Backend, CtlHandler, Executable, LogSink
+from .machine import DEFAULT
 from .policy import Policy
 
+TYPE_CHECKING = False  # typing stays unimported at run time (docs/startup.md)
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import BinaryIO
+
     from zjit.verifier.program import VerifiedProgram
+
+    from .machine import Backend, CtlHandler, Executable, LogSink
 
 BACKENDS: dict[str, str] = {
     "interp": "zjit.interp:InterpBackend",
@@ -52,7 +56,8 @@ def _factory(name: str) -> Callable[[], Backend]:
                           path="backend")
     module_name, attr = spec.split(":")
     try:
-        factory: Callable[[], Backend] = getattr(importlib.import_module(module_name), attr)
+        __import__(module_name)
+        factory: Callable[[], Backend] = getattr(sys.modules[module_name], attr)
     except (ImportError, AttributeError) as exc:
         raise PolicyError("BAD_BACKEND", f"backend {name!r} is not available: {exc}",
                           path="backend") from exc

@@ -8,7 +8,10 @@ first use, so importing :mod:`.options` alone (a code cache hit) stays cheap.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+
+TYPE_CHECKING = False  # typing stays unimported on a cache hit (docs/startup.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 _EXPORTS = {
     "CodegenOptions": ".options",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from zjit._records import asdict, dataclass
 
 from ..targets import HOST_TRIPLE
+
+TYPE_CHECKING = False  # typing stays unimported at run time (docs/startup.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,8 @@ Each command module defines ``add_parser(subparsers) -> None`` and
 first argument names a command only that command's module is imported (and
 registered), so ``zjit run`` never imports the assembler, the fuzzer or the
 compiler; anything else (``--help``, ``--version``, a typo) registers them all.
+A plain ``zjit run`` command line does not even import :mod:`argparse`
+(:func:`zjit.cli.cmd_run.parse_plain`, docs/startup.md).
 
 Exit codes (``interfaces.md``): 0 success, 1 trap (``run`` only), 2 usage error,
 3 rejected input (container, verify, segment or policy error).
@@ -12,9 +14,12 @@ Exit codes (``interfaces.md``): 0 success, 1 trap (``run`` only), 2 usage error,
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Sequence
+
+TYPE_CHECKING = False  # argparse and typing stay unimported on the `zjit run` path
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 EXIT_OK = 0
 EXIT_TRAP = 1
@@ -31,17 +36,12 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"zjit: error: {message}\n")
-        raise SystemExit(EXIT_USAGE)
-
-
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser with every available command registered (or just the
     command ``only``: parsing a command line that starts with it gives the same
     result either way)."""
+    from ._parser import Parser as _Parser
+
     parser = _Parser(prog="zjit", description="Verified, sandboxed JIT for ZASM.")
     from zjit import __version__
 
@@ -67,12 +67,18 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``zjit`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
-    args = parser.parse_args(argv)
-    handler = getattr(args, "_handler", None)
-    if handler is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
+    args: object = None
+    if argv and argv[0] == "run":
+        from . import cmd_run
+
+        args = cmd_run.parse_plain(argv[1:])
+    if args is None:
+        parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
+        args = parser.parse_args(argv)
+        if getattr(args, "_handler", None) is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+    handler = getattr(args, "_handler")  # noqa: B009 - set by every command's parser
     try:
         rc: int = handler(args)
     except KeyboardInterrupt:

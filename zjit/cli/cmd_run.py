@@ -8,47 +8,119 @@ is imported, so ``--engine interp`` never loads the JIT.
 
 from __future__ import annotations
 
-import argparse
 import os
-import signal
 import sys
-from typing import TYPE_CHECKING
+from types import SimpleNamespace
 
 from zjit.cli import EXIT_OK, EXIT_REJECTED, EXIT_TRAP, EXIT_USAGE
 from zjit.errors import ZjitError
 
+TYPE_CHECKING = False  # argparse and typing stay unimported on this path (docs/startup.md)
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
     from types import FrameType
     from typing import BinaryIO
 
     from zjit.result import Result, Trap
 
 
-def _count(text: str) -> int:
+def _count_value(text: str) -> int:
     try:
         value = int(text, 0)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        raise ValueError(f"not an integer: {text!r}") from None
     if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
+        raise ValueError("must be >= 0")
     return value
 
 
-def _size(text: str) -> int:
-    value = _count(text)
+def _size_value(text: str) -> int:
+    value = _count_value(text)
     if value == 0:
-        raise argparse.ArgumentTypeError("must be > 0")
+        raise ValueError("must be > 0")
     return value
 
 
-def _seconds(text: str) -> float:
+def _seconds_value(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        raise ValueError(f"not a number: {text!r}") from None
     if not value > 0:
-        raise argparse.ArgumentTypeError("must be > 0")
+        raise ValueError("must be > 0")
     return value
+
+
+def _argparse_type(check: Callable[[str], int | float]) -> Callable[[str], int | float]:
+    """``check`` raising :class:`argparse.ArgumentTypeError` (argparse's message)."""
+
+    def convert(text: str) -> int | float:
+        try:
+            return check(text)
+        except ValueError as exc:
+            import argparse
+
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+_count = _argparse_type(_count_value)
+_size = _argparse_type(_size_value)
+_seconds = _argparse_type(_seconds_value)
+
+# Options of `zjit run`: dest, converter (None: a flag), default.
+_OPTIONS: dict[str, tuple[str, Callable[[str], object] | None, object]] = {
+    "--engine": ("engine", str, "jit"),
+    "--fuel": ("fuel", _count_value, None),
+    "--mem-size": ("mem_size", _size_value, None),
+    "--stdin": ("stdin", str, None),
+    "--json": ("json", None, False),
+    "--call": ("call", str, None),
+    "--timeout": ("timeout", _seconds_value, None),
+}
+
+
+def parse_plain(argv: Sequence[str]) -> SimpleNamespace | None:
+    """The arguments of ``zjit run ARGV...`` without argparse (~6 ms of start-up),
+    for plain command lines: exact option names (``--opt VALUE`` or ``--opt=VALUE``,
+    values not starting with ``-``), one MODULE, valid values. Anything else
+    (help, abbreviations, errors...) returns None, and argparse parses the line as
+    it always did; where both parse, the results are equal (tests/test_startup.py)."""
+    from zjit.runtime import BACKENDS
+
+    values: dict[str, object] = {dest: default for dest, _, default in _OPTIONS.values()}
+    module: str | None = None
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if not token.startswith("-"):
+            if module is not None:
+                return None
+            module = token
+            continue
+        name, eq, value = token.partition("=")
+        spec = _OPTIONS.get(name)
+        if spec is None or (eq and spec[1] is None):
+            return None
+        dest, convert, _ = spec
+        if convert is None:
+            values[dest] = True
+            continue
+        if not eq:
+            if i == len(argv) or argv[i].startswith("-"):
+                return None
+            value = argv[i]
+            i += 1
+        try:
+            values[dest] = convert(value)
+        except ValueError:
+            return None
+    if module is None or values["engine"] not in BACKENDS:
+        return None
+    return SimpleNamespace(command="run", module=module, **values, _handler=main)
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
@@ -79,7 +151,7 @@ def trap_line(trap: Trap) -> str:
     return text
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace | SimpleNamespace) -> int:
     """Load, instantiate and run; map the outcome to the exit status."""
     from zjit.machine import DEFAULT
     from zjit.policy import Policy
@@ -105,6 +177,10 @@ def main(args: argparse.Namespace) -> int:
     except ZjitError as err:
         sys.stderr.write(f"zjit: rejected: {err}\n")
         return EXIT_REJECTED
+
+    # _signal is the C module behind `signal`, whose import builds enums (~0.6 ms);
+    # handlers set and restored through either are the same.
+    import _signal as signal
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second ^C aborts

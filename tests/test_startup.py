@@ -1,0 +1,235 @@
+"""Start-up guards (docs/startup.md): what a cache-hit ``zjit run`` and ``import zjit``
+import, and the start-up shortcuts behaving exactly like what they replace.
+
+Import checks run in a child interpreter started with ``-S`` (no ``site``, so no
+``.pth`` file imports anything first) that finds zjit's packages where this
+process found them: every module in the child's ``sys.modules`` was imported by
+zjit itself (or by the interpreter's own start-up).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import site
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from zjit.backends import cache as cache_mod
+
+import zjit
+from zjit import _paths, _sha256
+from zjit.cli import build_parser, cmd_run
+from zjit.container import detect, rom, zasm_bin
+
+SMALL = """\
+        PUBLIC main
+main:   LD BC, 100
+        LD A, 0
+loop:   ADD64 A, A, BC
+        DEC BC
+        CPI BC, 0
+        JR ne, loop
+        LD HL, msg
+        LD DE, 6
+        OUT
+        MOV HL, A
+        RET
+        ORG 0x1000
+msg:    DB "hello", 10
+"""
+
+NEVER = {
+    # heavy standard library modules the cache-hit path avoids
+    "dataclasses", "inspect", "typing", "pathlib", "tempfile", "hashlib", "argparse", "platform",
+    "subprocess", "importlib.util", "shutil", "signal", "importlib.metadata", "ast", "dis",
+    # the compiler: lifting, lowering, LLVM and its worker process
+    "llvmlite", "zjit.backends.lift", "zjit.backends.ir", "zjit.backends.compiler",
+    "zjit.backends.compile_worker", "zjit.backends.llvm.module", "zjit.backends.llvm.function",
+    # other container formats and commands
+    "zjit.container.rom", "zjit.container.manifest", "zjit.cli.cmd_asm", "zjit.cli.cmd_compile",
+    "zjit.cli.cmd_disasm", "zjit.cli.cmd_fuzz", "zjit.cli.cmd_verify", "zjit.asm", "zjit.fuzz",
+    "zjit.interp",
+}
+
+CHILD = """
+import sys
+import _frozen_importlib_external as _ext
+before = set(sys.modules)
+LOCATIONS = eval(sys.argv[1])
+class _Finder:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        where = LOCATIONS.get(name)
+        if where is None:
+            return None
+        if name == "zjit":
+            return _ext.PathFinder.find_spec(name, [where])
+        return _ext.spec_from_file_location(name, where + "/__init__.py", submodule_search_locations=[where])
+sys.meta_path.insert(0, _Finder)
+sys.path.extend(eval(sys.argv[2]))
+try:
+    if sys.argv[3] == "import":
+        import zjit
+    else:
+        from zjit.cli import main
+        main(sys.argv[4:])
+        sys.stdout.flush()
+finally:
+    sys.stderr.write("\\nMODULES " + repr(sorted(set(sys.modules) - before)) + "\\n")
+"""
+
+
+def _locations() -> dict[str, str]:
+    """Where this process found zjit's packages (for ``zjit``: the folder holding it)."""
+    out: dict[str, str] = {}
+    for name in ("zjit", "zjit.backends", "zjit.verifier", "zjit.fuzz"):
+        folder = list(__import__(name, fromlist=["_"]).__path__)[0]
+        out[name] = os.path.dirname(folder) if name == "zjit" else folder
+    return out
+
+
+def _child(mode: str, *argv: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    paths = [*site.getsitepackages(), site.getusersitepackages()]
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", CHILD, repr(_locations()), repr(paths), mode, *argv],
+        capture_output=True, text=True, env=env, timeout=300)
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("MODULES ")]
+    assert line, proc.stderr
+    return proc, set(ast.literal_eval(line[-1][len("MODULES "):]))
+
+
+@pytest.fixture
+def child_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    return env
+
+
+def test_cache_hit_run_imports(tmp_path: Path, child_env: dict[str, str]) -> None:
+    from zjit.asm import assemble
+
+    mod = tmp_path / "small.zasm.bin"
+    mod.write_bytes(detect.dump_image(assemble(SMALL, "small.s"), "zasm"))
+    first, first_modules = _child("run", "run", str(mod), env=child_env)  # fills the cache
+    assert first.stdout == "hello\n", first.stderr
+    assert "zjit.backends.compiler" in first_modules  # the guard below can fail
+    hit, modules = _child("run", "run", str(mod), env=child_env)
+    assert hit.stdout == "hello\n" and hit.returncode == 0, hit.stderr
+    assert {"zjit.backends.native", "zjit.backends.loader", "zjit.container.zasm_bin"} <= modules
+    assert sorted(modules & NEVER) == []
+    assert sorted(m for m in modules if m.startswith("zjit.backends.llvm.")) == ["zjit.backends.llvm.options"]
+    # a usage error still goes through argparse, with its usual message
+    bad, bad_modules = _child("run", "run", "--eng", "interp", "--fuel", "-1", str(mod), env=child_env)
+    assert bad.returncode == 2 and "argument --fuel: must be >= 0" in bad.stderr and "argparse" in bad_modules
+
+
+def test_import_zjit_imports(child_env: dict[str, str]) -> None:
+    _, modules = _child("import", env=child_env)
+    assert "zjit.runtime" in modules
+    heavy = NEVER | {"ctypes", "json", "zjit.backends", "zjit.verifier", "zjit.container", "zjit.cli"}
+    assert sorted(modules & heavy) == []
+
+
+# --------------------------------------------------------------------------- zjit run's parser
+
+TOKENS = ["m.zasm.bin", "x", "", "--engine", "jit", "interp", "arm64", "bogus", "--fuel", "10", "0x10",
+          "-1", "abc", "--mem-size", "0", "--stdin", "in.txt", "--json", "--call", "f", "--timeout",
+          "0.5", "nan", "inf", "--eng", "--fuel=5", "--engine=interp", "--json=1", "-h", "--help", "--",
+          "-", "--stdin=-x", "--timeout=0", "--call=", "--mem-size=4096", "-5"]
+
+
+def _argparse(argv: list[str]) -> dict[str, Any] | None:
+    try:
+        return vars(build_parser("run").parse_args(["run", *argv]))
+    except SystemExit:
+        return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), max_size=7))
+def test_plain_run_parser_agrees_with_argparse(argv: list[str]) -> None:
+    fast = cmd_run.parse_plain(argv)
+    if fast is not None:
+        assert vars(fast) == _argparse(argv)
+
+
+@pytest.mark.parametrize("argv", [
+    ["m.zasm.bin"], ["--engine", "interp", "m"], ["m", "--fuel", "0x10", "--json"],
+    ["--mem-size=4096", "--stdin", "in", "--call", "f", "--timeout", "0.5", "m"], ["--fuel=5", "m", "--engine=jit"],
+])
+def test_plain_run_lines_skip_argparse(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    fast = cmd_run.parse_plain(argv)
+    assert fast is not None and vars(fast) == _argparse(argv)
+
+
+# --------------------------------------------------------------------------- replacements
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="/.a", max_size=9))
+def test_split_path_is_pathlib(text: str) -> None:
+    assert _paths.split_path(text) == (str(Path(text)), Path(text).name)
+    assert detect.module_name(text) == detect.module_name(Path(text))
+
+
+def test_sha256_is_hashlib() -> None:
+    for data in (b"", b"abc", bytes(range(256)) * 100):
+        assert _sha256.sha256(data).hexdigest() == hashlib.sha256(data).hexdigest()
+    big = _sha256.sha256(b"x", size=_sha256.LARGE)
+    assert big.hexdigest() == hashlib.sha256(b"x").hexdigest()
+    h = _sha256.sha256(size=10)
+    h.update(b"ab")
+    h.update(b"cd")
+    assert h.digest() == hashlib.sha256(b"abcd").digest()
+
+
+def test_container_magics() -> None:
+    assert (detect._ZASB_MAGIC, detect._ROM_MAGIC) == (zasm_bin.MAGIC, rom.MAGIC)
+
+
+def test_code_fingerprint_hashes_the_sources() -> None:
+    """The memoised fingerprint equals a fresh hash of the files."""
+    root = Path(zjit.__file__).resolve().parent
+    files = [root / n for n in cache_mod._FINGERPRINT_FILES]
+    for package in cache_mod._FINGERPRINT_PACKAGES:
+        folder = Path(__import__(f"zjit.{package}", fromlist=["_"]).__path__[0]).resolve()
+        files.extend(sorted(folder.glob("*.py")))
+    h = hashlib.sha256()
+    for f in files:
+        data = f.read_bytes()
+        h.update(f.name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
+    cache_mod.code_fingerprint.cache_clear()
+    assert cache_mod.code_fingerprint() == h.hexdigest()
+
+
+def test_fingerprint_memo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    src = tmp_path / "a.py"
+    src.write_text("one")
+    calls: list[str] = []
+
+    def digest() -> str:
+        calls.append(src.read_text())
+        return hashlib.sha256(src.read_bytes()).hexdigest()
+
+    first = cache_mod.memoised_fingerprint("t", [str(src)], digest)
+    assert cache_mod.memoised_fingerprint("t", [str(src)], digest) == first
+    assert calls == ["one"]  # the second call read the memo, not the file
+    memo = tmp_path / "cache" / "zjit" / "fingerprints" / "t"
+    assert memo.is_file() and oct(memo.stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "cache" / "zjit").stat().st_mode & 0o077) == "0o0"
+    old = src.stat()
+    src.write_text("two")  # same size, and the old mtime put back: only the ctime moves
+    os.utime(src, ns=(old.st_atime_ns, old.st_mtime_ns))
+    second = cache_mod.memoised_fingerprint("t", [str(src)], digest)
+    assert second != first and calls == ["one", "two"]
+    memo.write_text("garbage")
+    assert cache_mod.memoised_fingerprint("t", [str(src)], digest) == second
+    assert calls == ["one", "two", "two"]
