@@ -125,6 +125,10 @@ def test_cache_hit_run_imports(tmp_path: Path, child_env: dict[str, str]) -> Non
     assert {"zjit.backends.native", "zjit.backends.loader", "zjit.container.zasm_bin"} <= modules
     assert sorted(modules & NEVER) == []
     assert sorted(m for m in modules if m.startswith("zjit.backends.llvm.")) == ["zjit.backends.llvm.options"]
+    interp, interp_modules = _child("run", "run", "--engine", "interp", str(mod), env=child_env)
+    assert interp.stdout == "hello\n" and "zjit.interp.executable" in interp_modules, interp.stderr
+    assert sorted(interp_modules & (NEVER - {"zjit.interp"})) == []
+    assert not any(m.startswith("zjit.backends") for m in interp_modules)
     # a usage error still goes through argparse, with its usual message
     bad, bad_modules = _child("run", "run", "--eng", "interp", "--fuel", "-1", str(mod), env=child_env)
     assert bad.returncode == 2 and "argument --fuel: must be >= 0" in bad.stderr and "argparse" in bad_modules

@@ -10,8 +10,7 @@ while emitting in program order is exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from zjit._records import dataclass
 from zjit.isa import NUM_REGS, REG_NAMES, TrapKind
 
 from .helpers import CMP_L, CMP_R

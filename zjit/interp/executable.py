@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from zjit.isa import NUM_REGS, TrapKind
 from zjit.machine import Machine, Outcome
@@ -24,7 +23,11 @@ from .codegen import chunk_source
 from .emitter import GenConfig
 from .templates import block_name
 
-BlockFn = Callable[[list[Any], bytearray, list[Any]], Any]
+TYPE_CHECKING = False  # typing stays unimported at run time (docs/startup.md)
+if TYPE_CHECKING:
+    from typing import Any
+
+    BlockFn = Callable[[list[Any], bytearray, list[Any]], Any]
 
 CHECK_EVERY = 512
 """Block entries between two deadline/interrupt checks."""

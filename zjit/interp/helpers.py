@@ -13,7 +13,6 @@ False; the generated code then returns None to the dispatch loop.
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 from zjit.isa import BC, DE, HL, IX, MASK32, MASK64, A, TrapKind
 from zjit.machine import Machine
@@ -21,7 +20,11 @@ from zjit.machine import Machine
 CMP_L, CMP_R, FUEL, TRAP, MACH = 5, 6, 7, 8, 9
 """Indices of the non-register slots of the state list ``S``."""
 
-State = list[Any]
+TYPE_CHECKING = False  # typing stays unimported at run time (docs/startup.md)
+if TYPE_CHECKING:
+    from typing import Any
+
+    State = list[Any]
 TrapInfo = tuple[TrapKind, int, "int | None", "int | None", "BaseException | None"]
 
 # Little-endian accessors used by generated loads and stores.
