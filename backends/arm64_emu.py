@@ -51,7 +51,7 @@ TCG_BUFFER_BYTES = 64 << 20
 """Translation cache per emulator (unicorn's default reserves 1 GiB)."""
 POOL_SIZE = 4
 """Idle emulators kept for reuse (process-wide)."""
-KEEP_MAPPED_BYTES = 64 << 20
+KEEP_MAPPED_BYTES = 32 << 20
 """Guest memory up to this size stays mapped in an idle emulator (a rerun of the
 same instance then skips the remap); larger memory is unmapped after each run."""
 

@@ -32,7 +32,7 @@ from zjit.isa import TrapKind
 from zjit.policy import Policy
 
 from . import elf
-from .context import FIELDS, OFFSETS
+from .context import FIELDS, OFFSETS, TRAP_STACK
 from .targets import TARGETS
 
 LISTING_TARGETS = ("x86_64", "aarch64")
@@ -164,7 +164,7 @@ def _trap_text(kind: int | None, pc: int | None, program: VerifiedProgram) -> st
     try:
         k = TrapKind(kind).name if kind is not None else "?"
     except ValueError:
-        k = str(kind)
+        k = "NATIVE_STACK" if kind == TRAP_STACK else str(kind)
     if pc is None:
         return f"trap {k}"
     d = program.image.debug.get(pc)

@@ -295,3 +295,31 @@ def test_outside_stop_when_the_code_does_not_poll(monkeypatch: pytest.MonkeyPatc
     assert result.trap.pc == module.entry
     assert inst.memory[0] == 1 and inst.memory[-1] == 0  # stopped inside the FILL
     assert inst.run().ok and inst.memory[-1] == 1
+
+
+def test_keyboard_interrupt_from_a_handler_propagates() -> None:
+    src = "PUBLIC main\nmsg: DB \"x\"\nmain: LD HL, msg\nLD DE, 1\nLD BC, msg\nLD IX, 0\nCTL\nRET\n"
+    module = zjit.Engine(zjit.Policy(use_cache=False), backend="arm64").load(assemble(src, "t.s"))
+
+    def ctl(_req: bytes) -> bytes:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        module.instantiate(ctl=ctl).run()
+    assert module.instantiate(ctl=lambda req: b"").run().registers["HL"] == 0
+
+
+def test_disk_cache_hit_skips_the_compiler(tmp_path: Any) -> None:
+    src = "PUBLIC main\nmain: LD HL, 5\nCALL dbl\nRET\ndbl: ADD64 HL, HL, HL\nRET\n"
+    policy = zjit.Policy(cache_dir=tmp_path)
+    first = zjit.Engine(policy, backend="arm64")
+    assert first.load(assemble(src, "t.s")).instantiate().run().registers["HL"] == 10
+    second = zjit.Engine(policy, backend="arm64")
+    assert second.load(assemble(src, "t.s")).instantiate().run().registers["HL"] == 10
+    assert isinstance(first.backend, arm64.Arm64Backend) and isinstance(second.backend, arm64.Arm64Backend)
+    assert (first.backend.compiles, second.backend.compiles) == (1, 0)
+    if "jit" not in zjit.available_backends():
+        return
+    jit = zjit.Engine(policy, backend="jit")  # same cache directory, its own (x86-64) entries
+    assert jit.load(assemble(src, "t.s")).instantiate().run().registers["HL"] == 10
+    assert getattr(jit.backend, "compiles", None) == 1
