@@ -374,6 +374,8 @@ def _annotate(insns: list[_Insn], arch: _Arch, symbols: dict[int, str], program:
                 field_name = arch.ctx_call_field(insn, fn_loads, recent)
                 if field_name is not None:
                     insn.note = f"host call through ctx.{field_name}"
+        elif target is not None and (fm := _FUNC_RE.match(symbols.get(target, ""))):
+            insn.note = f"guest tail jump to pc {int(fm['pc'], 16):#x}"
         if arch.is_call(m):
             known.clear()  # caller-saved registers are gone
             continue
