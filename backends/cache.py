@@ -24,7 +24,6 @@ fingerprint is memoised on disk under the ``stat()`` signature of the files
 from __future__ import annotations
 
 import functools
-import json
 import os
 import stat
 import struct
@@ -34,6 +33,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 
 from zjit import __version__ as ZJIT_VERSION
+from zjit._minijson import dumps
 from zjit._records import dataclass
 from zjit._sha256 import sha256
 
@@ -208,7 +208,7 @@ def cache_key(program_digest: str, *, triple: str, cpu: str, options: Mapping[st
         "program": program_digest,
     }
     try:
-        text = json.dumps(material, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        text = dumps(material, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"cache options must be JSON values: {exc}") from None
     return sha256(text.encode()).hexdigest()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import json
 import os
 import struct
 import threading
@@ -25,6 +24,7 @@ import time
 
 from zjit.verifier import VerifiedProgram
 
+from zjit._minijson import loads
 from zjit._records import dataclass
 from zjit._sha256 import sha256
 from zjit.errors import PolicyError
@@ -79,6 +79,8 @@ class CodeInfo:
     """Deepest possible guest call nesting (None: recursive, bounded by the policy)."""
 
     def to_json(self) -> bytes:
+        import json
+
         return json.dumps({
             "layout": LAYOUT_DIGEST,
             "entries": {str(pc): sym for pc, sym in self.entries.items()},
@@ -91,7 +93,7 @@ class CodeInfo:
     def from_json(cls, raw: bytes) -> CodeInfo | None:
         """Parse metadata; None when it is not exactly what :meth:`to_json` writes."""
         try:
-            d = json.loads(raw)
+            d = loads(raw)
             if d.get("layout") != LAYOUT_DIGEST:
                 return None
             entries = {int(pc): str(sym) for pc, sym in d["entries"].items()}

@@ -98,10 +98,19 @@ def llvmlite_version() -> str:
     :mod:`pathlib` cost a few ms more).
     """
     import sys
-    from importlib.machinery import PathFinder
 
     loaded = sys.modules.get("llvmlite")
-    spec = loaded.__spec__ if loaded is not None else PathFinder.find_spec("llvmlite")
+    if loaded is not None:
+        spec = loaded.__spec__
+    else:
+        # importlib.machinery.PathFinder, without importing the importlib package
+        external = sys.modules.get("_frozen_importlib_external")
+        if external is not None:
+            spec = external.PathFinder.find_spec("llvmlite")
+        else:
+            from importlib.machinery import PathFinder
+
+            spec = PathFinder.find_spec("llvmlite")
     if spec is None:
         import importlib.util
 

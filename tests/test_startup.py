@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import os
 import site
 import subprocess
@@ -24,7 +25,7 @@ from hypothesis import strategies as st
 from zjit.backends import cache as cache_mod
 
 import zjit
-from zjit import _paths, _sha256
+from zjit import _minijson, _paths, _sha256
 from zjit.cli import build_parser, cmd_run
 from zjit.container import detect, rom, zasm_bin
 
@@ -48,7 +49,8 @@ msg:    DB "hello", 10
 NEVER = {
     # heavy standard library modules the cache-hit path avoids
     "dataclasses", "inspect", "typing", "pathlib", "tempfile", "hashlib", "argparse", "platform",
-    "subprocess", "importlib.util", "shutil", "signal", "importlib.metadata", "ast", "dis",
+    "subprocess", "importlib", "importlib.util", "shutil", "signal", "importlib.metadata", "ast", "dis",
+    "json", "re", "bisect", "contextlib", "warnings",
     # the compiler: lifting, lowering, LLVM and its worker process
     "llvmlite", "zjit.backends.lift", "zjit.backends.ir", "zjit.backends.compiler",
     "zjit.backends.compile_worker", "zjit.backends.llvm.module", "zjit.backends.llvm.function",
@@ -237,3 +239,43 @@ def test_fingerprint_memo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     memo.write_text("garbage")
     assert cache_mod.memoised_fingerprint("t", [str(src)], digest) == second
     assert calls == ["one", "two", "two"]
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=True),
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
+    | st.dictionaries(st.text(max_size=5) | st.integers(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _outcome(fn: Any, *args: Any, **kwargs: Any) -> tuple[str, Any]:
+    try:
+        return "ok", fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - comparing exceptions
+        return type(exc).__name__, str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(JSON_VALUES, st.booleans(), st.sampled_from([None, (",", ":"), (", ", ": ")]), st.booleans())
+def test_minijson_dumps_is_json(value: Any, sort_keys: bool, separators: Any, allow_nan: bool) -> None:
+    kw = {"sort_keys": sort_keys, "separators": separators, "allow_nan": allow_nan}
+    assert _outcome(_minijson.dumps, value, **kw) == _outcome(json.dumps, value, **kw)
+
+
+@settings(max_examples=400, deadline=None)
+@given(JSON_VALUES.map(json.dumps) | st.binary(max_size=12) | st.text(max_size=12))
+def test_minijson_loads_is_json(doc: Any) -> None:
+    for data in (doc, doc.encode() if isinstance(doc, str) else doc):
+        got, want = _outcome(_minijson.loads, data), _outcome(json.loads, data)
+        assert repr(got) == repr(want)
+
+
+def test_minijson_cycles_and_encodings() -> None:
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    assert _outcome(_minijson.dumps, cyclic) == _outcome(json.dumps, cyclic)
+    doc = '{"a": [1, "\\u00e9", null]}'
+    for data in (doc.encode("utf-16"), doc.encode("utf-8-sig"), doc.encode("utf-32-le"), "\ufeff" + doc):
+        assert repr(_outcome(_minijson.loads, data)) == repr(_outcome(json.loads, data))
+    assert _minijson.loads(b' {"x": 1} ') == {"x": 1}

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+from zjit._minijson import dumps
 from zjit._records import dataclass, field
 from zjit._sha256 import sha256
 from zjit.encoding import Instr
@@ -111,7 +110,7 @@ def digest_of(image: ModuleImage) -> str:
         "segments": [[s.name, s.base, s.size, s.perms, None if s.init is None else len(s.init)]
                      for s in image.segments],
     }
-    h.update(json.dumps(meta, sort_keys=True).encode())
+    h.update(dumps(meta, sort_keys=True).encode())
     h.update(b"\0code\0")
     h.update(image.code)
     for s in image.segments:

@@ -214,9 +214,22 @@ def _init_fn(cls: Any, specs: tuple[FieldSpec, ...], slots: bool) -> Callable[..
     setters = tuple(cls.__dict__[n].__set__ for n in names) if slots else ()
     post_init = hasattr(cls, "__post_init__")
     qualname = f"{cls.__qualname__}.__init__"
+    # Positional calls that leave out only trailing fields with plain defaults
+    # (the common case) are completed from `defaults` without binding.
+    required = next((i for i, s in enumerate(init_specs) if s.default is not MISSING
+                     or s.default_factory is not MISSING), count)
+    plain_tail = all(s.default_factory is MISSING for s in init_specs[required:])
+    defaults = tuple(s.default for s in init_specs)
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        values = args if len(args) == count and not kwargs else _bind(qualname, init_specs, args, kwargs)
+        if kwargs or not required <= len(args) <= count:
+            values = _bind(qualname, init_specs, args, kwargs)
+        elif len(args) == count:
+            values = args
+        elif plain_tail:
+            values = args + defaults[len(args):]
+        else:
+            values = _bind(qualname, init_specs, args, kwargs)
         if slots:
             for store, value in zip(setters, values, strict=True):
                 store(self, value)

@@ -7,7 +7,6 @@ Nothing here is engine specific: an :class:`Instance` builds the per-run state o
 
 from __future__ import annotations
 
-import bisect
 import time
 
 from .errors import PolicyError, TrapError
@@ -134,5 +133,7 @@ def _registers(given: dict[str, int]) -> list[int]:
 
 def source_lookup(debug_pcs: list[int], pc: int) -> int | None:
     """The nearest debug pc at or before ``pc`` (None if there is none)."""
-    k = bisect.bisect_right(debug_pcs, pc)
+    from bisect import bisect_right  # only traps need it
+
+    k = bisect_right(debug_pcs, pc)
     return debug_pcs[k - 1] if k else None

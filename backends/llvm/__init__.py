@@ -7,7 +7,7 @@ first use, so importing :mod:`.options` alone (a code cache hit) stays cheap.
 
 from __future__ import annotations
 
-import importlib
+import sys
 
 TYPE_CHECKING = False  # typing stays unimported on a cache hit (docs/startup.md)
 if TYPE_CHECKING:
@@ -28,4 +28,6 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module, __name__), name)
+    full = __name__ + module  # __import__: the importlib package is not loaded on a cache hit
+    __import__(full)
+    return getattr(sys.modules[full], name)
