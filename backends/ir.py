@@ -2,7 +2,9 @@
 
 One :class:`IRFunction` per guest function. Its blocks are exactly the verifier's
 basic blocks (``isa.md`` 4.1) reachable from the function entry by jumps,
-fall-through and return points (a CALL's callee is another function). The seven
+fall-through and return points (a CALL's callee is another function); reaching
+the entry of another function that way ends the path with a :class:`TailCall`
+block instead of lifting that function again. The seven
 pieces of guest state -- the five registers and the two CMP halves -- are SSA
 values: each block starts with phis (:class:`Phi`) where paths with different
 values meet, instructions (:class:`Inst`) consume and produce values, and the
@@ -149,7 +151,19 @@ class Call:
     (in this order). Every other variable keeps its value across the call."""
 
 
-Terminator = Jump | Branch | Ret | Call
+@dataclass(slots=True)
+class TailCall:
+    """Control reaches the entry of another guest function ``callee`` by a jump,
+    a fall-through or a CALL's return point: the rest of the run is that
+    function's, so it is entered as a tail call (same depth, its result is this
+    function's result) instead of being lifted again into this function.
+    ``args`` is the whole state."""
+
+    callee: int
+    args: list[Operand]
+
+
+Terminator = Jump | Branch | Ret | Call | TailCall
 
 
 @dataclass(slots=True)
@@ -187,6 +201,12 @@ class IRBlock:
             return (t.next,)
         return ()
 
+    @property
+    def is_tail(self) -> bool:
+        """True for the stand-in block of another function's entry (a tail call:
+        no cost, no checks, no instructions)."""
+        return type(self.term) is TailCall
+
 
 @dataclass(slots=True)
 class IRFunction:
@@ -209,6 +229,10 @@ class IRFunction:
     def callees(self) -> set[int]:
         """Entry pcs of the functions this one calls."""
         return {b.term.callee for b in self.blocks.values() if isinstance(b.term, Call)}
+
+    def tail_callees(self) -> set[int]:
+        """Entry pcs of the functions this one continues in (:class:`TailCall`)."""
+        return {b.term.callee for b in self.blocks.values() if isinstance(b.term, TailCall)}
 
     def instructions(self) -> Iterator[Inst]:
         """All non-terminator instructions, block by block."""
@@ -303,6 +327,8 @@ def format_term(t: Terminator) -> str:
                 f"else {t.fallthrough:#x}")
     if isinstance(t, Ret):
         return f"ret {_ops(t.state)}"
+    if isinstance(t, TailCall):
+        return f"tail call {func_name(t.callee)}({_ops(t.args)})"
     rec = " recursive" if t.cyclic else ""
     outs = ", ".join(f"{STATE_NAMES[v]}={d}" for v, d in zip(t.mods, t.dests, strict=True))
     return f"{outs or 'nothing'} = call{rec} {func_name(t.callee)}({_ops(t.args)}) then {t.next:#x}"

@@ -3,7 +3,11 @@
 For each guest function (``VerifiedProgram.functions``) the lifter collects the
 verifier blocks reachable from its entry through jumps, fall-through and CALL
 return points, orders them in reverse post-order, and renames the guest state
-into SSA values:
+into SSA values. A path that reaches the entry of another guest function (a
+jump into another function, falling into an exported label, a CALL returning to
+one) stops there with a :class:`~zjit.backends.ir.TailCall` block: the other
+function is entered as a tail call rather than lifted again, so no code is
+lifted twice because of exported mid-function entries or tail jumps.
 
 * a block with one predecessor starts with that predecessor's final state;
 * the function entry and every join start with one phi per state variable;
@@ -12,8 +16,8 @@ into SSA values:
 * after lifting, trivial phis (all inputs the same value, or the phi itself) are
   removed until none is left (the classic simplification of Braun et al.).
 
-Function entries and the targets of back edges (loop headers) are marked for
-interrupt polling.
+Loop headers (targets of back edges) and the entries of functions that make
+calls or tail calls are marked for interrupt polling.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from .ir import (
     Operand,
     Phi,
     Ret,
+    TailCall,
     Terminator,
     Value,
     state_type,
@@ -118,9 +123,10 @@ def intra_successors(block: Block) -> tuple[int, ...]:
 
 
 def _rpo(program: VerifiedProgram, entry: int) -> tuple[list[int], set[int]]:
-    """Reverse post-order of the blocks reachable from ``entry``, and the targets
-    of back edges (loop headers)."""
+    """Reverse post-order of the blocks reachable from ``entry`` (stopping at the
+    entries of other functions), and the targets of back edges (loop headers)."""
     blocks = program.blocks
+    funcs = program.functions
     post: list[int] = []
     state: dict[int, int] = {entry: 1}  # 1 = on the DFS stack, 2 = finished
     headers: set[int] = set()
@@ -132,7 +138,8 @@ def _rpo(program: VerifiedProgram, entry: int) -> tuple[list[int], set[int]]:
             st = state.get(nxt)
             if st is None:
                 state[nxt] = 1
-                stack.append((nxt, list(reversed(intra_successors(blocks[nxt])))))
+                succ = [] if nxt in funcs else list(reversed(intra_successors(blocks[nxt])))
+                stack.append((nxt, succ))
             elif st == 1:
                 headers.add(nxt)
             continue
@@ -157,9 +164,13 @@ class _FunctionLifter:
     def lift(self) -> IRFunction:
         program = self.program
         order, headers = _rpo(program, self.entry)
+        funcs = program.functions
+        foreign = {pc for pc in order if pc in funcs and pc != self.entry}
         preds: dict[int, list[int]] = {pc: [] for pc in order}
         preds[self.entry].append(ENTRY)
         for pc in order:
+            if pc in foreign:
+                continue
             for s in intra_successors(program.blocks[pc]):
                 if pc not in preds[s]:
                     preds[s].append(pc)
@@ -177,6 +188,10 @@ class _FunctionLifter:
                 entry_state = [p.dest for p in phis]
             cur = list(entry_state)
             insts: list[Inst] = []
+            if pc in foreign:
+                out_state[pc] = cur
+                blocks[pc] = IRBlock(pc, pc, 0, preds[pc], phis, entry_state, insts, TailCall(pc, cur))
+                continue
             body = vblock.instrs
             last = body[-1]
             if last.op.ends_block:
@@ -198,7 +213,7 @@ class _FunctionLifter:
                     (p, params[phi.var] if p == ENTRY else out_state[p][phi.var]) for p in b.preds
                 ]
         fn = IRFunction(self.entry, params, blocks)
-        if not fn.callees():
+        if not fn.callees() and not foreign:
             blocks[self.entry].check_interrupt = self.entry in headers
         _simplify_phis(fn)
         fn.nvalues = self.next_id
@@ -318,11 +333,14 @@ def _simplify_phis(fn: IRFunction, initial: dict[int, Operand] | None = None) ->
             t.state, t.regs = rs(t.state), rs(t.regs)
         elif isinstance(t, Call):
             t.args, t.regs = rs(t.args), rs(t.regs)
+        elif isinstance(t, TailCall):
+            t.args = rs(t.args)
 
 
 def _mark_cyclic_calls(funcs: dict[int, IRFunction]) -> None:
-    """Set ``Call.cyclic`` for calls whose callee can reach the caller again."""
-    graph = {pc: fn.callees() for pc, fn in funcs.items()}
+    """Set ``Call.cyclic`` for calls whose callee can reach the caller again
+    (through calls and tail calls)."""
+    graph = {pc: fn.callees() | fn.tail_callees() for pc, fn in funcs.items()}
     reach: dict[int, set[int]] = {}
     for start in graph:
         seen: set[int] = set()
@@ -356,11 +374,13 @@ def lift_function(program: VerifiedProgram, entry: int) -> IRFunction:
 
 def modified_vars(program: VerifiedProgram, funcs: dict[int, IRFunction]) -> dict[int, tuple[int, ...]]:
     """State variables each function may change, itself or through its callees
-    (a fixpoint over the call graph)."""
+    and tail callees (a fixpoint over the call graph)."""
     own: dict[int, set[int]] = {}
     for pc, fn in funcs.items():
         written: set[int] = set()
         for b in fn.blocks.values():
+            if b.is_tail:
+                continue
             for ins in program.blocks[b.pc].instrs:
                 if ins.op.family is not Family.CALL:
                     written.update(operands_of(ins)[1])
@@ -369,7 +389,7 @@ def modified_vars(program: VerifiedProgram, funcs: dict[int, IRFunction]) -> dic
     while changed:
         changed = False
         for pc, fn in funcs.items():
-            for callee in fn.callees():
+            for callee in fn.callees() | fn.tail_callees():
                 extra = own[callee] - own[pc]
                 if extra:
                     own[pc] |= extra
@@ -391,7 +411,7 @@ def cmp_needed_after_return(program: VerifiedProgram, funcs: dict[int, IRFunctio
     first: dict[int, tuple[str, int | None]] = {}
     for fn in funcs.values():
         for b in fn.blocks.values():
-            if b.pc in first:
+            if b.pc in first or b.is_tail:
                 continue
             event: tuple[str, int | None] = ("none", None)
             for ins in program.blocks[b.pc].instrs:
@@ -417,8 +437,10 @@ def cmp_needed_after_return(program: VerifiedProgram, funcs: dict[int, IRFunctio
             for _ in range(len(fn.blocks) + 1):  # iterate to a fixpoint inside fn
                 stable = True
                 for b in reversed(list(fn.blocks.values())):
-                    kind, callee = first[b.pc]
-                    if kind == "read":
+                    kind, callee = ("tail", b.term.callee) if type(b.term) is TailCall else first[b.pc]
+                    if kind == "tail" and callee is not None:
+                        v = reads_first[callee]  # the callee's return is ours
+                    elif kind == "read":
                         v = True
                     elif kind == "write":
                         v = False
@@ -437,7 +459,13 @@ def cmp_needed_after_return(program: VerifiedProgram, funcs: dict[int, IRFunctio
                 reads_first[pc] = changed = True
             for b in fn.blocks.values():
                 t = b.term
-                if isinstance(t, Call) and live.get(t.next, False) and not need[t.callee]:
+                if isinstance(t, Call):
+                    passes_on = live.get(t.next, False)
+                elif isinstance(t, TailCall):
+                    passes_on = need[pc]  # the callee's return is ours
+                else:
+                    continue
+                if passes_on and not need[t.callee]:
                     need[t.callee] = changed = True
     return need
 
@@ -458,6 +486,26 @@ def _narrow_calls(fn: IRFunction, mods_of: dict[int, tuple[int, ...]]) -> None:
     _simplify_phis(fn, repl)
 
 
+def tail_groups(funcs: dict[int, IRFunction]) -> dict[int, int]:
+    """Function entry -> the smallest entry of its group: functions linked by tail
+    calls (in either direction) share one return type, which a guaranteed tail
+    call (``musttail``) requires."""
+    parent = {pc: pc for pc in funcs}
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for pc, fn in funcs.items():
+        for callee in fn.tail_callees():
+            a, b = find(pc), find(callee)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return {pc: find(pc) for pc in funcs}
+
+
 def lift(program: VerifiedProgram) -> IRModule:
     """The IR of every guest function of ``program``."""
     funcs = {pc: lift_function(program, pc) for pc in program.functions}
@@ -466,6 +514,11 @@ def lift(program: VerifiedProgram) -> IRModule:
     needed = cmp_needed_after_return(program, funcs)
     mods_of = {pc: m if needed[pc] else tuple(v for v in m if v not in (CMPL, CMPR))
                for pc, m in mods_of.items()}
+    group = tail_groups(funcs)
+    union: dict[int, set[int]] = {}
+    for pc, m in mods_of.items():
+        union.setdefault(group[pc], set()).update(m)
+    mods_of = {pc: tuple(sorted(union[group[pc]])) for pc in mods_of}
     for pc, fn in funcs.items():
         fn.modifies = mods_of[pc]
         _narrow_calls(fn, mods_of)

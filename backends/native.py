@@ -187,34 +187,72 @@ class CompiledCode:
 
 
 def call_depth_bound(module: Any) -> int | None:
-    """Longest chain of nested guest calls from any function (None if recursive)."""
-    graph = {pc: fn.callees() for pc, fn in module.functions.items()}
+    """Longest chain of nested guest calls from any function (None if recursive).
+    Tail calls (:class:`~zjit.backends.ir.TailCall`) add no depth, so a cycle of
+    tail calls alone is not recursion."""
+    funcs = module.functions
+    edges = {pc: [(c, 1) for c in fn.callees()] + [(t, 0) for t in fn.tail_callees()]
+             for pc, fn in funcs.items()}
+    comp = _sccs({pc: [c for c, _ in out] for pc, out in edges.items()})
+    for pc, out in edges.items():
+        if any(w and comp[c] == comp[pc] for c, w in out):
+            return None  # a call inside a cycle: recursion
+    # Components come out of Tarjan's algorithm callees first.
     depth: dict[int, int] = {}
-    visiting: set[int] = set()
-
-    def walk(pc: int) -> int | None:
-        if pc in depth:
-            return depth[pc]
-        if pc in visiting:
-            return None
-        visiting.add(pc)
+    members: dict[int, list[int]] = {}
+    for pc in funcs:
+        members.setdefault(comp[pc], []).append(pc)
+    for c in sorted(members):
         best = 0
-        for callee in graph.get(pc, ()):
-            d = walk(callee)
-            if d is None:
-                return None
-            best = max(best, d + 1)
-        visiting.discard(pc)
-        depth[pc] = best
-        return best
+        for pc in members[c]:
+            for callee, w in edges[pc]:
+                if comp[callee] != c:
+                    best = max(best, depth[comp[callee]] + w)
+        depth[c] = best
+    return max(depth.values(), default=0)
 
-    worst = 0
-    for pc in graph:
-        d = walk(pc)
-        if d is None:
-            return None
-        worst = max(worst, d)
-    return worst
+
+def _sccs(graph: dict[int, list[int]]) -> dict[int, int]:
+    """Strongly connected components (Tarjan, iterative): node -> component
+    number, numbered so that every edge leads to the same or a lower number."""
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    comp: dict[int, int] = {}
+    stack: list[int] = []
+    on_stack: set[int] = set()
+    counter = ncomp = 0
+    for root in graph:
+        if root in index:
+            continue
+        work: list[tuple[int, int]] = [(root, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            succ = graph.get(node, [])
+            if i < len(succ):
+                work.append((node, i + 1))
+                nxt = succ[i]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    comp[member] = ncomp
+                    if member == node:
+                        break
+                ncomp += 1
+    return comp
 
 
 def compile_program(program: VerifiedProgram, opts: Any) -> tuple[bytes, CodeInfo]:

@@ -26,10 +26,10 @@ from collections.abc import Callable
 
 from zjit.isa import NUM_REGS, Family, TrapKind
 
-from ..context import TRAP_STACK
-from ..ir import CMPL, CMPR, Branch, Call, IRBlock, Jump, Ret, Terminator, func_name, state_type
+from ..context import TRAP_STACK, reg_offset
+from ..ir import CMPL, CMPR, Branch, Call, IRBlock, Jump, Ret, TailCall, Terminator, func_name, state_type
 from .emit_traps import TRAPPED_LABEL, guard
-from .function import LIKELY, FnEmitter, ret_type
+from .function import LIKELY, FnEmitter
 
 _JR_PRED = {1: "eq", 2: "ne", 3: "slt", 4: "sle", 5: "sgt", 6: "sge",
             7: "ult", 8: "ule", 9: "ugt", 10: "uge"}
@@ -44,6 +44,8 @@ def block_label(pc: int) -> str:
 
 def emit_block_entry(fe: FnEmitter, b: IRBlock) -> None:
     """Interrupt poll and fuel charge at the start of block ``b``."""
+    if b.is_tail:
+        return  # the callee checks and charges its own entry block
     regs = b.entry_state[:NUM_REGS]
     if b.check_interrupt and fe.opts.interrupts:
         flag, ok = fe.tmp("irq"), fe.tmp("c")
@@ -74,11 +76,15 @@ def emit_branch(fe: FnEmitter, t: Terminator) -> None:
 
 
 def _return_value(fe: FnEmitter, state: list[str]) -> str:
-    """Build this function's return struct: modified variables, fuel."""
-    fn = fe.fn
-    items = [f"{state_type(v)} {state[v]}" for v in fn.modifies]
+    """Build this function's return struct (its register-returned variables);
+    store fuel and the spilled registers into the context."""
+    items = [f"{state_type(v)} {state[v]}" for v in fe.layout.fields]
     if fe.opts.fuel:
         fe.emit(f"store i64 {fe.fuel}, ptr {fe.entry_ptr('fuel')}, align 8")
+    for v in fe.layout.spilled:
+        p = fe.tmp("p")
+        fe.emit(f"{p} = getelementptr inbounds i8, ptr %ctx, i64 {reg_offset(v)}")
+        fe.emit(f"store i64 {state[v]}, ptr {p}, align 8")
     cur = "poison"
     for i, item in enumerate(items):
         t = fe.tmp("s")
@@ -113,7 +119,8 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
         [f"i64 {fe.val(v)}" for v in t.args[:NUM_REGS]]
         + [f"i32 {fe.val(t.args[CMPL])}", f"i32 {fe.val(t.args[CMPR])}", f"i64 {fe.fuel}"]
     )
-    rt = ret_type(t.callee)
+    layout = fe.callee_layout(t.callee)
+    rt = layout.type
     fe.emit(f"{res} = call fastcc {rt} @{func_name(t.callee)}(ptr %ctx, i64 {d1}, {args})")
     fe.emit(f"{kind} = load i64, ptr {fe.entry_ptr('trap_kind')}, align 8")
     fe.emit(f"{good} = icmp eq i64 {kind}, 0")
@@ -121,8 +128,13 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
     fe.needs_propagate = True
     fe.emit(f"br i1 {good}, label %{cont}, label %{TRAPPED_LABEL}, !prof {LIKELY}")
     fe.start(cont)
-    for i, d in enumerate(t.dests):
-        fe.emit(f"{fe.dest(d)} = extractvalue {rt} {res}, {i}")
+    dest = dict(zip(t.mods, t.dests, strict=True))
+    for i, v in enumerate(layout.fields):
+        fe.emit(f"{fe.dest(dest[v])} = extractvalue {rt} {res}, {i}")
+    for v in layout.spilled:
+        p = fe.tmp("p")
+        fe.emit(f"{p} = getelementptr inbounds i8, ptr %ctx, i64 {reg_offset(v)}")
+        fe.emit(f"{fe.dest(dest[v])} = load i64, ptr {p}, align 8")
     if fe.opts.fuel:
         f = fe.tmp("fuel")
         fe.emit(f"{f} = load i64, ptr {fe.entry_ptr('fuel')}, align 8")
@@ -130,7 +142,23 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
     fe.emit(f"br label %{block_label(t.next)}{fe.loop_md(t.next)}")
 
 
-TERMINATORS: dict[type, TermEmitter] = {Jump: emit_jump, Branch: emit_branch, Ret: emit_ret, Call: emit_call}
+def emit_tail_call(fe: FnEmitter, t: Terminator) -> None:
+    """Continue in another function: a guaranteed tail call (same depth, no
+    checks; the callee's result, trap status and fuel are this function's).
+    Functions linked by tail calls share one return layout (see the lifter)."""
+    assert isinstance(t, TailCall)
+    assert fe.callee_layout(t.callee) == fe.layout, "tail-call group with different return layouts"
+    args = ", ".join(
+        [f"i64 {fe.val(v)}" for v in t.args[:NUM_REGS]]
+        + [f"i32 {fe.val(t.args[CMPL])}", f"i32 {fe.val(t.args[CMPR])}", f"i64 {fe.fuel}"]
+    )
+    res = fe.tmp("r")
+    fe.emit(f"{res} = musttail call fastcc {fe.ret} @{func_name(t.callee)}(ptr %ctx, i64 %depth, {args})")
+    fe.emit(f"ret {fe.ret} {res}")
+
+
+TERMINATORS: dict[type, TermEmitter] = {Jump: emit_jump, Branch: emit_branch, Ret: emit_ret, Call: emit_call,
+                                        TailCall: emit_tail_call}
 """Terminator class -> emitter."""
 CONTROL_OPS: frozenset[tuple[Family, str]] = frozenset(
     {(Family.CALL, "call"), (Family.RET, "ret"), (Family.JR, "jr")}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from zjit.isa import sext
 
 from ..context import BY_NAME, OFFSETS
-from ..ir import I32, Const, IRBlock, IRFunction, Operand, Value, state_type
+from ..ir import CMPL, I32, STATE_NAMES, Const, IRBlock, IRFunction, Operand, Value, state_type
 from .options import CodegenOptions
 
 LIKELY = "!1"
@@ -26,18 +26,43 @@ INVARIANT = "!0"
 NO_UNROLL = "!3"
 """Loop property node: ``llvm.loop.unroll.disable``."""
 
-def ret_type(entry: int) -> str:
-    """Name of the LLVM struct a guest function returns: ``{the state variables it
-    modifies...}``. Whether it trapped is not part of it (a trap sets
-    ``ctx.trap_kind``, which callers test after each call), nor is fuel (passed
-    in ``ctx.fuel`` across calls), so small results come back in registers."""
-    return f"%rt.{entry:x}"
+def ret_regs(triple: str) -> int:
+    """How many values a guest function returns in machine registers: as many as
+    a guaranteed tail call (``musttail``) allows, 3 on x86-64 and 8 on aarch64
+    (more would be returned through memory, which ``musttail`` refuses)."""
+    return 8 if triple.startswith(("aarch64", "arm64")) else 3
 
 
-def ret_type_def(entry: int, modifies: tuple[int, ...]) -> str:
-    """The type definition line for :func:`ret_type`."""
-    fields = [state_type(v) for v in modifies]
-    return f"{ret_type(entry)} = type {{ {', '.join(fields)} }}"
+@dataclass(frozen=True, slots=True)
+class RetLayout:
+    """How a guest function returns the state variables it modifies.
+
+    ``fields`` (the CMP halves first, then registers) come back in an LLVM struct
+    small enough for registers; the remaining modified registers (``spilled``)
+    are stored into ``ctx.regs`` at RET and read from there by the caller. Whether
+    the function trapped is not part of it (a trap sets ``ctx.trap_kind``, which
+    callers test after each call), nor is fuel (``ctx.fuel``).
+    """
+
+    mods: tuple[int, ...]
+    fields: tuple[int, ...]
+    spilled: tuple[int, ...]
+
+    @property
+    def type(self) -> str:
+        """Name of the LLVM return struct (the same for the same fields)."""
+        return "%rt." + ("_".join(STATE_NAMES[v] for v in self.fields) or "none")
+
+    def type_def(self) -> str:
+        """The type definition line for :attr:`type`."""
+        return f"{self.type} = type {{ {', '.join(state_type(v) for v in self.fields)} }}"
+
+
+def ret_layout(mods: tuple[int, ...], triple: str) -> RetLayout:
+    """The :class:`RetLayout` of a function modifying ``mods`` on ``triple``."""
+    order = [v for v in mods if v >= CMPL] + [v for v in mods if v < CMPL]
+    n = ret_regs(triple)
+    return RetLayout(mods, tuple(order[:n]), tuple(order[n:]))
 
 _LLVM_TYPES = {"u64": "i64", "i64": "i64", "ptr": "ptr", "fn": "ptr"}
 
@@ -83,7 +108,8 @@ class FnEmitter:
                  modifies: dict[int, tuple[int, ...]] | None = None) -> None:
         self.fn = fn
         self.modifies = modifies if modifies is not None else {fn.entry: fn.modifies}
-        self.ret = ret_type(fn.entry)
+        self.layout = ret_layout(fn.modifies, opts.triple)
+        self.ret = self.layout.type
         self.opts = opts
         self.has_readonly = has_readonly
         self.chunks: list[Chunk] = []
@@ -129,6 +155,10 @@ class FnEmitter:
     def current(self) -> str:
         """Label of the block being written."""
         return self.cur.label
+
+    def callee_layout(self, callee: int) -> RetLayout:
+        """The return layout of guest function ``callee``."""
+        return ret_layout(self.modifies[callee], self.opts.triple)
 
     # -- operands -------------------------------------------------------------------
     def val(self, x: Operand) -> str:

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from zjit.isa import NUM_REGS, OPS, Family
 
 from ..context import OFFSETS, STATUS_OK, STATUS_TRAPPED, reg_offset
-from ..ir import ENTRY, NSTATE, Call, IRFunction, IRModule, func_name, state_type
+from ..ir import ENTRY, NSTATE, Call, IRFunction, IRModule, TailCall, func_name, state_type
 from ..lift import LIFTER_ONLY
 from ..targets import data_layout
 from . import emit_alu, emit_memory, emit_prims
 from .emit_alu import Emitter
 from .emit_control import CONTROL_OPS, TERMINATORS, block_label, emit_block_entry
 from .emit_traps import trap_helper_text, trap_stubs
-from .function import INVARIANT, LIKELY, NO_UNROLL, UNLIKELY, FnEmitter, ret_type, ret_type_def
+from .function import INVARIANT, LIKELY, NO_UNROLL, UNLIKELY, FnEmitter, ret_layout
 from .options import CodegenOptions
 
 EMITTERS: dict[tuple[Family, str], Emitter] = {
@@ -130,7 +130,7 @@ def no_inline(module: IRModule) -> set[int]:
     sites: dict[int, int] = {}
     for fn in module.functions.values():
         for b in fn.blocks.values():
-            if isinstance(b.term, Call):
+            if isinstance(b.term, (Call, TailCall)):
                 sites[b.term.callee] = sites.get(b.term.callee, 0) + 1
     return {pc for pc, n in sites.items()
             if n > INLINE_MAX_SITES and sum(b.cost for b in module.functions[pc].blocks.values()) > INLINE_MAX_COST}
@@ -169,7 +169,8 @@ def _wrapper_text(pc: int, opts: CodegenOptions, modifies: tuple[int, ...]) -> s
         lines.append(f"  %pr{i} = getelementptr inbounds i8, ptr %ctx, i64 {reg_offset(i)}")
         lines.append(f"  %r{i} = load i64, ptr %pr{i}, align 8")
     regs = ", ".join(f"i64 %r{i}" for i in range(NUM_REGS))
-    rt = ret_type(pc)
+    layout = ret_layout(modifies, opts.triple)
+    rt = layout.type
     if opts.fuel:
         lines.append(f"  %pf = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS['fuel']}")
         lines.append("  %f = load i64, ptr %pf, align 8")
@@ -180,7 +181,7 @@ def _wrapper_text(pc: int, opts: CodegenOptions, modifies: tuple[int, ...]) -> s
     lines.append(f"  %s = select i1 %ok, i32 {STATUS_OK}, i32 {STATUS_TRAPPED}")
     lines.append(f"  br i1 %ok, label %done, label %out, !prof {LIKELY}")
     lines.append("done:")
-    for k, v in enumerate(modifies):
+    for k, v in enumerate(layout.fields):  # spilled registers are in ctx.regs already
         if v < NUM_REGS:
             lines.append(f"  %o{v} = extractvalue {rt} %res, {k}")
             lines.append(f"  store i64 %o{v}, ptr %pr{v}, align 8")
@@ -196,7 +197,7 @@ def lower(module: IRModule, opts: CodegenOptions) -> LoweredModule:
     loop_nodes: list[int] = []
     md_counter = [100]
     modifies = {pc: fn.modifies for pc, fn in module.functions.items()}
-    types = [ret_type_def(pc, mods) for pc, mods in modifies.items()]
+    types = sorted({ret_layout(mods, opts.triple).type_def() for mods in modifies.values()})
     keep_out = no_inline(module)
     for fn in module.functions.values():
         fe = lower_function(fn, opts, module.has_readonly, md_counter, modifies)
