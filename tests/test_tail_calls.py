@@ -91,7 +91,10 @@ def engine(backend: str, **policy: object) -> zjit.Engine:
     return zjit.Engine(zjit.Policy(**policy), backend=backend)  # type: ignore[arg-type]
 
 
-def outcome(backend: str, src: str, entry: str | None = None, **policy: object) -> tuple[object, ...]:
+Outcome = tuple[dict[str, int], tuple[TrapKind, int] | None, int | None]
+
+
+def outcome(backend: str, src: str, entry: str | None = None, **policy: object) -> Outcome:
     inst = engine(backend, **policy).load(assemble(src)).instantiate(log=None)
     r = inst.call(entry) if entry else inst.run()
     trap = None if r.trap is None else (r.trap.kind, r.trap.pc)
@@ -149,13 +152,13 @@ def test_endless_tail_call_cycle_times_out() -> None:
     assert trap is not None and trap[0] is TrapKind.TIMEOUT
     p = verify(assemble(SPIN))
     assert trap[1] in {pc for pc in p.functions if pc != p.entry}  # polled at a function entry
-    assert isinstance(registers, dict) and registers["HL"] > 1000
+    assert registers["HL"] > 1000
 
 
 @jit_only
 def test_tail_calls_use_no_stack() -> None:
     registers, trap, _ = outcome("jit", PINGPONG, max_call_depth=1)
-    assert trap is None and isinstance(registers, dict) and registers["HL"] == 999_999
+    assert trap is None and registers["HL"] == 999_999
 
 
 def test_tail_calls_do_not_add_call_depth() -> None:
