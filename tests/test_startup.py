@@ -279,3 +279,21 @@ def test_minijson_cycles_and_encodings() -> None:
     for data in (doc.encode("utf-16"), doc.encode("utf-8-sig"), doc.encode("utf-32-le"), "\ufeff" + doc):
         assert repr(_outcome(_minijson.loads, data)) == repr(_outcome(json.loads, data))
     assert _minijson.loads(b' {"x": 1} ') == {"x": 1}
+
+
+def test_gc_freeze_only_for_the_process_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    import gc
+
+    from zjit.asm import assemble
+    from zjit.cli import main
+
+    mod = tmp_path / "small.zasm.bin"
+    mod.write_bytes(detect.dump_image(assemble(SMALL, "small.s"), "zasm"))
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert main(["run", "--engine", "interp", str(mod)]) == 0 and frozen == []
+    monkeypatch.setattr(sys, "argv", ["zjit", "run", "--engine", "interp", str(mod)])
+    assert main() == 0 and frozen == [True]
+    assert capsysbinary.readouterr().out == b"hello\nhello\n"

@@ -30,7 +30,7 @@ from _thread import get_ident
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from typing import Any
 
 __all__ = ["asdict", "dataclass", "field", "record", "record_asdict", "record_field"]
@@ -222,6 +222,7 @@ def _init_fn(cls: Any, specs: tuple[FieldSpec, ...], slots: bool) -> Callable[..
     defaults = tuple(s.default for s in init_specs)
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        values: Sequence[Any]
         if kwargs or not required <= len(args) <= count:
             values = _bind(qualname, init_specs, args, kwargs)
         elif len(args) == count:
