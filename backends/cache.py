@@ -112,7 +112,8 @@ _MEMO_VERSION = 1
 
 
 def memoised_fingerprint(label: str, files: Sequence[str], compute: Callable[[], str]) -> str:
-    """``compute()``, a digest of ``files``' contents, remembered across processes.
+    """``compute()``, a digest of ``files``' contents (or any other one-word value that
+    depends only on them), remembered across processes.
 
     The memo (``<default cache dir>/fingerprints/<label>``) holds the digest and a
     hash of the files' ``stat()`` signature (path, inode, size, mtime and ctime in
@@ -136,15 +137,15 @@ def memoised_fingerprint(label: str, files: Sequence[str], compute: Callable[[],
     saved = _read_small(memo)
     if saved is not None:
         fields = saved.split()
-        if len(fields) == 2 and fields[0] == signature and _is_hex(fields[1]):
+        if len(fields) == 2 and fields[0] == signature and _is_token(fields[1]):
             return fields[1]
     digest = compute()
     _write_small(memo_dir, memo, f"{signature} {digest}\n")
     return digest
 
 
-def _is_hex(text: str) -> bool:
-    return 0 < len(text) <= 128 and all(c in "0123456789abcdef" for c in text)
+def _is_token(text: str) -> bool:
+    return 0 < len(text) <= 128 and text.isascii() and text.isprintable() and not any(c.isspace() for c in text)
 
 
 def _read_small(path: str) -> str | None:

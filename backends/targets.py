@@ -95,8 +95,20 @@ def llvmlite_version() -> str:
     Reads ``llvmlite-*.dist-info/METADATA`` next to the package directly, since
     :mod:`importlib.metadata` alone costs ~80 ms of imports on a cache hit (and
     locates the package with the path finder: :mod:`importlib.util` and
-    :mod:`pathlib` cost a few ms more).
+    :mod:`pathlib` cost a few ms more). Unless llvmlite is imported already, the
+    answer is memoised on disk under the ``stat()`` signature of the ``sys.path``
+    folders (installing or removing a package changes its folder's mtime).
     """
+    import sys
+
+    if "llvmlite" in sys.modules:
+        return _llvmlite_version()
+    from .cache import memoised_fingerprint
+
+    return memoised_fingerprint("llvmlite", [os.path.abspath(p) for p in sys.path], _llvmlite_version)
+
+
+def _llvmlite_version() -> str:
     import sys
 
     loaded = sys.modules.get("llvmlite")
