@@ -1,7 +1,7 @@
 """zjit benchmarks (``make bench``): ZASM kernels on the JIT and the interpreter
 against their C twins (gcc -O2), plus compile and start-up costs.
 
-For each kernel, in one run: C time (best of N inside one process), JIT cold
+For each kernel, in one run: C time (best of N), JIT cold
 compile (cache off), JIT cache-hit load, JIT run time at full size (compilation
 excluded, best of N) with fuel off and on, interpreter time at a reduced size
 (instructions per second from the fuel count), and the JIT/C ratios; then the
@@ -49,6 +49,7 @@ def _timed_run(inst: zjit.Instance, n: int, reps: int) -> tuple[zjit.Result, flo
 
 
 def _best_run(inst: zjit.Instance, n: int, reps: int, trials: int) -> tuple[zjit.Result, float]:
+    """Best time of ``trials`` runs (and the last result)."""
     best = math.inf
     result: zjit.Result | None = None
     for _ in range(trials):
@@ -82,10 +83,10 @@ def measure_interp(k: Kernel, image: zjit.ModuleImage, c_small: int, errors: lis
             "ips": count / seconds, "checksum_ok": ok}
 
 
-def measure_jit(k: Kernel, image: zjit.ModuleImage, c_full: int, trials: int, cache_dir: Path,
-                errors: list[str]) -> dict[str, Any]:
-    """JIT: cold compile, cache-hit load, full-size runs with fuel off and on."""
-    n, reps = k.full
+def prepare_jit(k: Kernel, image: zjit.ModuleImage, cache_dir: Path) -> tuple[dict[str, Any], Any, Any]:
+    """JIT cold compile and cache-hit load times, plus warmed-up instances with fuel
+    off and on."""
+    n, _ = k.full
     cold = zjit.Engine(zjit.Policy(mem_size=MEM_SIZE, use_cache=False), backend="jit")
     t0 = time.perf_counter()
     cold.load(image)
@@ -100,16 +101,10 @@ def measure_jit(k: Kernel, image: zjit.ModuleImage, c_full: int, trials: int, ca
         hits.append(time.perf_counter() - t0)
     inst = _instance(zjit.Engine(policy, backend="jit"), image)
     _timed_run(inst, min(n, 64), 1)  # warm-up (first touch of guest memory pages)
-    result, run_s = _best_run(inst, n, reps, trials)
-    ok = _checked(result, c_full, f"{k.name}: jit", errors)
     fuel_inst = _instance(zjit.Engine(zjit.Policy(mem_size=MEM_SIZE, cache_dir=cache_dir, fuel=BIG_FUEL),
                                       backend="jit"), image)
     _timed_run(fuel_inst, min(n, 64), 1)
-    fresult, fuel_s = _best_run(fuel_inst, n, reps, trials)
-    ok = _checked(fresult, c_full, f"{k.name}: jit fuel on", errors) and ok
-    count = BIG_FUEL - (fresult.fuel_left or 0)
-    return {"compile_s": compile_s, "cache_load_s": min(hits), "run_s": run_s, "run_fuel_s": fuel_s,
-            "instructions": count, "ips": count / run_s, "checksum_ok": ok}
+    return {"compile_s": compile_s, "cache_load_s": min(hits)}, inst, fuel_inst
 
 
 def _warm_up_compiler() -> float:
@@ -123,27 +118,55 @@ def _warm_up_compiler() -> float:
 
 def measure_kernel(k: Kernel, trials: int, build: Path, cache_dir: Path, jit: bool, quick: bool,
                    errors: list[str]) -> dict[str, Any]:
-    """Every measurement of one kernel."""
+    """Every measurement of one kernel. C, JIT and metered JIT runs alternate, one
+    of each per round, so a burst of load on the (shared) machine hits all three."""
     full = (max(1, k.full[0] // 10), k.full[1]) if quick and k.name != "fib_rec" else k.full
     k = Kernel(k.name, k.what, full, k.small)
+    n, reps = k.full
     exe = compile_c(k, build)
-    c_full, c_seconds = run_c(exe, *k.full, trials)
     c_small, _ = run_c(exe, *k.small, 1)
     image = assemble(k.source(), k.asm_path.name)
+    interp = measure_interp(k, image, c_small, errors)
+    j: dict[str, Any] | None = None
+    inst = fuel_inst = None
+    if jit:
+        j, inst, fuel_inst = prepare_jit(k, image, cache_dir)
+    c_full: int | None = None
+    c_times: list[float] = []
+    jit_times: list[float] = []
+    fuel_times: list[float] = []
+    ok = True
+    count = 0
+    for _ in range(trials):
+        checksum, seconds = run_c(exe, n, reps, 2)  # two calls per process: the second is warm
+        if c_full is not None and checksum != c_full:
+            errors.append(f"{k.name}: C checksum changed between runs")
+        c_full = checksum
+        c_times.append(seconds)
+        if inst is not None and fuel_inst is not None:
+            result, seconds = _timed_run(inst, n, reps)
+            ok = _checked(result, c_full, f"{k.name}: jit", errors) and ok
+            jit_times.append(seconds)
+            result, seconds = _timed_run(fuel_inst, n, reps)
+            ok = _checked(result, c_full, f"{k.name}: jit fuel on", errors) and ok
+            fuel_times.append(seconds)
+            count = BIG_FUEL - (result.fuel_left or 0)
+    c_seconds = min(c_times)
     row: dict[str, Any] = {
         "name": k.name, "what": k.what, "full": list(k.full), "small": list(k.small),
-        "c": {"checksum": c_full, "seconds": c_seconds},
-        "interp": measure_interp(k, image, c_small, errors),
+        "c": {"checksum": c_full, "seconds": c_seconds, "all_s": c_times},
+        "interp": interp,
         "jit": None,
     }
-    if jit:
-        j = measure_jit(k, image, c_full, trials, cache_dir, errors)
+    if j is not None:
+        j.update({"run_s": min(jit_times), "run_fuel_s": min(fuel_times), "all_run_s": jit_times,
+                  "all_run_fuel_s": fuel_times, "instructions": count, "checksum_ok": ok})
+        j["ips"] = count / j["run_s"]
         j["ratio"] = j["run_s"] / c_seconds
         j["ratio_fuel"] = j["run_fuel_s"] / c_seconds
-        row["jit"] = j
-        interp = row["interp"]
-        interp["est_full_s"] = j["instructions"] / interp["ips"]
+        interp["est_full_s"] = count / interp["ips"]
         j["speedup_vs_interp"] = interp["est_full_s"] / j["run_s"]
+        row["jit"] = j
     return row
 
 
@@ -156,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="zjit benchmarks against gcc -O2")
     ap.add_argument("--quick", action="store_true", help="a tenth of the full sizes, 2 trials (smoke test)")
     ap.add_argument("--kernels", default="", help="comma-separated subset of kernels")
-    ap.add_argument("--trials", type=int, default=5, help="runs per timing, the best counts (default 5)")
+    ap.add_argument("--trials", type=int, default=7, help="rounds of timed runs, the best counts (default 7)")
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     ap.add_argument("--no-startup", action="store_true", help="skip the compile and CLI start-up measurements")
     ap.add_argument("--json", default=str(HERE / "results.json"), help="where to write the JSON results")
