@@ -85,8 +85,8 @@ def render_table(results: dict[str, Any]) -> str:
         + (f", load average {m['load_average'][0]:.2f}" if m.get("load_average") else "") + ".",
         "",
         "| kernel | size (N, REPS) | C ms | JIT ms | JIT/C | JIT fuel ms | fuel/C | compile ms | "
-        "cache hit ms | JIT M instr/s | interp M instr/s | JIT vs interp |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "cache hit ms | JIT M instr/s | interp ms (size), fuel off / on | interp M instr/s | JIT vs interp |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["kernels"]:
         j = r["jit"] or {}
@@ -95,7 +95,8 @@ def render_table(results: dict[str, Any]) -> str:
             f"| {r['name']} | {r['full'][0]:,}, {r['full'][1]} | {_ms(r['c']['seconds'])} | "
             f"{_ms(j.get('run_s'))} | {_x(j.get('ratio'))} | {_ms(j.get('run_fuel_s'))} | "
             f"{_x(j.get('ratio_fuel'))} | {_ms(j.get('compile_s'))} | {_ms(j.get('cache_load_s'))} | "
-            f"{_mips(j.get('ips'))} | {_mips(i['ips'])} | {_x(j.get('speedup_vs_interp'))}x |"
+            f"{_mips(j.get('ips'))} | {_ms(i['seconds'])} / {_ms(i['seconds_fuel'])} ({i['n']:,}, {i['reps']}) | "
+            f"{_mips(i['ips'])} | {_x(j.get('speedup_vs_interp'))}x |"
         )
     s = results["summary"]
     lines += [
