@@ -11,12 +11,12 @@ At run time :func:`record` builds the same methods from closures: ``__repr__``,
 ``__eq__``, ``__hash__`` (frozen classes; mutable ones are unhashable), the frozen
 ``__setattr__``/``__delattr__`` (raising :class:`dataclasses.FrozenInstanceError`),
 ``__match_args__``, ``__slots__`` with the pickling helpers and ``__init__`` (same
-parameters, defaults and ``__post_init__`` call; compiling per-class code, as the
-standard decorator does, is what costs most). The classes stay dataclasses for
-:mod:`dataclasses` itself:
-``__dataclass_fields__`` and ``__dataclass_params__`` are computed on first access
-from an equivalent standard dataclass, so ``fields``, ``replace``, ``asdict`` and
-``is_dataclass`` work (and import :mod:`dataclasses` then). Supported: the
+parameters, defaults, error messages and ``__post_init__`` call); nothing is
+compiled, which is where the standard decorator spends its time. The classes stay
+dataclasses for :mod:`dataclasses` itself: ``__dataclass_fields__`` and
+``__dataclass_params__`` are computed on first access from an equivalent standard
+dataclass, so ``fields``, ``replace``, ``asdict`` and ``is_dataclass`` work (and
+import :mod:`dataclasses` then). Supported: the
 ``init``/``repr``/``eq``/``frozen``/``slots``/``match_args`` options, fields with
 ``default``, ``default_factory``, ``init``, ``repr``, ``hash`` and ``compare``; no
 inheritance between dataclasses, ``InitVar``, ``order`` or ``unsafe_hash`` (those
@@ -53,8 +53,8 @@ class FieldSpec:
 
     __slots__ = ("name", "type", "default", "default_factory", "init", "repr", "hash", "compare")
 
-    def __init__(self, default: Any, default_factory: Any, init: bool, repr: bool,  # noqa: A002
-                 hash: bool | None, compare: bool) -> None:  # noqa: A002
+    def __init__(self, default: Any, default_factory: Any, init: bool, repr: bool,
+                 hash: bool | None, compare: bool) -> None:
         self.name = ""
         self.type: Any = None
         self.default = default
@@ -71,7 +71,7 @@ class FieldSpec:
 
 
 def record_field(*, default: Any = MISSING, default_factory: Any = MISSING, init: bool = True,
-                 repr: bool = True, hash: bool | None = None, compare: bool = True,  # noqa: A002
+                 repr: bool = True, hash: bool | None = None, compare: bool = True,
                  metadata: Any = None, kw_only: Any = MISSING) -> Any:
     """The standard ``field()``, minus ``metadata`` and ``kw_only``."""
     if metadata is not None or kw_only is not MISSING:
@@ -81,7 +81,7 @@ def record_field(*, default: Any = MISSING, default_factory: Any = MISSING, init
     return FieldSpec(default, default_factory, init, repr, hash, compare)
 
 
-def record(cls: Any = None, /, *, init: bool = True, repr: bool = True, eq: bool = True,  # noqa: A002
+def record(cls: Any = None, /, *, init: bool = True, repr: bool = True, eq: bool = True,
            order: bool = False, unsafe_hash: bool = False, frozen: bool = False,
            match_args: bool = True, kw_only: bool = False, slots: bool = False,
            weakref_slot: bool = False) -> Any:
@@ -156,7 +156,7 @@ def _with_slots(cls: type, specs: list[FieldSpec]) -> type:
     return new
 
 
-def _process(cls: Any, init: bool, repr: bool, eq: bool, frozen: bool,  # noqa: A002
+def _process(cls: Any, init: bool, repr: bool, eq: bool, frozen: bool,
              match_args: bool, slots: bool) -> Any:
     specs = _collect(cls)
     if slots:
