@@ -334,7 +334,8 @@ def compile_ir(ir_text: str, *, triple: str, opt_level: int, cpu: str = "generic
     """Compile LLVM IR text to a PIC, small-code-model relocatable ELF object.
 
     ``opt_level`` 0 runs no IR passes and codegen at O0; 1 runs SROA, instcombine
-    and simplifycfg with codegen at O1; 2 runs ``default<O2>`` with codegen at O2.
+    and simplifycfg with codegen at O1; 2 runs ``compile_worker.O2_PASSES`` with
+    codegen at O2.
     Invalid IR or a crashing worker raises ``PolicyError("COMPILE_FAILED")``.
     """
     return default_pool().compile(ir_text, triple=triple, opt_level=opt_level, cpu=cpu)

@@ -52,11 +52,13 @@ _MEMORY_TRAPS = (TrapKind.OOB, TrapKind.WRITE_PROTECT)
 
 @functools.cache
 def lowering_fingerprint() -> str:
-    """sha256 of the LLVM lowering sources (part of every cache key), memoised
-    across processes while the files are unchanged."""
+    """sha256 of the LLVM lowering sources and of the compile worker (it holds the
+    pass pipeline); part of every cache key, memoised across processes while the
+    files are unchanged."""
     from .cache import memoised_fingerprint, python_files
 
-    files = python_files(os.path.join(os.path.dirname(__file__), "llvm"))
+    here = os.path.dirname(__file__)
+    files = [*python_files(os.path.join(here, "llvm")), os.path.join(os.path.realpath(here), "compile_worker.py")]
 
     def compute() -> str:
         h = sha256(size=0)

@@ -33,17 +33,22 @@ def lowered(src: str, segments: tuple[SegmentDesc, ...] = (), **opts: object) ->
     return str(lower(lift(verify(image)), CodegenOptions(**opts)).text)
 
 
-def optimised(text: str, triple: str = X86_64_TRIPLE) -> str:
-    """The module after LLVM's O2 pipeline (in this process)."""
+def optimised(text: str, triple: str = X86_64_TRIPLE, pipeline: str = "zjit") -> str:
+    """The module after the compile worker's O2 passes (``pipeline="zjit"``) or
+    LLVM's ``default<O2>`` (``"default"``), in this process."""
     import llvmlite.binding as llvm
+    from zjit.backends.compile_worker import optimise
 
     llvm.initialize_all_targets()
     llvm.initialize_all_asmprinters()
     tm = llvm.Target.from_triple(triple).create_target_machine(opt=2, reloc="pic", codemodel="small")
     mod = llvm.parse_assembly(text)
     mod.verify()
-    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=2))
-    pb.getModulePassManager().run(mod, pb)
+    if pipeline == "zjit":
+        optimise(llvm, mod, tm, 2)
+    else:
+        pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=2))
+        pb.getModulePassManager().run(mod, pb)
     return str(mod)
 
 
@@ -74,10 +79,12 @@ def test_division_guard_precedes_the_division_unoptimised() -> None:
     assert "srem i32" in body
 
 
+@pytest.mark.parametrize("pipeline", ["zjit", "default"])
 @pytest.mark.parametrize("mem_size", [None, MEM])
-def test_division_guard_survives_o2(mem_size: int | None) -> None:
-    text = optimised(lowered(DIV, mem_size=mem_size))
-    fn = text[text.index("@zjit_entry_0"):]
+def test_division_guard_survives_o2(mem_size: int | None, pipeline: str) -> None:
+    text = optimised(lowered(DIV, mem_size=mem_size), pipeline=pipeline)
+    # the guest function, or the entry wrapper it was inlined into
+    fn = next(d for d in text.split("\ndefine ")[1:] if "sdiv i64" in d)
     fn = fn[: fn.index("\n}\n")]
     assert "sdiv i64" in fn and "srem i32" in fn
     assert fn.count("@zjit.trap(") >= 2, "the DIV0 exits were optimised away"
