@@ -169,6 +169,12 @@ def test_plain_run_parser_agrees_with_argparse(argv: list[str]) -> None:
         assert vars(fast) == _argparse(argv)
 
 
+def test_plain_run_parser_checks_every_engine_occurrence() -> None:
+    # argparse rejects an invalid choice even when a later option overrides it
+    argv = ["--engine", "10", "interp", "--engine=interp"]
+    assert _argparse(argv) is None and cmd_run.parse_plain(argv) is None
+
+
 @pytest.mark.parametrize("argv", [
     ["m.zasm.bin"], ["--engine", "interp", "m"], ["m", "--fuel", "0x10", "--json"],
     ["--mem-size=4096", "--stdin", "in", "--call", "f", "--timeout", "0.5", "m"], ["--fuel=5", "m", "--engine=jit"],

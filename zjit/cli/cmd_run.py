@@ -70,9 +70,18 @@ _count = _argparse_type(_count_value)
 _size = _argparse_type(_size_value)
 _seconds = _argparse_type(_seconds_value)
 
+def _engine_value(text: str) -> str:
+    """An engine name; like argparse's ``choices``, checked at every occurrence."""
+    from zjit.runtime import BACKENDS
+
+    if text not in BACKENDS:
+        raise ValueError(f"invalid choice: {text!r}")
+    return text
+
+
 # Options of `zjit run`: dest, converter (None: a flag), default.
 _OPTIONS: dict[str, tuple[str, Callable[[str], object] | None, object]] = {
-    "--engine": ("engine", str, "jit"),
+    "--engine": ("engine", _engine_value, "jit"),
     "--fuel": ("fuel", _count_value, None),
     "--mem-size": ("mem_size", _size_value, None),
     "--stdin": ("stdin", str, None),
@@ -88,7 +97,6 @@ def parse_plain(argv: Sequence[str]) -> SimpleNamespace | None:
     values not starting with ``-``), one MODULE, valid values. Anything else
     (help, abbreviations, errors...) returns None, and argparse parses the line as
     it always did; where both parse, the results are equal (tests/test_startup.py)."""
-    from zjit.runtime import BACKENDS
 
     values: dict[str, object] = {dest: default for dest, _, default in _OPTIONS.values()}
     module: str | None = None
@@ -118,7 +126,7 @@ def parse_plain(argv: Sequence[str]) -> SimpleNamespace | None:
             values[dest] = convert(value)
         except ValueError:
             return None
-    if module is None or values["engine"] not in BACKENDS:
+    if module is None:
         return None
     return SimpleNamespace(command="run", module=module, **values, _handler=main)
 
