@@ -12,25 +12,10 @@ import argparse
 import sys
 
 from zjit.cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
+from zjit.cli._values import count_arg as _count
+from zjit.cli._values import size_arg as _size
 from zjit.errors import ZjitError
 from zjit.isa import DEFAULT_MAX_CALL_DEPTH
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return value
-
-
-def _size(text: str) -> int:
-    value = _count(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:

@@ -13,6 +13,12 @@ import sys
 from types import SimpleNamespace
 
 from zjit.cli import EXIT_OK, EXIT_REJECTED, EXIT_TRAP, EXIT_USAGE
+from zjit.cli._values import count_arg as _count
+from zjit.cli._values import count_value as _count_value
+from zjit.cli._values import seconds_arg as _seconds
+from zjit.cli._values import seconds_value as _seconds_value
+from zjit.cli._values import size_arg as _size
+from zjit.cli._values import size_value as _size_value
 from zjit.errors import ZjitError
 
 TYPE_CHECKING = False  # argparse and typing stay unimported on this path (docs/startup.md)
@@ -24,51 +30,6 @@ if TYPE_CHECKING:
 
     from zjit.result import Result, Trap
 
-
-def _count_value(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise ValueError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise ValueError("must be >= 0")
-    return value
-
-
-def _size_value(text: str) -> int:
-    value = _count_value(text)
-    if value == 0:
-        raise ValueError("must be > 0")
-    return value
-
-
-def _seconds_value(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise ValueError("must be > 0")
-    return value
-
-
-def _argparse_type(check: Callable[[str], int | float]) -> Callable[[str], int | float]:
-    """``check`` raising :class:`argparse.ArgumentTypeError` (argparse's message)."""
-
-    def convert(text: str) -> int | float:
-        try:
-            return check(text)
-        except ValueError as exc:
-            import argparse
-
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return convert
-
-
-_count = _argparse_type(_count_value)
-_size = _argparse_type(_size_value)
-_seconds = _argparse_type(_seconds_value)
 
 def _engine_value(text: str) -> str:
     """An engine name; like argparse's ``choices``, checked at every occurrence."""
