@@ -133,8 +133,9 @@ def render_table(results: dict[str, Any]) -> str:
         nopyc = cli.get("without_bytecode_cache")
         if nopyc:
             lines.append(
-                f"* The same without writing `.pyc` files (`PYTHONDONTWRITEBYTECODE=1`, so zjit's modules are "
-                f"compiled from source at every start): {_ms(nopyc['overhead_jit_s'])} ms beyond "
+                f"* The same with `PYTHONDONTWRITEBYTECODE=1`, as the development environment runs (modules "
+                f"without an existing `.pyc` are compiled from source at every start): "
+                f"{_ms(nopyc['overhead_jit_s'])} ms beyond "
                 f"`python -c pass` (interp: {_ms(nopyc['overhead_interp_s'])} ms).")
     if results.get("errors"):
         lines.append("")

@@ -99,9 +99,9 @@ def _overhead(zjit_cmd: list[str], mod: Path, env: dict[str, str], samples: int)
 def cli_overhead(samples: int = 15) -> dict[str, Any]:
     """Cache-hit ``zjit run`` of a small module beyond Python start-up, measured with
     Python's bytecode cache (a normal installation; a private ``PYTHONPYCACHEPREFIX``)
-    and without writing it (``PYTHONDONTWRITEBYTECODE=1``, as in this project's
-    development environment: zjit's own modules are then compiled from source on
-    every start, while the standard library keeps its installed ``.pyc`` files)."""
+    and with ``PYTHONDONTWRITEBYTECODE=1`` as this project's development
+    environment runs (modules without an existing ``.pyc`` are then compiled from
+    source on every start)."""
     zjit_cmd = _zjit_command()
     with tempfile.TemporaryDirectory(prefix="zjit-bench-") as tmp:
         src = Path(tmp) / "small.s"
