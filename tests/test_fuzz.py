@@ -239,6 +239,11 @@ def test_cli_fuzz(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "register BC" in capsys.readouterr().out
     assert cli_main(["fuzz", "--engines", "interp,nope", "--count", "1"]) == 2
     assert cli_main(["fuzz", "--replay", str(tmp_path / "missing.s"), "--engines", "interp"]) == 2
+    (tmp_path / "file").write_text("")
+    assert cli_main(["fuzz", "--count", "1", "--engines", "interp", "--out", str(tmp_path / "file")]) == 2
+    bad = tmp_path / "bad.s"
+    bad.write_text("main: FROB HL\n")
+    assert cli_main(["fuzz", "--replay", str(bad), "--engines", "interp"]) == 3
 
 
 def test_generator_config_limits_size() -> None:

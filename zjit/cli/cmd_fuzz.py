@@ -57,14 +57,21 @@ def main(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 0 or args.seconds < 0:
         sys.stderr.write("zjit fuzz: --count and --seconds must not be negative\n")
         return EXIT_USAGE
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        sys.stderr.write(f"zjit fuzz: --out {args.out} exists and is not a directory\n")
+        return EXIT_USAGE
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     length = f"{args.count} programs" if args.count is not None else f"{args.seconds:g} s"
     sys.stderr.write(f"zjit fuzz: seed {seed}, engines {' vs '.join(engines)}, {length}, "
                      f"failures -> {args.out}/\n")
-    stats = run_campaign(
-        seconds=args.seconds, seed=seed, engines=engines, out_dir=args.out, count=args.count,
-        progress=None if args.quiet else sys.stderr, shrink_seconds=args.shrink_seconds,
-    )
+    try:
+        stats = run_campaign(
+            seconds=args.seconds, seed=seed, engines=engines, out_dir=args.out, count=args.count,
+            progress=None if args.quiet else sys.stderr, shrink_seconds=args.shrink_seconds,
+        )
+    except OSError as exc:
+        sys.stderr.write(f"\nzjit fuzz: cannot write a reproducer under {args.out}: {exc.strerror or exc}\n")
+        return EXIT_USAGE
     if args.quiet:
         sys.stderr.write(stats.line() + "\n")
     for path in stats.failures:
