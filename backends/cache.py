@@ -47,6 +47,10 @@ FORMAT_VERSION = 1
 _HEADER = struct.Struct("<8sIIQ32s")
 MAX_ENTRY_BYTES = 256 << 20
 DEFAULT_MEMORY_BYTES = 64 << 20
+DEFAULT_DISK_BYTES = 512 << 20
+"""Disk layer bound; past it the least recently used entries are removed."""
+TRIM_EVERY = 32
+"""Disk writes between two size checks of the disk layer (the first write checks)."""
 _SUFFIX = ".zjc"
 
 # Sources whose changes can change generated code (hashed into every key).
@@ -265,6 +269,7 @@ class CodeCache:
         *,
         disk: bool = True,
         memory_bytes: int = DEFAULT_MEMORY_BYTES,
+        disk_bytes: int = DEFAULT_DISK_BYTES,
     ) -> None:
         if directory is None:
             from zjit.policy import default_cache_path
@@ -273,6 +278,8 @@ class CodeCache:
         self._dir = os.fspath(directory)
         self.disk = disk
         self.memory_bytes = memory_bytes
+        self.disk_bytes = disk_bytes
+        self._writes_until_trim = 0
         self.stats = CacheStats()
         self._lock = threading.Lock()
         self._mem: OrderedDict[str, bytes] = OrderedDict()
@@ -290,7 +297,8 @@ class CodeCache:
     def for_policy(cls, policy: object) -> CodeCache:
         """The cache a :class:`zjit.policy.Policy` asks for (``cache_dir``, ``use_cache``)."""
         directory = getattr(policy, "cache_dir", None)
-        return cls(directory, disk=bool(getattr(policy, "use_cache", True)))
+        return cls(directory, disk=bool(getattr(policy, "use_cache", True)),
+                   disk_bytes=int(getattr(policy, "cache_max_bytes", DEFAULT_DISK_BYTES)))
 
     # -- public API ----------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
@@ -388,7 +396,42 @@ class CodeCache:
             with self._lock:
                 self.stats.rejected += 1
             _discard(path, st)
+            return None
+        try:  # noqa: SIM105 - contextlib stays off the cache-hit path; the mtime records the last use
+            os.utime(path)
+        except OSError:
+            pass
         return payload
+
+    def trim(self, limit: int | None = None) -> int:
+        """Bound the disk layer: when it holds more than ``limit`` bytes (default
+        ``disk_bytes``), delete the least recently used entries until it holds at
+        most three quarters of that. Returns the number of bytes freed."""
+        limit = self.disk_bytes if limit is None else limit
+        entries: list[tuple[float, int, str]] = []
+        try:
+            shards = [d for d in os.scandir(self._dir)
+                      if len(d.name) == 2 and d.is_dir(follow_symlinks=False)]
+            for shard in shards:
+                for entry in os.scandir(shard.path):
+                    if entry.name.endswith(_SUFFIX) and not entry.name.startswith(".tmp-"):
+                        st = entry.stat(follow_symlinks=False)
+                        entries.append((st.st_mtime, st.st_size, entry.path))
+        except OSError:
+            return 0
+        total = sum(size for _, size, _ in entries)
+        if total <= limit:
+            return 0
+        freed = 0
+        for _, size, path in sorted(entries):
+            if total - freed <= limit * 3 // 4:
+                break
+            try:
+                os.unlink(path)
+            except OSError:
+                continue
+            freed += size
+        return freed
 
     def _disk_put(self, key: str, payload: bytes) -> None:
         if len(payload) > MAX_ENTRY_BYTES or not self._directory_usable(create=True):
@@ -416,6 +459,10 @@ class CodeCache:
             _fsync_dir(path.parent)
             with self._lock:
                 self.stats.writes += 1
+                trim_now = self._writes_until_trim <= 0
+                self._writes_until_trim = TRIM_EVERY if trim_now else self._writes_until_trim - 1
+            if trim_now:
+                self.trim()
         except OSError:
             with self._lock:
                 self.stats.write_errors += 1

@@ -38,7 +38,8 @@ class Policy:
     ``fuel`` None disables metering. ``mem_size`` None means "the module's declared
     minimum, else 2 MiB". ``timeout`` is wall-clock seconds per run (None = none).
     ``cache_dir`` None means :func:`default_cache_dir`; ``use_cache=False`` disables
-    the on-disk cache. ``allowed_prims`` is a mask of primitives modules may use.
+    the on-disk cache; ``cache_max_bytes`` bounds it (least recently used entries are
+    removed past it). ``allowed_prims`` is a mask of primitives modules may use.
     """
 
     fuel: int | None = None
@@ -49,6 +50,7 @@ class Policy:
     timeout: float | None = None
     cache_dir: Path | str | None = None
     use_cache: bool = True
+    cache_max_bytes: int = 512 << 20
     max_code_bytes: int = 16 << 20
     max_data_bytes: int = 256 << 20
     allowed_prims: int = PRIM_MASK_ALL
