@@ -71,6 +71,12 @@ _compile_lock = threading.Lock()
 _machines: dict[tuple[str, str, int], Any] = {}
 
 
+LLVM_OPTIONS = ("-x86-experimental-pref-innermost-loop-alignment=5",)
+"""Process-wide LLVM settings: innermost loops start on a 32-byte boundary (x86-64;
+the default 16 left fib_iter's 27-byte loop across a 64-byte line in some
+layouts, 1.5x slower)."""
+
+
 def _llvm() -> Any:
     global _initialised
     import llvmlite.binding as llvm
@@ -80,6 +86,8 @@ def _llvm() -> Any:
             # llvm.initialize() raises in llvmlite 0.50; initialise targets explicitly.
             llvm.initialize_all_targets()
             llvm.initialize_all_asmprinters()
+            for option in LLVM_OPTIONS:
+                llvm.set_option("zjit", option)
             _initialised = True
     return llvm
 

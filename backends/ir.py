@@ -220,6 +220,9 @@ class IRFunction:
     modifies: tuple[int, ...] = tuple(range(7))
     """State variables a call of this function may change (itself or through its
     callees); only these are returned to the caller."""
+    cold: bool = False
+    """Runs a bounded number of times per run (no loop, not called from a loop or
+    a recursion): compiled for compile speed (:mod:`zjit.backends.plan`)."""
 
     @property
     def name(self) -> str:
@@ -339,7 +342,8 @@ def format_function(fn: IRFunction, has_readonly: bool = True) -> str:
     names = f" ({', '.join(fn.names)})" if fn.names else ""
     params = ", ".join(f"{STATE_NAMES[i]} {v}" for i, v in enumerate(fn.params))
     mods = ", ".join(STATE_NAMES[v] for v in fn.modifies) or "nothing"
-    lines = [f"function {fn.name}{names} entry {fn.entry:#x} params({params}) modifies({mods}):"]
+    cold = " cold" if fn.cold else ""
+    lines = [f"function {fn.name}{names} entry {fn.entry:#x} params({params}) modifies({mods}){cold}:"]
     for b in fn.blocks.values():
         preds = ", ".join("entry" if p == ENTRY else f"{p:#x}" for p in b.preds)
         flags = (" loop-header" if b.loop_header else "") + (" interrupt-check" if b.check_interrupt else "")

@@ -22,6 +22,8 @@ calls or tail calls are marked for interrupt polling.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from zjit.verifier import Block, VerifiedProgram
 
 from zjit.encoding import Instr
@@ -122,11 +124,10 @@ def intra_successors(block: Block) -> tuple[int, ...]:
     return (block.end,)
 
 
-def _rpo(program: VerifiedProgram, entry: int) -> tuple[list[int], set[int]]:
+def _rpo(program: VerifiedProgram, entry: int, funcs: Collection[int]) -> tuple[list[int], set[int]]:
     """Reverse post-order of the blocks reachable from ``entry`` (stopping at the
-    entries of other functions), and the targets of back edges (loop headers)."""
+    other function entries ``funcs``), and the targets of back edges (loop headers)."""
     blocks = program.blocks
-    funcs = program.functions
     post: list[int] = []
     state: dict[int, int] = {entry: 1}  # 1 = on the DFS stack, 2 = finished
     headers: set[int] = set()
@@ -150,10 +151,17 @@ def _rpo(program: VerifiedProgram, entry: int) -> tuple[list[int], set[int]]:
     return post, headers
 
 
+_ALL_VARS = tuple(range(NSTATE))
+
+
 class _FunctionLifter:
-    def __init__(self, program: VerifiedProgram, entry: int) -> None:
+    def __init__(self, program: VerifiedProgram, entry: int, entries: Collection[int],
+                 mods_of: dict[int, tuple[int, ...]] | None, comp: dict[int, int] | None) -> None:
         self.program = program
         self.entry = entry
+        self.entries = entries
+        self.mods_of = mods_of
+        self.comp = comp
         self.next_id = 0
 
     def new(self, ty: str) -> Value:
@@ -163,8 +171,8 @@ class _FunctionLifter:
 
     def lift(self) -> IRFunction:
         program = self.program
-        order, headers = _rpo(program, self.entry)
-        funcs = program.functions
+        funcs = self.entries
+        order, headers = _rpo(program, self.entry, funcs)
         foreign = {pc for pc in order if pc in funcs and pc != self.entry}
         preds: dict[int, list[int]] = {pc: [] for pc in order}
         preds[self.entry].append(ENTRY)
@@ -177,20 +185,36 @@ class _FunctionLifter:
         params = [self.new(state_type(v)) for v in range(NSTATE)]
         out_state: dict[int, list[Operand]] = {}
         blocks: dict[int, IRBlock] = {}
+        pending: list[IRBlock] = []  # blocks with phis whose inputs are not all known yet
         for pc in order:
             vblock = program.blocks[pc]
+            ps = preds[pc]
             phis: list[Phi] = []
             entry_state: list[Operand]
-            if len(preds[pc]) == 1 and preds[pc][0] != ENTRY:
-                entry_state = list(out_state[preds[pc][0]])
-            else:
+            if len(ps) == 1:
+                entry_state = list(params if ps[0] == ENTRY else out_state[ps[0]])
+            elif all(p == ENTRY or p in out_state for p in ps):
+                # a join whose inputs are all known: phis only where they differ
+                ins_by_pred = [params if p == ENTRY else out_state[p] for p in ps]
+                entry_state = []
+                for v in range(NSTATE):
+                    first = ins_by_pred[0][v]
+                    if all(_same(x[v], first) for x in ins_by_pred):
+                        entry_state.append(first)
+                    else:
+                        phi = Phi(self.new(state_type(v)), v, [(p, x[v]) for p, x in zip(ps, ins_by_pred, strict=True)])
+                        phis.append(phi)
+                        entry_state.append(phi.dest)
+            else:  # a loop header: a phi per variable, inputs filled in below
                 phis = [Phi(self.new(state_type(v)), v) for v in range(NSTATE)]
                 entry_state = [p.dest for p in phis]
             cur = list(entry_state)
             insts: list[Inst] = []
             if pc in foreign:
                 out_state[pc] = cur
-                blocks[pc] = IRBlock(pc, pc, 0, preds[pc], phis, entry_state, insts, TailCall(pc, cur))
+                b = blocks[pc] = IRBlock(pc, pc, 0, ps, phis, entry_state, insts, TailCall(pc, cur))
+                if phis and not phis[0].incoming:
+                    pending.append(b)
                 continue
             body = vblock.instrs
             last = body[-1]
@@ -203,11 +227,17 @@ class _FunctionLifter:
                 term = self.lift_term(last, cur)
             else:
                 term = Jump(vblock.end)
-            out_state[pc] = list(term.dests) if isinstance(term, Call) else cur
-            blocks[pc] = IRBlock(pc, vblock.end, vblock.cost, preds[pc], phis, entry_state, insts,
-                                 term, check_interrupt=pc == self.entry or pc in headers,
-                                 loop_header=pc in headers)
-        for b in blocks.values():
+            if isinstance(term, Call):
+                cur = list(cur)
+                for v, d in zip(term.mods, term.dests, strict=True):
+                    cur[v] = d
+            out_state[pc] = cur
+            b = blocks[pc] = IRBlock(pc, vblock.end, vblock.cost, ps, phis, entry_state, insts,
+                                     term, check_interrupt=pc == self.entry or pc in headers,
+                                     loop_header=pc in headers)
+            if phis and not phis[0].incoming:
+                pending.append(b)
+        for b in pending:
             for phi in b.phis:
                 phi.incoming = [
                     (p, params[phi.var] if p == ENTRY else out_state[p][phi.var]) for p in b.preds
@@ -215,7 +245,8 @@ class _FunctionLifter:
         fn = IRFunction(self.entry, params, blocks)
         if not fn.callees() and not foreign:
             blocks[self.entry].check_interrupt = self.entry in headers
-        _simplify_phis(fn)
+        if pending:
+            _simplify_phis(fn)
         fn.nvalues = self.next_id
         return fn
 
@@ -267,8 +298,18 @@ class _FunctionLifter:
         if fam is Family.RET:
             return Ret(ins.pc, list(cur), list(cur[:5]))
         assert fam is Family.CALL
-        dests = [self.new(state_type(v)) for v in range(NSTATE)]
-        return Call(ins.pc, ins.target, list(cur), dests, ins.next_pc, list(cur[:5]))
+        mods = _ALL_VARS if self.mods_of is None else self.mods_of[ins.target]
+        dests = [self.new(state_type(v)) for v in mods]
+        comp = self.comp
+        cyclic = comp is None or comp[ins.target] == comp[self.entry]
+        return Call(ins.pc, ins.target, list(cur), dests, ins.next_pc, list(cur[:5]), cyclic, mods)
+
+
+def _same(a: Operand, b: Operand) -> bool:
+    """The same SSA value or equal constants."""
+    if a is b:
+        return True
+    return type(a) is Const and type(b) is Const and a == b
 
 
 def _simplify_phis(fn: IRFunction, initial: dict[int, Operand] | None = None) -> None:
@@ -337,26 +378,6 @@ def _simplify_phis(fn: IRFunction, initial: dict[int, Operand] | None = None) ->
             t.args = rs(t.args)
 
 
-def _mark_cyclic_calls(funcs: dict[int, IRFunction]) -> None:
-    """Set ``Call.cyclic`` for calls whose callee can reach the caller again
-    (through calls and tail calls)."""
-    graph = {pc: fn.callees() | fn.tail_callees() for pc, fn in funcs.items()}
-    reach: dict[int, set[int]] = {}
-    for start in graph:
-        seen: set[int] = set()
-        todo = list(graph[start])
-        while todo:
-            f = todo.pop()
-            if f not in seen:
-                seen.add(f)
-                todo.extend(graph.get(f, ()))
-        reach[start] = seen
-    for pc, fn in funcs.items():
-        for b in fn.blocks.values():
-            if isinstance(b.term, Call):
-                b.term.cyclic = pc in reach.get(b.term.callee, set()) or b.term.callee == pc
-
-
 def _names_by_pc(program: VerifiedProgram) -> dict[int, list[str]]:
     names: dict[int, list[str]] = {}
     names.setdefault(program.entry, []).append("<entry>")
@@ -365,163 +386,37 @@ def _names_by_pc(program: VerifiedProgram) -> dict[int, list[str]]:
     return names
 
 
-def lift_function(program: VerifiedProgram, entry: int) -> IRFunction:
-    """The IR of the guest function entered at ``entry``."""
-    fn = _FunctionLifter(program, entry).lift()
+def lift_function(program: VerifiedProgram, entry: int, entries: Collection[int] | None = None,
+                  mods_of: dict[int, tuple[int, ...]] | None = None,
+                  comp: dict[int, int] | None = None) -> IRFunction:
+    """The IR of the guest function entered at ``entry``. ``entries`` are all
+    function entries (``program.functions`` by default), where it stops;
+    ``mods_of`` what each function returns (default: everything); ``comp`` the
+    components of the call graph (:func:`~zjit.backends.effects.call_components`;
+    default: every call counts as recursive)."""
+    fn = _FunctionLifter(program, entry, program.functions if entries is None else entries,
+                         mods_of, comp).lift()
     fn.names = tuple(_names_by_pc(program).get(entry, ()))
     return fn
 
 
-def modified_vars(program: VerifiedProgram, funcs: dict[int, IRFunction]) -> dict[int, tuple[int, ...]]:
-    """State variables each function may change, itself or through its callees
-    and tail callees (a fixpoint over the call graph)."""
-    own: dict[int, set[int]] = {}
-    for pc, fn in funcs.items():
-        written: set[int] = set()
-        for b in fn.blocks.values():
-            if b.is_tail:
-                continue
-            for ins in program.blocks[b.pc].instrs:
-                if ins.op.family is not Family.CALL:
-                    written.update(operands_of(ins)[1])
-        own[pc] = written
-    changed = True
-    while changed:
-        changed = False
-        for pc, fn in funcs.items():
-            for callee in fn.callees() | fn.tail_callees():
-                extra = own[callee] - own[pc]
-                if extra:
-                    own[pc] |= extra
-                    changed = True
-    return {pc: tuple(sorted(v)) for pc, v in own.items()}
-
-
-def cmp_needed_after_return(program: VerifiedProgram, funcs: dict[int, IRFunction]) -> dict[int, bool]:
-    """For each function, whether some caller may read CMP after a call to it
-    returns, before writing it again (conditional JR reads CMP, CP/CPI write it).
-
-    When no caller can, the CMP a function leaves behind is unobservable and is
-    not returned (callers keep their own). A fixpoint over the call graph: a CALL
-    reads CMP when the callee may read its incoming CMP (directly, or by returning
-    it to a caller that needs it).
-    """
-    need = {pc: False for pc in funcs}
-    reads_first = {pc: False for pc in funcs}
-    first: dict[int, tuple[str, int | None]] = {}
-    for fn in funcs.values():
-        for b in fn.blocks.values():
-            if b.pc in first or b.is_tail:
-                continue
-            event: tuple[str, int | None] = ("none", None)
-            for ins in program.blocks[b.pc].instrs:
-                fam = ins.op.family
-                if fam is Family.CP:
-                    event = ("write", None)
-                    break
-                if fam is Family.JR and ins.rs1 != 0:
-                    event = ("read", None)
-                    break
-                if fam is Family.CALL:
-                    event = ("call", ins.target)
-                    break
-                if fam is Family.RET:
-                    event = ("ret", None)
-                    break
-            first[b.pc] = event
-    changed = True
-    while changed:
-        changed = False
-        for pc, fn in funcs.items():
-            live: dict[int, bool] = {}
-            for _ in range(len(fn.blocks) + 1):  # iterate to a fixpoint inside fn
-                stable = True
-                for b in reversed(list(fn.blocks.values())):
-                    kind, callee = ("tail", b.term.callee) if type(b.term) is TailCall else first[b.pc]
-                    if kind == "tail" and callee is not None:
-                        v = reads_first[callee]  # the callee's return is ours
-                    elif kind == "read":
-                        v = True
-                    elif kind == "write":
-                        v = False
-                    elif kind == "ret":
-                        v = need[pc]
-                    elif kind == "call" and callee is not None and reads_first[callee]:
-                        v = True
-                    else:
-                        v = any(live.get(s, False) for s in b.successors)
-                    if live.get(b.pc) != v:
-                        live[b.pc] = v
-                        stable = False
-                if stable:
-                    break
-            if live.get(fn.entry, False) and not reads_first[pc]:
-                reads_first[pc] = changed = True
-            for b in fn.blocks.values():
-                t = b.term
-                if isinstance(t, Call):
-                    passes_on = live.get(t.next, False)
-                elif isinstance(t, TailCall):
-                    passes_on = need[pc]  # the callee's return is ours
-                else:
-                    continue
-                if passes_on and not need[t.callee]:
-                    need[t.callee] = changed = True
-    return need
-
-
-def _narrow_calls(fn: IRFunction, mods_of: dict[int, tuple[int, ...]]) -> None:
-    """Keep only the callee's modified variables as call results; the others keep
-    the caller's values (rewritten everywhere)."""
-    repl: dict[int, Operand] = {}
-    for b in fn.blocks.values():
-        t = b.term
-        if isinstance(t, Call):
-            mods = mods_of[t.callee]
-            for v, d in enumerate(t.dests):
-                if v not in mods:
-                    repl[d.id] = t.args[v]
-            t.dests = [t.dests[v] for v in mods]
-            t.mods = mods
-    _simplify_phis(fn, repl)
-
-
-def tail_groups(funcs: dict[int, IRFunction]) -> dict[int, int]:
-    """Function entry -> the smallest entry of its group: functions linked by tail
-    calls (in either direction) share one return type, which a guaranteed tail
-    call (``musttail``) requires."""
-    parent = {pc: pc for pc in funcs}
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for pc, fn in funcs.items():
-        for callee in fn.tail_callees():
-            a, b = find(pc), find(callee)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    return {pc: find(pc) for pc in funcs}
-
-
 def lift(program: VerifiedProgram) -> IRModule:
     """The IR of every guest function of ``program``."""
-    funcs = {pc: lift_function(program, pc) for pc in program.functions}
-    _mark_cyclic_calls(funcs)
-    mods_of = modified_vars(program, funcs)
-    needed = cmp_needed_after_return(program, funcs)
-    mods_of = {pc: m if needed[pc] else tuple(v for v in m if v not in (CMPL, CMPR))
-               for pc, m in mods_of.items()}
-    group = tail_groups(funcs)
-    union: dict[int, set[int]] = {}
-    for pc, m in mods_of.items():
-        union.setdefault(group[pc], set()).update(m)
-    mods_of = {pc: tuple(sorted(union[group[pc]])) for pc in mods_of}
-    for pc, fn in funcs.items():
-        fn.modifies = mods_of[pc]
-        _narrow_calls(fn, mods_of)
+    from .effects import call_components, returned_vars
+    from .plan import cold_functions, split_entries, verifier_shape
+
+    extra = split_entries(program)
+    entries = set(program.functions) | extra
+    order = [*program.functions, *sorted(extra)]
+    shapes = {e: verifier_shape(program, e, entries) for e in order}
+    mods_of = returned_vars(program, shapes)
+    comp = call_components(shapes)
+    cold = cold_functions(shapes)
+    funcs: dict[int, IRFunction] = {}
+    for e in order:
+        fn = funcs[e] = lift_function(program, e, entries, mods_of, comp)
+        fn.modifies = mods_of[e]
+        fn.cold = e in cold
     return IRModule(funcs, program.entry, dict(program.exports), program.has_readonly,
                     program.prims_used, program.digest, program.image.name)
 

@@ -192,10 +192,12 @@ def call_depth_bound(module: Any) -> int | None:
     """Longest chain of nested guest calls from any function (None if recursive).
     Tail calls (:class:`~zjit.backends.ir.TailCall`) add no depth, so a cycle of
     tail calls alone is not recursion."""
+    from .graphs import sccs
+
     funcs = module.functions
     edges = {pc: [(c, 1) for c in fn.callees()] + [(t, 0) for t in fn.tail_callees()]
              for pc, fn in funcs.items()}
-    comp = _sccs({pc: [c for c, _ in out] for pc, out in edges.items()})
+    comp = sccs({pc: [c for c, _ in out] for pc, out in edges.items()})
     for pc, out in edges.items():
         if any(w and comp[c] == comp[pc] for c, w in out):
             return None  # a call inside a cycle: recursion
@@ -212,49 +214,6 @@ def call_depth_bound(module: Any) -> int | None:
                     best = max(best, depth[comp[callee]] + w)
         depth[c] = best
     return max(depth.values(), default=0)
-
-
-def _sccs(graph: dict[int, list[int]]) -> dict[int, int]:
-    """Strongly connected components (Tarjan, iterative): node -> component
-    number, numbered so that every edge leads to the same or a lower number."""
-    index: dict[int, int] = {}
-    low: dict[int, int] = {}
-    comp: dict[int, int] = {}
-    stack: list[int] = []
-    on_stack: set[int] = set()
-    counter = ncomp = 0
-    for root in graph:
-        if root in index:
-            continue
-        work: list[tuple[int, int]] = [(root, 0)]
-        while work:
-            node, i = work.pop()
-            if i == 0:
-                index[node] = low[node] = counter
-                counter += 1
-                stack.append(node)
-                on_stack.add(node)
-            succ = graph.get(node, [])
-            if i < len(succ):
-                work.append((node, i + 1))
-                nxt = succ[i]
-                if nxt not in index:
-                    work.append((nxt, 0))
-                elif nxt in on_stack:
-                    low[node] = min(low[node], index[nxt])
-                continue
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-            if low[node] == index[node]:
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    comp[member] = ncomp
-                    if member == node:
-                        break
-                ncomp += 1
-    return comp
 
 
 def compile_program(program: VerifiedProgram, opts: Any) -> tuple[bytes, CodeInfo]:

@@ -136,6 +136,13 @@ def no_inline(module: IRModule) -> set[int]:
             if n > INLINE_MAX_SITES and sum(b.cost for b in module.functions[pc].blocks.values()) > INLINE_MAX_COST}
 
 
+def _attrs(fn: IRFunction, noinline: bool) -> str:
+    """Attribute group of a guest function: ``#5`` (``optnone``) when cold."""
+    if fn.cold:
+        return "#5"
+    return "#4" if noinline else "#0"
+
+
 def function_text(fe: FnEmitter, noinline: bool = False) -> str:
     """The complete ``define`` of an emitted guest function."""
     fn = fe.fn
@@ -143,7 +150,7 @@ def function_text(fe: FnEmitter, noinline: bool = False) -> str:
         f"{'i32' if state_type(i) == 'i32' else 'i64'} %v{fn.params[i].id}" for i in range(NSTATE)
     )
     lines = [f"define internal fastcc {fe.ret} @{func_name(fn.entry)}"
-             f"(ptr noalias %ctx, i64 %depth, {params}, i64 %fuel.in) {'#4' if noinline else '#0'} {{"]
+             f"(ptr noalias %ctx, i64 %depth, {params}, i64 %fuel.in) {_attrs(fn, noinline)} {{"]
     entry = fe.chunks[0]
     assert entry.label == "entry"
     lines.append("entry:")
@@ -232,6 +239,7 @@ def lower(module: IRModule, opts: CodegenOptions) -> LoweredModule:
         'attributes #2 = { nounwind noinline "no-builtins" }',
         'attributes #3 = { nounwind noinline nomerge "no-builtins" }',
         'attributes #4 = { nounwind noinline "no-builtins" }',
+        'attributes #5 = { nounwind noinline optnone "no-builtins" }',
         "",
         f"{INVARIANT} = !{{}}",
         f'{LIKELY} = !{{!"branch_weights", i32 2000, i32 1}}',

@@ -1,0 +1,188 @@
+"""Interprocedural facts the lifter needs before it lifts a function.
+
+Computed on the :class:`~zjit.backends.plan.Shape` of every function (its
+verifier blocks, CALLs and tail calls):
+
+* :func:`modified_vars`: the state variables a function may change, itself or
+  through its callees and tail callees (a call returns only those; the caller
+  keeps its own values of the others);
+* :func:`cmp_needed`: whether some caller may read CMP after a call returns,
+  before rewriting it (conditional JR reads CMP, CP/CPI write it); when none
+  can, CMP is not returned;
+* :func:`tail_groups`: functions linked by tail calls, which must share one
+  return layout (``musttail``);
+* :func:`call_components`: strongly connected components of the graph of calls
+  and tail calls (a call inside one component is part of a recursion).
+
+Registers are always returned when changed, since a later trap reports them.
+"""
+
+from __future__ import annotations
+
+from zjit.verifier import VerifiedProgram
+
+from zjit.isa import NUM_REGS, Family
+
+from .graphs import sccs
+from .plan import Shape
+
+Event = tuple[str, int]
+"""First CMP event of a block: ("read"|"write"|"ret"|"none", 0) or ("call", callee)."""
+
+
+class BlockFacts:
+    """Per verifier block facts, computed once per block (blocks may be shared)."""
+
+    def __init__(self, program: VerifiedProgram) -> None:
+        self.program = program
+        self._writes: dict[int, frozenset[int]] = {}
+        self._events: dict[int, Event] = {}
+
+    def writes(self, pc: int) -> frozenset[int]:
+        """State variables the block's own instructions write (CALLs apart)."""
+        w = self._writes.get(pc)
+        if w is None:
+            from .lift import operands_of
+
+            acc: set[int] = set()
+            for ins in self.program.blocks[pc].instrs:
+                if ins.op.family is not Family.CALL:
+                    acc.update(operands_of(ins)[1])
+            w = self._writes[pc] = frozenset(acc)
+        return w
+
+    def event(self, pc: int) -> Event:
+        """What the block does with CMP first."""
+        e = self._events.get(pc)
+        if e is None:
+            e = ("none", 0)
+            for ins in self.program.blocks[pc].instrs:
+                fam = ins.op.family
+                if fam is Family.CP:
+                    e = ("write", 0)
+                    break
+                if fam is Family.JR and ins.rs1 != 0:
+                    e = ("read", 0)
+                    break
+                if fam is Family.CALL:
+                    e = ("call", ins.target)
+                    break
+                if fam is Family.RET:
+                    e = ("ret", 0)
+                    break
+            self._events[pc] = e
+        return e
+
+
+def modified_vars(facts: BlockFacts, shapes: dict[int, Shape]) -> dict[int, set[int]]:
+    """State variables each function may change (a fixpoint over calls and tail calls)."""
+    own: dict[int, set[int]] = {}
+    for e, sh in shapes.items():
+        acc: set[int] = set()
+        for b in sh.succ:
+            acc |= facts.writes(b)
+        own[e] = acc
+    out = {e: [c for _, c in sh.calls] + [t for _, t in sh.tails] for e, sh in shapes.items()}
+    changed = True
+    while changed:
+        changed = False
+        for e, callees in out.items():
+            mine = own[e]
+            for c in callees:
+                extra = own[c] - mine
+                if extra:
+                    mine |= extra
+                    changed = True
+    return own
+
+
+def cmp_needed(facts: BlockFacts, shapes: dict[int, Shape]) -> dict[int, bool]:
+    """For each function, whether a caller may read CMP after it returns.
+
+    A fixpoint over the call graph: a CALL reads CMP when the callee may read its
+    incoming CMP (directly, or by returning it to a caller that needs it); a tail
+    call's callee returns to this function's callers.
+    """
+    need = dict.fromkeys(shapes, False)
+    reads_first = dict.fromkeys(shapes, False)
+    tails_of: dict[int, dict[int, list[int]]] = {}
+    for e, sh in shapes.items():
+        by_block: dict[int, list[int]] = {}
+        for b, t in sh.tails:
+            by_block.setdefault(b, []).append(t)
+        tails_of[e] = by_block
+    changed = True
+    while changed:
+        changed = False
+        for e, sh in shapes.items():
+            tails = tails_of[e]
+            live: dict[int, bool] = {}
+            order = list(reversed(sh.succ))
+            for _ in range(len(order) + 1):  # to a fixpoint inside the function
+                stable = True
+                for b in order:
+                    kind, callee = facts.event(b)
+                    if kind == "read" or (kind == "call" and reads_first[callee]):
+                        v = True
+                    elif kind == "write":
+                        v = False
+                    elif kind == "ret":
+                        v = need[e]
+                    else:
+                        v = any(live.get(s, False) for s in sh.succ[b]) or any(
+                            reads_first[t] for t in tails.get(b, ()))
+                    if live.get(b) != v:
+                        live[b] = v
+                        stable = False
+                if stable:
+                    break
+            if live.get(e, False) and not reads_first[e]:
+                reads_first[e] = changed = True
+            for b, callee in sh.calls:
+                after = facts.program.blocks[b].instrs[-1].next_pc
+                passes_on = reads_first[after] if after in tails.get(b, ()) else live.get(after, False)
+                if passes_on and not need[callee]:
+                    need[callee] = changed = True
+            if need[e]:
+                for _, t in sh.tails:
+                    if not need[t]:
+                        need[t] = changed = True
+    return need
+
+
+def tail_groups(shapes: dict[int, Shape]) -> dict[int, int]:
+    """Function entry -> the smallest entry of its group of functions linked by
+    tail calls (in either direction)."""
+    parent = {e: e for e in shapes}
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for e, sh in shapes.items():
+        for _, t in sh.tails:
+            a, b = find(e), find(t)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return {e: find(e) for e in shapes}
+
+
+def call_components(shapes: dict[int, Shape]) -> dict[int, int]:
+    """Strongly connected components of the graph of calls and tail calls."""
+    return sccs({e: [c for _, c in sh.calls] + [t for _, t in sh.tails] for e, sh in shapes.items()})
+
+
+def returned_vars(program: VerifiedProgram, shapes: dict[int, Shape]) -> dict[int, tuple[int, ...]]:
+    """What each function returns: its modified variables, without CMP when no
+    caller needs it, the same for every function of a tail group."""
+    facts = BlockFacts(program)
+    mods = modified_vars(facts, shapes)
+    need = cmp_needed(facts, shapes)
+    group = tail_groups(shapes)
+    union: dict[int, set[int]] = {}
+    for e, m in mods.items():
+        kept = m if need[e] else {v for v in m if v < NUM_REGS}
+        union.setdefault(group[e], set()).update(kept)
+    return {e: tuple(sorted(union[group[e]])) for e in shapes}
