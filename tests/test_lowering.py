@@ -181,6 +181,8 @@ done:
 """
     text = lowered(src)
     assert len(trap_calls(text, TrapKind.CALL_DEPTH)) == 2
+    assert text.count("= icmp ne i64 %room, 0") == 2  # calls left before CALL_DEPTH
+    assert text.count("= sub i64 %room, 1") == 2
     assert text.count("call ptr @llvm.stacksave.p0()") == 2  # the recursive call + helper
     assert re.search(r"call fastcc %rt\.\w+ @f_", text)
 

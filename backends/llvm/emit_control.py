@@ -1,23 +1,26 @@
-"""Control emitters: block entry (interrupt poll, fuel), JR, RET and CALL.
+"""Control emitters: block entry (interrupt poll, fuel), JR, RET, CALL, tail calls.
 
 Guest functions become internal ``fastcc`` LLVM functions taking the context,
-the current call depth and the guest state (five registers, the CMP halves) and
-returning ``{the state variables the function may modify}`` (small return
-structs come back in registers; unmodified variables keep the caller's values).
-Fuel lives in an SSA value inside a function; it is passed to a callee as an
-argument and comes back through ``ctx.fuel`` (stored at RET, loaded after the
-call), which keeps return structs small. A guest
-CALL is a native call: registers are global guest state, so they go in and come
-back out. Before the call the depth is checked against ``max_depth`` (CALL_DEPTH)
-and, for calls that are part of a recursion, as a safety net, the native stack
-pointer against ``stack_limit`` (acyclic call chains have a static depth the
-engine sizes the stack for). A callee
-that trapped has already written the trap record, whose non-zero ``trap_kind``
-the caller tests after the call before returning at once itself.
+``%room`` (how many more guest calls may nest: ``max_depth`` minus the current
+depth, so the CALL_DEPTH check is a compare with zero) and the guest state (five
+registers, the CMP halves, fuel). They return the state variables they may modify
+(:class:`~zjit.backends.llvm.function.RetLayout`: up to three, or eight on
+aarch64, in registers, further registers through ``ctx.regs``; unmodified
+variables keep the caller's values). Fuel lives in an SSA value inside a
+function; it is passed to a callee as an argument and comes back through
+``ctx.fuel`` (stored at RET, loaded after the call). A guest CALL is a native
+call. Before it, ``room != 0`` is checked (CALL_DEPTH) and, for calls that are
+part of a recursion, as a safety net, the native stack pointer against
+``stack_limit`` (acyclic call chains have a static depth the engine sizes the
+stack for). A callee that trapped has already written the trap record, whose
+non-zero ``trap_kind`` the caller tests after the call before returning at once
+itself. Control reaching another function's entry is a ``musttail`` call with
+the same ``room``.
 
 At a block entry, in this order: the interrupt poll (loop headers and entries of
-functions that make calls; TIMEOUT at the leader), then the fuel charge (metered builds; FUEL
-at the leader with fuel unchanged), both before anything of the block runs.
+functions that make calls or tail calls; TIMEOUT at the leader), then the fuel
+charge (metered builds; FUEL at the leader with fuel unchanged), both before
+anything of the block runs.
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
     """CALL: depth check, stack guard, native call, status propagation."""
     assert isinstance(t, Call)
     ok = fe.tmp("c")
-    fe.emit(f"{ok} = icmp ult i64 %depth, {fe.inv('max_depth')}")
+    fe.emit(f"{ok} = icmp ne i64 %room, 0")
     guard(fe, ok, int(TrapKind.CALL_DEPTH), t.pc, t.regs)
     if fe.opts.stack_guard and t.cyclic:
         sp, spi, sok = fe.tmp("sp"), fe.tmp("sp"), fe.tmp("c")
@@ -114,7 +117,7 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
         fe.emit(f"{sok} = icmp uge i64 {spi}, {fe.inv('stack_limit')}")
         guard(fe, sok, TRAP_STACK, t.pc, t.regs)
     d1, res, kind, good = fe.tmp("d"), fe.tmp("r"), fe.tmp("tk"), fe.tmp("c")
-    fe.emit(f"{d1} = add i64 %depth, 1")
+    fe.emit(f"{d1} = sub i64 %room, 1")
     args = ", ".join(
         [f"i64 {fe.val(v)}" for v in t.args[:NUM_REGS]]
         + [f"i32 {fe.val(t.args[CMPL])}", f"i32 {fe.val(t.args[CMPR])}", f"i64 {fe.fuel}"]
@@ -143,7 +146,7 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
 
 
 def emit_tail_call(fe: FnEmitter, t: Terminator) -> None:
-    """Continue in another function: a guaranteed tail call (same depth, no
+    """Continue in another function: a guaranteed tail call (same room, no
     checks; the callee's result, trap status and fuel are this function's).
     Functions linked by tail calls share one return layout (see the lifter)."""
     assert isinstance(t, TailCall)
@@ -153,7 +156,7 @@ def emit_tail_call(fe: FnEmitter, t: Terminator) -> None:
         + [f"i32 {fe.val(t.args[CMPL])}", f"i32 {fe.val(t.args[CMPR])}", f"i64 {fe.fuel}"]
     )
     res = fe.tmp("r")
-    fe.emit(f"{res} = musttail call fastcc {fe.ret} @{func_name(t.callee)}(ptr %ctx, i64 %depth, {args})")
+    fe.emit(f"{res} = musttail call fastcc {fe.ret} @{func_name(t.callee)}(ptr %ctx, i64 %room, {args})")
     fe.emit(f"ret {fe.ret} {res}")
 
 

@@ -150,7 +150,7 @@ def function_text(fe: FnEmitter, noinline: bool = False) -> str:
         f"{'i32' if state_type(i) == 'i32' else 'i64'} %v{fn.params[i].id}" for i in range(NSTATE)
     )
     lines = [f"define internal fastcc {fe.ret} @{func_name(fn.entry)}"
-             f"(ptr noalias %ctx, i64 %depth, {params}, i64 %fuel.in) {_attrs(fn, noinline)} {{"]
+             f"(ptr noalias %ctx, i64 %room, {params}, i64 %fuel.in) {_attrs(fn, noinline)} {{"]
     entry = fe.chunks[0]
     assert entry.label == "entry"
     lines.append("entry:")
@@ -182,7 +182,9 @@ def _wrapper_text(pc: int, opts: CodegenOptions, modifies: tuple[int, ...]) -> s
         lines.append(f"  %pf = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS['fuel']}")
         lines.append("  %f = load i64, ptr %pf, align 8")
     fuel = "%f" if opts.fuel else "0"
-    lines.append(f"  %res = call fastcc {rt} @{func_name(pc)}(ptr %ctx, i64 0, {regs}, i32 0, i32 0, i64 {fuel})")
+    lines.append(f"  %pmd = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS['max_depth']}")
+    lines.append("  %room = load i64, ptr %pmd, align 8")
+    lines.append(f"  %res = call fastcc {rt} @{func_name(pc)}(ptr %ctx, i64 %room, {regs}, i32 0, i32 0, i64 {fuel})")
     lines.append("  %k = load i64, ptr %pk, align 8")
     lines.append("  %ok = icmp eq i64 %k, 0")
     lines.append(f"  %s = select i1 %ok, i32 {STATUS_OK}, i32 {STATUS_TRAPPED}")
