@@ -56,10 +56,14 @@ def emit_block_entry(fe: FnEmitter, b: IRBlock) -> None:
         fe.emit(f"{ok} = icmp eq i64 {flag}, 0")
         guard(fe, ok, int(TrapKind.TIMEOUT), b.pc, regs)
     if fe.opts.fuel:
-        ok, left = fe.tmp("c"), fe.tmp("fuel")
-        fe.emit(f"{ok} = icmp uge i64 {fe.fuel}, {b.cost}")
-        guard(fe, ok, int(TrapKind.FUEL), b.pc, regs)
-        fe.emit(f"{left} = sub i64 {fe.fuel}, {b.cost}")
+        # usub.with.overflow: the subtract sets the flag the branch tests.
+        r, ovf, ok, left = fe.tmp("f"), fe.tmp("c"), fe.tmp("c"), fe.tmp("fuel")
+        fe.intrinsic("declare {i64, i1} @llvm.usub.with.overflow.i64(i64, i64)")
+        fe.emit(f"{r} = call {{i64, i1}} @llvm.usub.with.overflow.i64(i64 {fe.fuel}, i64 {b.cost})")
+        fe.emit(f"{left} = extractvalue {{i64, i1}} {r}, 0")
+        fe.emit(f"{ovf} = extractvalue {{i64, i1}} {r}, 1")
+        fe.emit(f"{ok} = xor i1 {ovf}, true")
+        guard(fe, ok, int(TrapKind.FUEL), b.pc, regs)  # fuel unchanged at the trap
         fe.fuel = left
 
 
