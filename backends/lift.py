@@ -27,7 +27,7 @@ from collections.abc import Collection
 from zjit.verifier import Block, VerifiedProgram
 
 from zjit.encoding import Instr
-from zjit.isa import BC, DE, HL, IX, MASK32, MASK64, A, Family, OpInfo
+from zjit.isa import BC, DE, HL, IX, MASK32, MASK64, OPS, A, Family, OpInfo
 
 from .fold import fold
 from .ir import (
@@ -65,13 +65,25 @@ _PRIM_OPERANDS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
 _BULK_OPERANDS: dict[str, tuple[int, ...]] = {"ldir": (HL, DE, BC), "fill": (HL, BC, A)}
 
 
-def operands_of(ins: Instr) -> tuple[tuple[int, ...], tuple[int, ...]]:
+Operands = tuple[tuple[int, ...], tuple[int, ...]]
+_operands_memo: dict[tuple[str, int, int, int], Operands] = {}
+
+
+def operands_of(ins: Instr) -> Operands:
     """State variables an instruction reads and writes, in IR operand order.
 
     Indices 0..4 are registers, 5 and 6 the CMP halves. MOV, LD and DROP are
     renamings (no IR instruction) and terminators are handled separately; for
     them this returns the variables involved all the same.
     """
+    key = (ins.op.mnemonic, ins.rd, ins.rs1, ins.rs2)
+    found = _operands_memo.get(key)
+    if found is None:
+        found = _operands_memo[key] = _operands(ins)
+    return found
+
+
+def _operands(ins: Instr) -> Operands:
     op = ins.op
     fam = op.family
     if fam in (Family.ALU, Family.DIV, Family.CMPSET):
@@ -99,9 +111,13 @@ def operands_of(ins: Instr) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return (), ()  # DROP
 
 
-_FOLDABLE = frozenset({Family.ALU, Family.DIV, Family.INCDEC, Family.SHIFT, Family.BITCOUNT,
-                       Family.CMPSET, Family.CP})
-_MAY_TRAP = frozenset({Family.DIV, Family.LOAD, Family.STORE, Family.BULK, Family.PRIM})
+# Per mnemonic (a str: hashing an enum member runs Python code): how the lifter
+# treats each operation.
+_FOLDABLE = frozenset(o.mnemonic for o in OPS if o.family in (
+    Family.ALU, Family.DIV, Family.INCDEC, Family.SHIFT, Family.BITCOUNT, Family.CMPSET, Family.CP))
+_MAY_TRAP = frozenset(o.mnemonic for o in OPS if o.family in (
+    Family.DIV, Family.LOAD, Family.STORE, Family.BULK, Family.PRIM))
+_ENDS_BLOCK = frozenset(o.mnemonic for o in OPS if o.ends_block)
 
 LIFTER_ONLY: frozenset[tuple[Family, str]] = frozenset(
     {(Family.MOV, "mov"), (Family.LDI, "ld"), (Family.NOP, "drop")}
@@ -218,12 +234,13 @@ class _FunctionLifter:
                 continue
             body = vblock.instrs
             last = body[-1]
-            if last.op.ends_block:
+            ends = last.op.mnemonic in _ENDS_BLOCK
+            if ends:
                 body = body[:-1]
             for ins in body:
                 self.lift_inst(ins, cur, insts)
             term: Terminator
-            if last.op.ends_block:
+            if ends:
                 term = self.lift_term(last, cur)
             else:
                 term = Jump(vblock.end)
@@ -263,7 +280,8 @@ class _FunctionLifter:
             return
         reads, writes = operands_of(ins)
         args = [cur[r] for r in reads]
-        if fam in _FOLDABLE and all(type(a) is Const for a in args):
+        mnem = op.mnemonic
+        if mnem in _FOLDABLE and all(type(a) is Const for a in args):
             values = fold(op, [a.value for a in args], ins.imm)  # type: ignore[union-attr]
             if values is not None:
                 if fam is Family.CP:
@@ -273,7 +291,7 @@ class _FunctionLifter:
                     for w, v in zip(writes, values, strict=True):
                         cur[w] = Const(v, state_type(w))
                 return
-        regs = cur[:5] if fam in _MAY_TRAP else []
+        regs = cur[:5] if mnem in _MAY_TRAP else []
         if fam is Family.CP:
             cl = self.new(I32)
             if op.operation == "cp":

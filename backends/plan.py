@@ -40,6 +40,20 @@ class Shape:
     """(block, callee) for every CALL."""
     tails: list[tuple[int, int]] = field(default_factory=list)
     """(block, entry) where control flows into another function."""
+    _comp: dict[int, int] | None = None
+    _cyclic: set[int] | None = None
+
+    def components(self) -> dict[int, int]:
+        """Strongly connected components of the blocks (computed once)."""
+        if self._comp is None:
+            self._comp = sccs(self.succ)
+        return self._comp
+
+    def cyclic(self) -> set[int]:
+        """Blocks on a cycle (computed once)."""
+        if self._cyclic is None:
+            self._cyclic = on_cycles(self.succ, self.components())
+        return self._cyclic
 
 
 def verifier_shape(program: VerifiedProgram, entry: int, entries: Collection[int]) -> Shape:
@@ -76,7 +90,7 @@ def hot_called(shapes: dict[int, Shape]) -> set[int]:
     hot = on_cycles(graph)
     for sh in shapes.values():
         if sh.calls:
-            cyclic = on_cycles(sh.succ)
+            cyclic = sh.cyclic()
             hot.update(c for b, c in sh.calls if b in cyclic)
     todo = list(hot)
     while todo:
@@ -106,10 +120,10 @@ def split_entries(program: VerifiedProgram) -> set[int]:
     for e, sh in shapes.items():
         if e in hot or sum(blocks[b].cost for b in sh.succ) < SPLIT_MIN_COST:
             continue
-        comp = sccs(sh.succ)
-        cyclic = on_cycles(sh.succ, comp)
+        cyclic = sh.cyclic()
         if not cyclic:
             continue
+        comp = sh.components()
         entered: dict[int, set[int]] = {}  # component -> blocks entered from outside it
         entered.setdefault(comp[e], set()).add(e)
         for b, succ in sh.succ.items():
@@ -128,4 +142,4 @@ def split_entries(program: VerifiedProgram) -> set[int]:
 def cold_functions(shapes: dict[int, Shape]) -> set[int]:
     """Functions with no loop that are not hot-called."""
     hot = hot_called(shapes)
-    return {e for e, sh in shapes.items() if e not in hot and not on_cycles(sh.succ)}
+    return {e for e, sh in shapes.items() if e not in hot and not sh.cyclic()}
