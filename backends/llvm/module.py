@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from zjit.isa import NUM_REGS, OPS, Family
 
 from ..context import OFFSETS, STATUS_OK, STATUS_TRAPPED, reg_offset
-from ..ir import ENTRY, NSTATE, Call, IRFunction, IRModule, TailCall, func_name, state_type
+from ..ir import ENTRY, NSTATE, IRFunction, IRModule, func_name, state_type
 from ..lift import LIFTER_ONLY
 from ..targets import data_layout
 from . import emit_alu, emit_memory, emit_prims
@@ -118,39 +118,14 @@ def lower_function(fn: IRFunction, opts: CodegenOptions, has_readonly: bool,
     return fe
 
 
-INLINE_MAX_SITES = 1
-"""Functions called from more call sites than this ..."""
-INLINE_MAX_COST = 24
-"""... and longer than this many guest instructions are never inlined: copying
-them into every caller costs much compile time for little speed."""
-
-
-def no_inline(module: IRModule) -> set[int]:
-    """Entries of the functions to mark ``noinline`` (see :data:`INLINE_MAX_COST`)."""
-    sites: dict[int, int] = {}
-    for fn in module.functions.values():
-        for b in fn.blocks.values():
-            if isinstance(b.term, (Call, TailCall)):
-                sites[b.term.callee] = sites.get(b.term.callee, 0) + 1
-    return {pc for pc, n in sites.items()
-            if n > INLINE_MAX_SITES and sum(b.cost for b in module.functions[pc].blocks.values()) > INLINE_MAX_COST}
-
-
-def _attrs(fn: IRFunction, noinline: bool) -> str:
-    """Attribute group of a guest function: ``#5`` (``optnone``) when cold."""
-    if fn.cold:
-        return "#5"
-    return "#4" if noinline else "#0"
-
-
-def function_text(fe: FnEmitter, noinline: bool = False) -> str:
+def function_text(fe: FnEmitter) -> str:
     """The complete ``define`` of an emitted guest function."""
     fn = fe.fn
     params = ", ".join(
         f"{'i32' if state_type(i) == 'i32' else 'i64'} %v{fn.params[i].id}" for i in range(NSTATE)
     )
     lines = [f"define internal fastcc {fe.ret} @{func_name(fn.entry)}"
-             f"(ptr noalias %ctx, i64 %room, {params}, i64 %fuel.in) {_attrs(fn, noinline)} {{"]
+             f"(ptr noalias %ctx, i64 %room, {params}, i64 %fuel.in) {'#5' if fn.cold else '#0'} {{"]
     entry = fe.chunks[0]
     assert entry.label == "entry"
     lines.append("entry:")
@@ -207,10 +182,9 @@ def lower(module: IRModule, opts: CodegenOptions) -> LoweredModule:
     md_counter = [100]
     modifies = {pc: fn.modifies for pc, fn in module.functions.items()}
     types = sorted({ret_layout(mods, opts.triple).type_def() for mods in modifies.values()})
-    keep_out = no_inline(module)
     for fn in module.functions.values():
         fe = lower_function(fn, opts, module.has_readonly, md_counter, modifies)
-        bodies.append(function_text(fe, fn.entry in keep_out))
+        bodies.append(function_text(fe))
         loop_nodes += fe.loop_ids.values()
         intrinsics |= fe.intrinsics
         helpers |= fe.helpers
@@ -240,7 +214,6 @@ def lower(module: IRModule, opts: CodegenOptions) -> LoweredModule:
         'attributes #1 = { nounwind "no-builtins" }',
         'attributes #2 = { nounwind noinline "no-builtins" }',
         'attributes #3 = { nounwind noinline nomerge "no-builtins" }',
-        'attributes #4 = { nounwind noinline "no-builtins" }',
         'attributes #5 = { nounwind noinline optnone "no-builtins" }',
         "",
         f"{INVARIANT} = !{{}}",
