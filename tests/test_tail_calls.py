@@ -166,3 +166,17 @@ def test_tail_calls_do_not_add_call_depth() -> None:
     assert call_depth_bound(m) == 1
     assert call_depth_bound(lift(verify(assemble(CHAIN)))) == 1
     assert call_depth_bound(lift(verify(assemble(SPIN)))) == 1
+
+
+@pytest.mark.parametrize("fuel", [False, True])
+def test_guaranteed_tail_calls_compile_for_aarch64(fuel: bool) -> None:
+    from zjit.backends.compiler import compile_ir_inprocess
+    from zjit.backends.llvm import CodegenOptions, lower
+    from zjit.backends.targets import AARCH64_TRIPLE
+
+    for src in (CHAIN, SPIN, PINGPONG):
+        for level in (0, 2):
+            text = lower(lift(verify(assemble(src))), CodegenOptions(
+                triple=AARCH64_TRIPLE, opt_level=level, fuel=fuel)).text
+            assert "musttail call fastcc" in text
+            assert compile_ir_inprocess(text, triple=AARCH64_TRIPLE, opt_level=level)
