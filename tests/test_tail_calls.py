@@ -52,9 +52,10 @@ helper:
     RET
 """
 
-# f and g jump to each other forever (both are CALL targets, so functions).
+# f and g jump to each other forever (f is called and g exported: functions).
 SPIN = """
     PUBLIC main
+    PUBLIC g
 main:
     CALL f
     RET
@@ -66,9 +67,11 @@ g:
     JR f
 """
 
-# A million round trips between two functions: a tail call must not use stack.
+# A million round trips between two functions (g is exported, so a function of
+# its own): a tail call must not use stack.
 PINGPONG = """
     PUBLIC main
+    PUBLIC g
 main:
     LD BC, 1000000
     CALL f
@@ -151,6 +154,8 @@ def test_endless_tail_call_cycle_times_out() -> None:
     registers, trap, _ = outcome("jit", SPIN, timeout=0.2)
     assert trap is not None and trap[0] is TrapKind.TIMEOUT
     p = verify(assemble(SPIN))
+    m = lift(p)
+    assert not any(b.loop_header for fn in m.functions.values() for b in fn.blocks.values())
     assert trap[1] in {pc for pc in p.functions if pc != p.entry}  # polled at a function entry
     assert registers["HL"] > 1000
 
@@ -163,6 +168,8 @@ def test_tail_calls_use_no_stack() -> None:
 
 def test_tail_calls_do_not_add_call_depth() -> None:
     m = lift(verify(assemble(PINGPONG)))
+    f, g = sorted(pc for pc in m.functions if pc != m.entry)
+    assert m.functions[f].tail_callees() == {g} and m.functions[g].tail_callees() == {f}
     assert call_depth_bound(m) == 1
     assert call_depth_bound(lift(verify(assemble(CHAIN)))) == 1
     assert call_depth_bound(lift(verify(assemble(SPIN)))) == 1
