@@ -39,9 +39,9 @@ from zjit.policy import Policy
 from . import arm64_emu as emu_mod
 from .arm64_emu import CODE_BASE, OUT_BASE, OUT_BUFFER_BYTES, Emulator
 from .arm64_runtime import HOST_FUNCS, frame_bound
-from .context import LAYOUT_DIGEST, STATUS_OK, TRAP_STACK
+from .compiled import CodeInfo, CompilingBackend, VariantExecutable, compile_program
+from .context import STATUS_OK, TRAP_STACK
 from .linker import LinkedImage, link_image
-from .native import CodeInfo, Variant, decode_payload, encode_payload, expected_layout, lowering_fingerprint
 from .targets import AARCH64_TRIPLE
 
 FORCE_STOP_AFTER = 1.0
@@ -97,117 +97,41 @@ def measure_frames(obj: bytes) -> int:
     return best
 
 
-class Arm64Backend:
+class Arm64Backend(CompilingBackend):
     """Backend factory for AArch64 code run in unicorn (registry name ``"arm64"``)."""
 
     name = "arm64"
+    triple = AARCH64_TRIPLE
 
     @staticmethod
     def available() -> bool:
         """True when unicorn can be imported."""
         return _available()
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._code: dict[str, Arm64Code] = {}
-        self._key_locks: dict[str, threading.Lock] = {}
-        self._caches: dict[tuple[str, bool], Any] = {}
-        self.compiles = 0
+    def executable(self, program: VerifiedProgram, policy: Policy) -> Arm64Executable:
+        """A new executable of this backend."""
+        return Arm64Executable(self, program, policy)
 
-    def prepare(self, program: VerifiedProgram, policy: Policy) -> Arm64Executable:
-        """Compile (or fetch) the variant ``policy`` runs by default."""
-        exe = Arm64Executable(self, program, policy)
-        layout = expected_layout(program, policy)
-        if layout is not None:
-            exe.variant(Variant(policy.fuel is not None, *layout))
-        return exe
-
-    def options(self, policy: Policy, variant: Variant) -> Any:
-        """Code generation options: the JIT's, for the AArch64 triple."""
-        from .llvm.options import CodegenOptions
-
-        return CodegenOptions(triple=AARCH64_TRIPLE, opt_level=policy.opt_level, fuel=variant.fuel,
-                              mem_size=variant.mem_size, readonly=variant.readonly)
-
-    def _cache(self, policy: Policy) -> Any:
-        from .cache import CodeCache
-
-        key = (str(policy.resolved_cache_dir), bool(policy.use_cache))
-        with self._lock:
-            cache = self._caches.get(key)
-            if cache is None:
-                cache = self._caches[key] = CodeCache(key[0], disk=key[1])
-        return cache
-
-    def code(self, program: VerifiedProgram, policy: Policy, variant: Variant) -> Arm64Code:
-        """Linked code for ``program`` under ``policy`` for ``variant``."""
-        from .cache import cache_key
-
-        opts = self.options(policy, variant)
-        key_opts = {**opts.as_key(), "layout": LAYOUT_DIGEST, "lowering": lowering_fingerprint(),
-                    "engine": self.name}
-        key = cache_key(program.digest, triple=opts.triple, cpu=opts.cpu, options=key_opts)
-        with self._lock:
-            code = self._code.get(key)
-            if code is not None:
-                return code
-            key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
-            with self._lock:
-                code = self._code.get(key)
-            if code is None:
-                code = self._load_or_compile(program, policy, opts, key)
-                with self._lock:
-                    self._code[key] = code
-            return code
-
-    def _load_or_compile(self, program: VerifiedProgram, policy: Policy, opts: Any, key: str) -> Arm64Code:
-        from .native import compile_program
-
-        cache = self._cache(policy)
-        payload = cache.get(key)
-        if payload is not None:
-            decoded = decode_payload(payload)
-            if decoded is not None:
-                try:
-                    return Arm64Code(*decoded)
-                except (PolicyError, KeyError):
-                    pass  # damaged entry: rebuild and overwrite it
+    def compile(self, program: VerifiedProgram, opts: Any) -> tuple[bytes, CodeInfo]:
+        """The JIT's lowering for AArch64, with the frame size measured on its code."""
         obj, info = compile_program(program, opts)
-        info = dataclasses.replace(info, frame_bound=measure_frames(obj))
-        self.compiles += 1
-        code = Arm64Code(obj, info)
-        cache.put(key, encode_payload(obj, info))
-        return code
+        return obj, dataclasses.replace(info, frame_bound=measure_frames(obj))
 
-    def close(self) -> None:
+    def from_object(self, obj: bytes, info: CodeInfo) -> Arm64Code:
+        """Link the object at the emulator's code base."""
+        return Arm64Code(obj, info)
+
+    def release(self, code: Any) -> None:
         """Forget the compiled code (idle emulators unbind it)."""
-        with self._lock:
-            codes, self._code = list(self._code.values()), {}
-        for c in codes:
-            emu_mod.forget(c)
+        emu_mod.forget(code)
 
 
-class Arm64Executable:
+class Arm64Executable(VariantExecutable):
     """A verified program prepared for the arm64 engine under one policy."""
-
-    def __init__(self, backend: Arm64Backend, program: VerifiedProgram, policy: Policy) -> None:
-        self.backend = backend
-        self.program = program
-        self.policy = policy
-        self._variants: dict[Variant, Arm64Code] = {}
-
-    def variant(self, v: Variant) -> Arm64Code:
-        """The code for one variant (compiled on first use)."""
-        code = self._variants.get(v)
-        if code is None:
-            code = self.backend.code(self.program, self.policy, v)
-            self._variants[v] = code
-        return code
 
     def execute(self, machine: Machine, entry_pc: int, registers: list[int]) -> Outcome:
         """Run from ``entry_pc`` until RET on an empty call stack or a trap."""
-        code = self.variant(Variant(machine.fuel is not None, len(machine.memory), tuple(machine.readonly)))
+        code: Arm64Code = self.code_for(machine)
         entry = code.entries.get(entry_pc)
         if entry is None:
             raise ValueError(f"entry pc {entry_pc:#x} is neither the module entry nor an export")

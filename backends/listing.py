@@ -69,7 +69,8 @@ def compile_native(program: VerifiedProgram, target: str, policy: Policy | None 
     opts = CodegenOptions(triple=TARGETS[target].triple, opt_level=policy.opt_level,
                           fuel=policy.fuel is not None)
     if target == "x86_64":
-        from .native import JitBackend, Variant, expected_layout
+        from .compiled import Variant, expected_layout
+        from .native import JitBackend
 
         layout = expected_layout(program, policy)
         if layout is not None:  # else instances could not be created: no JIT variant

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from zjit.backends import native
-from zjit.backends.native import JitBackend, decode_payload, encode_payload
+from zjit.backends import compiled, native
+from zjit.backends.compiled import decode_payload, encode_payload
+from zjit.backends.native import JitBackend
 
 import zjit
 from zjit.asm import assemble
@@ -349,7 +350,7 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_payload_round_trip_and_rejects() -> None:
-    info = native.CodeInfo({0: "zjit_entry_0"}, "zjit_stack_pointer", 200, None)
+    info = compiled.CodeInfo({0: "zjit_entry_0"}, "zjit_stack_pointer", 200, None)
     obj, back = decode_payload(encode_payload(b"\x7fELF...", info))
     assert obj == b"\x7fELF..." and back == info
     assert decode_payload(b"") is None

@@ -4,9 +4,10 @@ or a CALL's return point continues in that function instead of lifting it again.
 from __future__ import annotations
 
 import pytest
+from zjit.backends.compiled import call_depth_bound
 from zjit.backends.ir import Call, TailCall
 from zjit.backends.lift import lift
-from zjit.backends.native import JitBackend, call_depth_bound
+from zjit.backends.native import JitBackend
 from zjit.verifier import verify
 
 import zjit
