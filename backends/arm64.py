@@ -39,8 +39,15 @@ from zjit.policy import Policy
 from . import arm64_emu as emu_mod
 from .arm64_emu import CODE_BASE, OUT_BASE, OUT_BUFFER_BYTES, Emulator
 from .arm64_runtime import HOST_FUNCS, frame_bound
-from .compiled import CodeInfo, CompilingBackend, VariantExecutable, compile_program
-from .context import STATUS_OK, TRAP_STACK
+from .compiled import (
+    CodeInfo,
+    CompilingBackend,
+    VariantExecutable,
+    compile_program,
+    ctx_outcome,
+    ctx_to_machine,
+    machine_to_ctx,
+)
 from .linker import LinkedImage, link_image
 from .targets import AARCH64_TRIPLE
 
@@ -154,17 +161,7 @@ class _Run:
         ctx = self.ctx = emu.ctx
         ctx.ro_ranges = ro_table
         ctx.mem_base = emu_mod.MEM_BASE
-        ctx.mem_size = len(machine.memory)
-        if machine.readonly:
-            ctx.ro_count = len(machine.readonly)
-            ctx.ro_lo = min(r[0] for r in machine.readonly)
-            ctx.ro_hi = max(r[1] for r in machine.readonly)
-        ctx.max_depth = machine.max_call_depth
-        if machine.fuel is not None:
-            ctx.fuel = min(machine.fuel, MASK64)
-        for i in range(NUM_REGS):
-            ctx.regs[i] = registers[i] & MASK64
-        ctx.heap_top = machine.heap_top
+        machine_to_ctx(ctx, machine, registers)
         host = machine.host
         self.input = host.in_bytes
         if self.input is not None:
@@ -297,11 +294,7 @@ class _Run:
         try:
             self.flush_output()
         finally:
-            if machine.fuel is not None:
-                machine.fuel = ctx.fuel
-            machine.heap_top = ctx.heap_top
-            if self.input is not None:
-                machine.host.in_pos = ctx.in_pos
+            ctx_to_machine(ctx, machine, self.input is not None)
             self.emu.copy_back(machine.memory)
 
     def _stopped_outcome(self) -> Outcome:
@@ -314,18 +307,4 @@ class _Run:
         return Outcome(regs, TrapKind.TIMEOUT, pc if pc is not None else 0)
 
     def _outcome(self, status: int) -> Outcome:
-        ctx = self.ctx
-        regs = [int(ctx.regs[i]) for i in range(NUM_REGS)]
-        if status == STATUS_OK:
-            return Outcome(regs)
-        kind_code = int(ctx.trap_kind)
-        if kind_code == TRAP_STACK:
-            raise PolicyError("BAD_POLICY", "the emulated stack guard fired: the arm64 engine's stack "
-                              "sizing underestimated this program's frames", pc=int(ctx.trap_pc))
-        kind = TrapKind(kind_code)
-        cause = self.error if kind is TrapKind.HOST else None
-        if cause is not None and not isinstance(cause, Exception):
-            raise cause
-        if kind in _MEMORY_TRAPS:
-            return Outcome(regs, kind, int(ctx.trap_pc), int(ctx.trap_addr), int(ctx.trap_len))
-        return Outcome(regs, kind, int(ctx.trap_pc), cause=cause)
+        return ctx_outcome(self.ctx, status, self.error, "emulated")

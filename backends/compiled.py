@@ -21,16 +21,18 @@ from zjit._minijson import loads
 from zjit._records import dataclass
 from zjit._sha256 import sha256
 from zjit.errors import PolicyError
-from zjit.machine import Machine
+from zjit.isa import MASK64, NUM_REGS, TrapKind
+from zjit.machine import Machine, Outcome
 from zjit.policy import Policy
 
 from . import native_stack
-from .context import LAYOUT_DIGEST
+from .context import LAYOUT_DIGEST, STATUS_OK, TRAP_STACK
 
 TYPE_CHECKING = False  # no typing import at run time (start-up, docs/startup.md)
 if TYPE_CHECKING:
     from typing import Any
 
+_MEMORY_TRAPS = (TrapKind.OOB, TrapKind.WRITE_PROTECT)
 PAYLOAD_MAGIC = b"ZJITNAT1"
 _PAYLOAD_HEAD = struct.Struct("<8sI")
 
@@ -313,3 +315,51 @@ class VariantExecutable:
     def code_for(self, machine: Machine) -> Any:
         """The code variant ``machine`` needs."""
         return self.variant(Variant(machine.fuel is not None, len(machine.memory), tuple(machine.readonly)))
+
+
+# --- machine state <-> context (the parts both compiled engines share) -----------
+
+
+def machine_to_ctx(ctx: Any, machine: Machine, registers: list[int]) -> None:
+    """Copy memory size, read-only summary, call-depth limit, fuel, registers and
+    heap top into ``ctx`` (memory, read-only table and I/O pointers are the engine's)."""
+    ctx.mem_size = len(machine.memory)
+    if machine.readonly:
+        ctx.ro_count = len(machine.readonly)
+        ctx.ro_lo = min(r[0] for r in machine.readonly)
+        ctx.ro_hi = max(r[1] for r in machine.readonly)
+    ctx.max_depth = machine.max_call_depth
+    if machine.fuel is not None:
+        ctx.fuel = min(machine.fuel, MASK64)
+    for i in range(NUM_REGS):
+        ctx.regs[i] = registers[i] & MASK64
+    ctx.heap_top = machine.heap_top
+
+
+def ctx_to_machine(ctx: Any, machine: Machine, input_in_memory: bool) -> None:
+    """Copy fuel left, heap top and the in-memory input position back."""
+    if machine.fuel is not None:
+        machine.fuel = ctx.fuel
+    machine.heap_top = ctx.heap_top
+    if input_in_memory:
+        machine.host.in_pos = ctx.in_pos
+
+
+def ctx_outcome(ctx: Any, status: int, host_error: BaseException | None, engine: str) -> Outcome:
+    """The run's Outcome from the context's trap record. A host handler's
+    non-Exception (KeyboardInterrupt, SystemExit) is re-raised; the stack guard
+    firing means the engine's frame sizing was wrong (BAD_POLICY, never a crash)."""
+    regs = [int(ctx.regs[i]) for i in range(NUM_REGS)]
+    if status == STATUS_OK:
+        return Outcome(regs)
+    kind_code = int(ctx.trap_kind)
+    if kind_code == TRAP_STACK:
+        raise PolicyError("BAD_POLICY", f"the {engine} stack guard fired: the engine's stack sizing "
+                          "underestimated this program's frames", pc=int(ctx.trap_pc))
+    kind = TrapKind(kind_code)
+    cause = host_error if kind is TrapKind.HOST else None
+    if cause is not None and not isinstance(cause, Exception):
+        raise cause
+    if kind in _MEMORY_TRAPS:
+        return Outcome(regs, kind, int(ctx.trap_pc), int(ctx.trap_addr), int(ctx.trap_len))
+    return Outcome(regs, kind, int(ctx.trap_pc), cause=cause)

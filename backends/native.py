@@ -23,7 +23,7 @@ import time
 from zjit.verifier import VerifiedProgram
 
 from zjit.errors import PolicyError
-from zjit.isa import MASK64, NUM_REGS, PRIM_NAMES, TrapKind
+from zjit.isa import PRIM_NAMES, TrapKind
 from zjit.machine import Machine, Outcome
 from zjit.policy import Policy
 
@@ -32,8 +32,11 @@ from .compiled import (
     CodeInfo,
     CompilingBackend,
     VariantExecutable,
+    ctx_outcome,
+    ctx_to_machine,
+    machine_to_ctx,
 )
-from .context import STATUS_OK, TRAP_STACK, Ctx
+from .context import Ctx
 from .targets import HOST_SUPPORTED, HOST_TRIPLE
 
 TYPE_CHECKING = False  # no typing import at run time (start-up, docs/startup.md)
@@ -133,21 +136,12 @@ class _Run:
         mem = machine.memory
         self.membuf = (ctypes.c_char * len(mem)).from_buffer(mem)
         ctx.mem_base = ctypes.addressof(self.membuf)
-        ctx.mem_size = len(mem)
+        machine_to_ctx(ctx, machine, registers)
         self.ro: ctypes.Array[ctypes.c_uint64] | None = None
         if machine.readonly:
             flat = [x for r in machine.readonly for x in r]
             self.ro = (ctypes.c_uint64 * len(flat))(*flat)
             ctx.ro_ranges = ctypes.addressof(self.ro)
-            ctx.ro_count = len(machine.readonly)
-            ctx.ro_lo = min(r[0] for r in machine.readonly)
-            ctx.ro_hi = max(r[1] for r in machine.readonly)
-        ctx.max_depth = machine.max_call_depth
-        if machine.fuel is not None:
-            ctx.fuel = min(machine.fuel, MASK64)
-        for i in range(NUM_REGS):
-            ctx.regs[i] = registers[i] & MASK64
-        ctx.heap_top = machine.heap_top
         host = machine.host
         self.input = host.in_bytes
         if self.input is not None:
@@ -224,30 +218,12 @@ class _Run:
         return int(fn(ctypes.addressof(self.ctx)))
 
     def _copy_back(self) -> None:
-        machine, ctx, host = self.machine, self.ctx, self.machine.host
+        machine, ctx = self.machine, self.ctx
         try:
             self.state.flush_output()
         finally:
-            if machine.fuel is not None:
-                machine.fuel = ctx.fuel
-            machine.heap_top = ctx.heap_top
-            if self.input is not None:
-                host.in_pos = ctx.in_pos
+            ctx_to_machine(ctx, machine, self.input is not None)
             del self.membuf  # release the export of machine.memory
 
     def _outcome(self, status: int) -> Outcome:
-        ctx = self.ctx
-        regs = [int(ctx.regs[i]) for i in range(NUM_REGS)]
-        if status == STATUS_OK:
-            return Outcome(regs)
-        kind_code = int(ctx.trap_kind)
-        if kind_code == TRAP_STACK:
-            raise PolicyError("BAD_POLICY", "the native stack guard fired: the JIT's stack sizing "
-                              "underestimated this program's frames", pc=int(ctx.trap_pc))
-        kind = TrapKind(kind_code)
-        cause = self.state.error if kind is TrapKind.HOST else None
-        if cause is not None and not isinstance(cause, Exception):
-            raise cause
-        if kind in _MEMORY_TRAPS:
-            return Outcome(regs, kind, int(ctx.trap_pc), int(ctx.trap_addr), int(ctx.trap_len))
-        return Outcome(regs, kind, int(ctx.trap_pc), cause=cause)
+        return ctx_outcome(self.ctx, status, self.state.error, "native")
