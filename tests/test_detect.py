@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mutation import mutated
 
 from zjit.container.detect import dump_image, load_image, module_name, sniff
 from zjit.encoding import ld_words, pack, words_to_bytes
@@ -105,21 +106,9 @@ SEEDS = [dump_image(IMAGE, "zasm"), dump_image(IMAGE, "rom"), CODE,
          json.dumps({"format": "zjit-module/1", "code": "prog.code", "segments": []}).encode()]
 
 
-@st.composite
-def inputs(draw: st.DrawFn) -> bytes:
-    if draw(st.booleans()):
-        return draw(st.binary(max_size=200))
-    data = bytearray(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(1, 5))):
-        kind = draw(st.sampled_from(["flip", "truncate", "extend"]))
-        if kind == "flip" and data:
-            i = draw(st.integers(0, len(data) - 1))
-            data[i] ^= 1 << draw(st.integers(0, 7))
-        elif kind == "truncate" and data:
-            del data[draw(st.integers(0, len(data) - 1)):]
-        else:
-            data += draw(st.binary(min_size=1, max_size=16))
-    return bytes(data)
+def inputs() -> st.SearchStrategy[bytes]:
+    """Random bytes, or a valid file of any format after a few edits."""
+    return st.one_of(st.binary(max_size=200), mutated(SEEDS, max_extend=16))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
