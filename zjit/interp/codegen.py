@@ -11,42 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from zjit.encoding import Instr
-from zjit.isa import COND_NAMES, REG_NAMES, Fmt, TrapKind
+from zjit.isa import TrapKind
 from zjit.verifier.program import Block
 
 from .emitter import BlockEmitter, GenConfig
 from .helpers import FUEL
 from .templates import TEMPLATES, block_name
-
-
-def describe(ins: Instr) -> str:
-    """Short assembly-like text of an instruction (for comments)."""
-    op, f = ins.op, ins.op.fmt
-    r = REG_NAMES
-    if f is Fmt.CALL:
-        args = f"{ins.target:#x}"
-    elif f is Fmt.JR:
-        args = f"{COND_NAMES[ins.rs1]}, {ins.target:#x}"
-    elif f in (Fmt.CP, Fmt.RRR):
-        args = ", ".join(r[i] for i in ((ins.rs1, ins.rs2) if f is Fmt.CP else (ins.rd, ins.rs1, ins.rs2)))
-    elif f is Fmt.CPI:
-        args = f"{r[ins.rs1]}, {ins.imm}"
-    elif f in (Fmt.DROP, Fmt.INCDEC, Fmt.UNARY):
-        args = r[ins.rd]
-    elif f is Fmt.MOV:
-        args = f"{r[ins.rd]}, {r[ins.rs1]}"
-    elif f is Fmt.SHIFT:
-        args = f"{r[ins.rd]}, {r[ins.rs1]}, {ins.imm}"
-    elif f is Fmt.LDI:
-        args = f"{r[ins.rd]}, {ins.imm:#x}"
-    elif f is Fmt.LOAD:
-        args = f"{r[ins.rd]}, ({r[ins.rs1]}{ins.imm:+d})"
-    elif f is Fmt.STORE:
-        args = f"({r[ins.rs1]}{ins.imm:+d}), {r[ins.rs2]}"
-    else:
-        args = ""
-    return f"{op.mnemonic} {args}".rstrip()
 
 
 def block_source(block: Block, cfg: GenConfig) -> str:
@@ -58,7 +28,7 @@ def block_source(block: Block, cfg: GenConfig) -> str:
         e.trap_if(f"f < {block.cost}", TrapKind.FUEL, block.start)
         e.line(f"S[{FUEL}] = f - {block.cost}")
     for ins in block.instrs:
-        e.line(f"# {ins.pc:#06x}  {describe(ins)}")
+        e.line(f"# {ins.pc:#06x}  {ins.op.mnemonic}")
         TEMPLATES[ins.op.family](e, ins)
     if not block.instrs[-1].op.ends_block:
         e.flush()
