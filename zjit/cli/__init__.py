@@ -8,23 +8,21 @@ compiler; anything else (``--help``, ``--version``, a typo) registers them all.
 A plain ``zjit run`` command line does not even import :mod:`argparse`
 (:func:`zjit.cli.cmd_run.parse_plain`, docs/startup.md).
 
-Exit codes (``interfaces.md``): 0 success, 1 trap (``run`` only), 2 usage error,
-3 rejected input (container, verify, segment or policy error).
+Exit codes (``interfaces.md``) are in :mod:`zjit.cli.exits`: 0 success, 1 trap
+(``run`` only), 2 usage error, 3 rejected input (container, verify, segment or
+policy error).
 """
 
 from __future__ import annotations
 
 import sys
 
+from .exits import EXIT_INTERRUPTED, EXIT_USAGE
+
 TYPE_CHECKING = False  # argparse and typing stay unimported on the `zjit run` path
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
-
-EXIT_OK = 0
-EXIT_TRAP = 1
-EXIT_USAGE = 2
-EXIT_REJECTED = 3
 
 COMMANDS: dict[str, str] = {
     "run": "run the module entry (or an export) and print guest output",
@@ -93,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rc: int = handler(args)
     except KeyboardInterrupt:
         sys.stderr.write("zjit: interrupted\n")
-        return 130
+        return EXIT_INTERRUPTED
     return rc
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zjit.cli import EXIT_USAGE
+from zjit.cli.exits import EXIT_USAGE
 
 
 class Parser(argparse.ArgumentParser):

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from zjit.cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
+from zjit.cli.exits import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
 from zjit.errors import AsmError, ContainerError, ZjitError
 from zjit.image import ModuleImage
 

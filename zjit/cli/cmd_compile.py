@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zjit.cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
 from zjit.cli._values import count_arg as _count
 from zjit.cli._values import size_arg as _size
+from zjit.cli.exits import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
 from zjit.errors import ZjitError
 from zjit.isa import DEFAULT_MAX_CALL_DEPTH
 

@@ -11,7 +11,7 @@ import importlib
 import sys
 from typing import Any
 
-from zjit.cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
+from zjit.cli.exits import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
 from zjit.errors import ContainerError, ZjitError
 
 from ._tooling import fail, load_module, report

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from zjit.cli import EXIT_OK, EXIT_REJECTED, EXIT_TRAP, EXIT_USAGE
+from zjit.cli.exits import EXIT_OK, EXIT_REJECTED, EXIT_TRAP, EXIT_USAGE
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:

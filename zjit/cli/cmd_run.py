@@ -12,13 +12,13 @@ import os
 import sys
 from types import SimpleNamespace
 
-from zjit.cli import EXIT_OK, EXIT_REJECTED, EXIT_TRAP, EXIT_USAGE
 from zjit.cli._values import count_arg as _count
 from zjit.cli._values import count_value as _count_value
 from zjit.cli._values import seconds_arg as _seconds
 from zjit.cli._values import seconds_value as _seconds_value
 from zjit.cli._values import size_arg as _size
 from zjit.cli._values import size_value as _size_value
+from zjit.cli.exits import EXIT_OK, EXIT_REJECTED, EXIT_TRAP, EXIT_USAGE
 from zjit.errors import ZjitError
 
 TYPE_CHECKING = False  # argparse and typing stay unimported on this path (docs/startup.md)

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from zjit.cli import EXIT_OK, EXIT_REJECTED
+from zjit.cli.exits import EXIT_OK, EXIT_REJECTED
 from zjit.errors import ZjitError
 
 from ._tooling import load_module, report
