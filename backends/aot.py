@@ -91,11 +91,11 @@ def build_aot(
 
     from zjit.memory import build_memory
 
-    from . import elf
-    from .compiler import compile_ir
     from .context import CTX_SIZE, LAYOUT_DIGEST, STATUS_OK, STATUS_TRAPPED, c_header
-    from .lift import lift
     from .llvm import CodegenOptions, lower
+    from .middle.lift import lift
+    from .objfile import elf
+    from .objfile.compiler import compile_ir
 
     target = TARGETS[options.target]
     policy = Policy(

@@ -4,7 +4,7 @@
 disassembles every function of the object with capstone:
 
 * ``x86_64``: the object the JIT loads for the policy's default variant (same
-  options as :meth:`zjit.backends.native.JitBackend.options`);
+  options as :meth:`zjit.backends.native.engine.JitBackend.options`);
 * ``aarch64``: the object ``zjit compile --target aarch64`` writes (the options
   of :mod:`zjit.backends.aot`: memory size and read-only ranges read from the
   context).
@@ -31,8 +31,8 @@ from zjit.verifier import VerifiedProgram
 from zjit.isa import TrapKind
 from zjit.policy import Policy
 
-from . import elf
 from .context import FIELDS, OFFSETS, TRAP_STACK
+from .objfile import elf
 from .targets import TARGETS
 
 LISTING_TARGETS = ("x86_64", "aarch64")
@@ -59,9 +59,9 @@ class NativeObject:
 def compile_native(program: VerifiedProgram, target: str, policy: Policy | None = None) -> NativeObject:
     """Compile ``program`` for ``target`` the way the engine (x86_64) or ``zjit
     compile`` (aarch64) does; ``policy`` gives the opt level and metering."""
-    from .compiler import compile_ir
-    from .lift import lift
     from .llvm import CodegenOptions, lower
+    from .middle.lift import lift
+    from .objfile.compiler import compile_ir
 
     if target not in LISTING_TARGETS:
         raise ValueError(f"unknown target {target!r} (known: {', '.join(LISTING_TARGETS)})")
@@ -69,8 +69,8 @@ def compile_native(program: VerifiedProgram, target: str, policy: Policy | None 
     opts = CodegenOptions(triple=TARGETS[target].triple, opt_level=policy.opt_level,
                           fuel=policy.fuel is not None)
     if target == "x86_64":
-        from .compiled import Variant, expected_layout
-        from .native import JitBackend
+        from .engine import Variant, expected_layout
+        from .native.engine import JitBackend
 
         layout = expected_layout(program, policy)
         if layout is not None:  # else instances could not be created: no JIT variant

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from zjit.backends import elf
 from zjit.backends.aot import AotOptions, build_aot, safe_file_name
 from zjit.backends.context import CTX_SIZE, STATUS_OK, STATUS_TRAPPED, Ctx
-from zjit.backends.linker import link_image
+from zjit.backends.objfile import elf
+from zjit.backends.objfile.linker import link_image
 from zjit.backends.targets import EM_AARCH64, EM_X86_64
 
 import zjit

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from zjit.backends import arm64, arm64_emu, elf
-from zjit.backends.arm64_runtime import (
+from zjit.backends.arm64 import emulator as arm64_emu
+from zjit.backends.arm64 import engine as arm64
+from zjit.backends.arm64.runtime import (
     MEMMOVE_OFFSET,
     MEMSET_OFFSET,
     _sp_decrement,
@@ -26,6 +27,7 @@ from zjit.backends.arm64_runtime import (
     host_function_offsets,
     runtime_page,
 )
+from zjit.backends.objfile import elf
 from zjit.fuzz.generators import long_program
 from zjit.fuzz.oracles import compare_detailed
 from zjit.fuzz.program import GenProgram

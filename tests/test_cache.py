@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from zjit.backends import cache as cache_mod
-from zjit.backends import compiler, targets
+from zjit.backends import targets
 from zjit.backends.cache import CodeCache, cache_key, decode_entry, encode_entry
+from zjit.backends.objfile import compiler
 
 from zjit.policy import Policy
 
@@ -250,7 +251,7 @@ HIT = r"""
 import ctypes, sys, time
 t0 = time.perf_counter()
 from zjit.backends.cache import CodeCache, cache_key
-from zjit.backends.loader import load_object
+from zjit.backends.native.loader import load_object
 key = cache_key("prog", triple="x86_64-unknown-linux-gnu", cpu="generic", options={"opt": 2})
 # The parent's key (equal to ours unless a zjit source changed in between).
 obj = CodeCache(sys.argv[1]).get(sys.argv[2])
@@ -259,7 +260,7 @@ code = load_object(obj)
 f = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)(code.symbol("add_mul"))
 assert f(1, 2) == 9
 t1 = time.perf_counter()
-print("llvmlite" in sys.modules, "zjit.backends.compile_worker" in sys.modules, round((t1 - t0) * 1e3, 2))
+print("llvmlite" in sys.modules, "zjit.backends.objfile.compile_worker" in sys.modules, round((t1 - t0) * 1e3, 2))
 """
 
 

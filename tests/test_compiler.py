@@ -12,9 +12,10 @@ import time
 
 import pytest
 from llvm_samples import SIMPLE_IR, big_ir
-from zjit.backends import compiler, elf, targets
-from zjit.backends.compiler import CompilerPool, compile_ir, compile_ir_inprocess, llvm_version
-from zjit.backends.loader import load_object
+from zjit.backends import targets
+from zjit.backends.native.loader import load_object
+from zjit.backends.objfile import compiler, elf
+from zjit.backends.objfile.compiler import CompilerPool, compile_ir, compile_ir_inprocess, llvm_version
 
 from zjit.errors import PolicyError
 
@@ -53,7 +54,7 @@ def test_llvm_version_constant_matches_llvmlite() -> None:
 def test_version_and_worker_compile_do_not_import_llvmlite() -> None:
     code = (
         "import sys\n"
-        "from zjit.backends.compiler import compile_ir, llvm_version\n"
+        "from zjit.backends.objfile.compiler import compile_ir, llvm_version\n"
         "v = llvm_version()\n"
         f"obj = compile_ir('define i64 @f() {{\\n ret i64 4\\n}}\\n', triple='{X86}', opt_level=2)\n"
         "assert obj[:4] == b'\\x7fELF'\n"
@@ -258,11 +259,11 @@ def test_threads_share_a_pool() -> None:
 
 
 def test_worker_protocol_rejects_garbage() -> None:
-    from zjit.backends import compile_worker as cw
+    from zjit.backends.objfile import compile_worker as cw
 
     env = dict(os.environ, ZJIT_WORKER_PRELOAD="0")
     out = subprocess.run(
-        [sys.executable, "-m", "zjit.backends.compile_worker"],
+        [sys.executable, "-m", "zjit.backends.objfile.compile_worker"],
         input=b"XXXX" + bytes(cw.REQ_HEADER.size - 4),
         capture_output=True,
         env=env,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from zjit.backends.native import JitBackend
+from zjit.backends.native.engine import JitBackend
 from zjit.fuzz.generators import long_program
 from zjit.fuzz.oracles import compare_detailed
 from zjit.fuzz.program import GenProgram

@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from zjit.backends import compiled, native
-from zjit.backends.compiled import decode_payload, encode_payload
-from zjit.backends.native import JitBackend
+from zjit.backends import engine as compiled
+from zjit.backends.engine import decode_payload, encode_payload
+from zjit.backends.native import engine as native
+from zjit.backends.native.engine import JitBackend
 
 import zjit
 from zjit.asm import assemble

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from zjit.backends.ir import (
+from zjit.backends.middle.ir import (
     CMPL,
     ENTRY,
     Branch,
@@ -20,7 +20,7 @@ from zjit.backends.ir import (
     Value,
     format_module,
 )
-from zjit.backends.lift import LIFTER_ONLY, intra_successors, lift, lift_function, operands_of
+from zjit.backends.middle.lift import LIFTER_ONLY, intra_successors, lift, lift_function, operands_of
 from zjit.verifier import VerifiedProgram, verify
 
 import zjit

@@ -11,11 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from llvm_samples import PROBE_IR, SIMPLE_IR, probe_expected_switch
-from zjit.backends import elf, linker, loader, targets
-from zjit.backends.compiler import compile_ir
-from zjit.backends.elf import ObjectFileError
-from zjit.backends.linker import link_image
-from zjit.backends.loader import load_object
+from zjit.backends import targets
+from zjit.backends.native import loader
+from zjit.backends.native.loader import load_object
+from zjit.backends.objfile import elf, linker
+from zjit.backends.objfile.compiler import compile_ir
+from zjit.backends.objfile.elf import ObjectFileError
+from zjit.backends.objfile.linker import link_image
 
 from zjit.errors import ZjitError
 

@@ -8,12 +8,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from zjit.backends.compiler import compile_ir_inprocess
 from zjit.backends.context import CTX_SIZE, FIELDS, OFFSETS, Ctx, c_header
-from zjit.backends.elf import parse_elf
-from zjit.backends.lift import lift
 from zjit.backends.llvm import CodegenOptions, lower
 from zjit.backends.llvm.module import missing_emitters
+from zjit.backends.middle.lift import lift
+from zjit.backends.objfile.compiler import compile_ir_inprocess
+from zjit.backends.objfile.elf import parse_elf
 from zjit.backends.targets import AARCH64_TRIPLE, EM_AARCH64, EM_X86_64, X86_64_TRIPLE
 from zjit.verifier import verify
 
@@ -37,7 +37,7 @@ def optimised(text: str, triple: str = X86_64_TRIPLE, pipeline: str = "zjit") ->
     """The module after the compile worker's O2 passes (``pipeline="zjit"``) or
     LLVM's ``default<O2>`` (``"default"``), in this process."""
     import llvmlite.binding as llvm
-    from zjit.backends.compile_worker import optimise
+    from zjit.backends.objfile.compile_worker import optimise
 
     llvm.initialize_all_targets()
     llvm.initialize_all_asmprinters()

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from zjit.backends import elf
 from zjit.backends.listing import compile_native, native_listing
+from zjit.backends.objfile import elf
 from zjit.verifier import VerifiedProgram, verify
 
 import zjit

@@ -4,11 +4,11 @@ compiled ``optnone``; and the graph helpers behind it."""
 from __future__ import annotations
 
 import pytest
-from zjit.backends.graphs import on_cycles, sccs
-from zjit.backends.lift import lift
 from zjit.backends.llvm import CodegenOptions, lower
-from zjit.backends.native import JitBackend
-from zjit.backends.plan import SPLIT_MIN_COST, hot_called, split_entries, verifier_shape
+from zjit.backends.middle.graphs import on_cycles, sccs
+from zjit.backends.middle.lift import lift
+from zjit.backends.middle.plan import SPLIT_MIN_COST, hot_called, split_entries, verifier_shape
+from zjit.backends.native.engine import JitBackend
 from zjit.verifier import VerifiedProgram, verify
 
 import zjit

@@ -193,8 +193,8 @@ def test_interrupt_is_pending_until_delivered(engine: zjit.Engine) -> None:
 
 def test_registry_names_and_interp_availability() -> None:
     assert runtime.BACKENDS["interp"] == "zjit.interp:InterpBackend"
-    assert runtime.BACKENDS["jit"] == "zjit.backends.native:JitBackend"
-    assert runtime.BACKENDS["arm64"] == "zjit.backends.arm64:Arm64Backend"
+    assert runtime.BACKENDS["jit"] == "zjit.backends.native.engine:JitBackend"
+    assert runtime.BACKENDS["arm64"] == "zjit.backends.arm64.engine:Arm64Backend"
     assert "interp" in zjit.available_backends()
     assert ("interp", "interp", {}) in zjit.engine_configs()
     for ident, backend, overrides in zjit.engine_configs():

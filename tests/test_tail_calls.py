@@ -4,10 +4,10 @@ or a CALL's return point continues in that function instead of lifting it again.
 from __future__ import annotations
 
 import pytest
-from zjit.backends.compiled import call_depth_bound
-from zjit.backends.ir import Call, TailCall
-from zjit.backends.lift import lift
-from zjit.backends.native import JitBackend
+from zjit.backends.engine import call_depth_bound
+from zjit.backends.middle.ir import Call, TailCall
+from zjit.backends.middle.lift import lift
+from zjit.backends.native.engine import JitBackend
 from zjit.verifier import verify
 
 import zjit
@@ -178,8 +178,8 @@ def test_tail_calls_do_not_add_call_depth() -> None:
 
 @pytest.mark.parametrize("fuel", [False, True])
 def test_guaranteed_tail_calls_compile_for_aarch64(fuel: bool) -> None:
-    from zjit.backends.compiler import compile_ir_inprocess
     from zjit.backends.llvm import CodegenOptions, lower
+    from zjit.backends.objfile.compiler import compile_ir_inprocess
     from zjit.backends.targets import AARCH64_TRIPLE
 
     for src in (CHAIN, SPIN, PINGPONG):

@@ -45,8 +45,8 @@ addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
 assert libc.mprotect(addr, 4096, 5) != 0
 
 from llvm_samples import PROBE_IR
-from zjit.backends.compiler import compile_ir
-from zjit.backends.loader import load_object
+from zjit.backends.objfile.compiler import compile_ir
+from zjit.backends.native.loader import load_object
 
 cb = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(lambda x: x * 1000)
 data = ctypes.c_int64(55)

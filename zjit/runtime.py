@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
 BACKENDS: dict[str, str] = {
     "interp": "zjit.interp:InterpBackend",
-    "jit": "zjit.backends.native:JitBackend",
-    "arm64": "zjit.backends.arm64:Arm64Backend",
+    "jit": "zjit.backends.native.engine:JitBackend",
+    "arm64": "zjit.backends.arm64.engine:Arm64Backend",
 }
 """Backend name -> ``"module:attr"`` of a factory returning a :class:`Backend`.
 

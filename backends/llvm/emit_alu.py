@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from zjit.isa import Family, TrapKind
 
-from ..ir import Inst
+from ..middle.ir import Inst
 from .emit_traps import guard
 from .function import FnEmitter, const_int
 

@@ -30,7 +30,19 @@ from collections.abc import Callable
 from zjit.isa import NUM_REGS, Family, TrapKind
 
 from ..context import TRAP_STACK, reg_offset
-from ..ir import CMPL, CMPR, Branch, Call, IRBlock, Jump, Ret, TailCall, Terminator, func_name, state_type
+from ..middle.ir import (
+    CMPL,
+    CMPR,
+    Branch,
+    Call,
+    IRBlock,
+    Jump,
+    Ret,
+    TailCall,
+    Terminator,
+    func_name,
+    state_type,
+)
 from .emit_traps import TRAPPED_LABEL, guard
 from .function import LIKELY, FnEmitter
 

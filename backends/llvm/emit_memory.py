@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from zjit.isa import MASK64, Family, TrapKind, sext
 
-from ..ir import Const, Inst, Operand
+from ..middle.ir import Const, Inst, Operand
 from .emit_alu import Emitter
 from .emit_traps import guard
 from .function import UNLIKELY, FnEmitter, const_int

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from zjit.isa import Family, TrapKind
 
-from ..ir import Inst
+from ..middle.ir import Inst
 from .emit_alu import Emitter
 from .emit_memory import check_span
 from .emit_traps import guard

@@ -20,7 +20,7 @@ from __future__ import annotations
 from zjit.isa import NUM_REGS
 
 from ..context import OFFSETS
-from ..ir import Operand
+from ..middle.ir import Operand
 from .function import LIKELY, FnEmitter, TrapSite
 
 TRAPPED_LABEL = "trapped"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from zjit.isa import sext
 
 from ..context import BY_NAME, OFFSETS
-from ..ir import CMPL, I32, STATE_NAMES, Const, IRBlock, IRFunction, Operand, Value, state_type
+from ..middle.ir import CMPL, I32, STATE_NAMES, Const, IRBlock, IRFunction, Operand, Value, state_type
 from .options import CodegenOptions
 
 LIKELY = "!1"

@@ -22,7 +22,7 @@ from ._tooling import fail, load_module, report
 #     native_listing(program: VerifiedProgram, target: str, policy: Policy | None) -> str
 #         generated machine code (capstone), annotated with guest pcs; ``-O`` and
 #         ``--metered`` choose the policy (opt level, fuel metering) it compiles for
-# ``--ir`` prints the JIT's SSA IR via zjit.backends.lift.ir_listing.
+# ``--ir`` prints the JIT's SSA IR via zjit.backends.middle.lift.ir_listing.
 # Until that module (or the function) exists the options print "not available" and
 # exit 2.
 LISTING_MODULE = "zjit.backends.listing"
@@ -46,7 +46,7 @@ def _backend_listing(args: argparse.Namespace, image: Any) -> str | None:
     """The native/IR listing, or None when the backend hook is not available."""
     if args.ir:
         # The JIT's own SSA IR (docs/jit.md); importing the lifter needs no LLVM.
-        from zjit.backends.lift import ir_listing
+        from zjit.backends.middle.lift import ir_listing
         from zjit.verifier import verify
 
         return str(ir_listing(verify(image)))

@@ -28,8 +28,8 @@ from typing import IO
 
 from zjit.errors import PolicyError
 
+from ..targets import bundled_llvm_version, llvmlite_version
 from . import compile_worker as proto
-from .targets import bundled_llvm_version, llvmlite_version
 
 DEFAULT_MAX_MODULES = 64
 """Modules a worker compiles before it is replaced (bounds llvmlite's leak)."""
@@ -40,7 +40,7 @@ _STDERR_TAIL = 4000
 _BOOT = (
     "import json, os, sys; "
     "sys.path[:] = json.loads(os.environ.pop('ZJIT_WORKER_SYSPATH')); "
-    "from zjit.backends.compile_worker import main; main()"
+    "from zjit.backends.objfile.compile_worker import main; main()"
 )
 
 

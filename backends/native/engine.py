@@ -27,8 +27,8 @@ from zjit.isa import PRIM_NAMES, TrapKind
 from zjit.machine import Machine, Outcome
 from zjit.policy import Policy
 
-from . import hostcalls, native_stack
-from .compiled import (
+from ..context import Ctx
+from ..engine import (
     CodeInfo,
     CompilingBackend,
     VariantExecutable,
@@ -36,8 +36,8 @@ from .compiled import (
     ctx_to_machine,
     machine_to_ctx,
 )
-from .context import Ctx
-from .targets import HOST_SUPPORTED, HOST_TRIPLE
+from ..targets import HOST_SUPPORTED, HOST_TRIPLE
+from . import hostcalls, stack
 
 TYPE_CHECKING = False  # no typing import at run time (start-up, docs/startup.md)
 if TYPE_CHECKING:
@@ -192,29 +192,29 @@ class _Run:
             depth = min(depth, info.call_depth_bound)
         if info.call_depth_bound == 0:
             return int(fn(ctypes.addressof(self.ctx)))
-        need = (depth + 2) * info.frame_bound + native_stack.CALLBACK_RESERVE
-        bounds = native_stack.thread_stack()
+        need = (depth + 2) * info.frame_bound + stack.CALLBACK_RESERVE
+        bounds = stack.thread_stack()
         if bounds is not None and need <= self.code.stack_pointer() - bounds[0]:
             return self._call_here(fn, bounds[0])
         size = need + (1 << 20)
-        if size > native_stack.MAX_THREAD_STACK:
+        if size > stack.MAX_THREAD_STACK:
             raise PolicyError(
                 "BAD_POLICY",
                 f"max_call_depth {self.machine.max_call_depth} needs about {need >> 20} MiB of native "
                 f"stack ({info.frame_bound} bytes per call), more than the "
-                f"{native_stack.MAX_THREAD_STACK >> 30} GiB the JIT allows",
+                f"{stack.MAX_THREAD_STACK >> 30} GiB the JIT allows",
                 path="Policy.max_call_depth",
             )
 
         def on_thread() -> int:
-            b = native_stack.thread_stack()
+            b = stack.thread_stack()
             return self._call_here(fn, b[0] if b is not None else 0)
 
-        return native_stack.run_with_stack(size, on_thread)
+        return stack.run_with_stack(size, on_thread)
 
     def _call_here(self, fn: Any, low: int) -> int:
         if low:
-            self.ctx.stack_limit = low + native_stack.CALLBACK_RESERVE + self.code.info.frame_bound
+            self.ctx.stack_limit = low + stack.CALLBACK_RESERVE + self.code.info.frame_bound
         return int(fn(ctypes.addressof(self.ctx)))
 
     def _copy_back(self) -> None:

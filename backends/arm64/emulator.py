@@ -34,9 +34,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from .arm64_runtime import HOST_FUNCS, PAGE, SENTINEL_OFFSET, host_function_offsets, runtime_page
-from .context import CTX_SIZE, Ctx
-from .linker import LinkedImage
+from ..context import CTX_SIZE, Ctx
+from ..objfile.linker import LinkedImage
+from .runtime import HOST_FUNCS, PAGE, SENTINEL_OFFSET, host_function_offsets, runtime_page
 
 RT_BASE = 0x10_0000
 CTX_BASE = 0x20_0000

@@ -22,7 +22,7 @@ import threading
 from zjit.isa import MASK64, sext
 from zjit.machine import Machine
 
-from .context import HOST_FN, Ctx
+from ..context import HOST_FN, Ctx
 
 
 class RunState:

@@ -1,7 +1,7 @@
 """LLVM side of the compiler: IR text -> relocatable ELF object.
 
 This module is what runs inside the compile worker process
-(``python -c ... compile_worker.main()``, started by :mod:`zjit.backends.compiler`).
+(``python -c ... compile_worker.main()``, started by :mod:`zjit.backends.objfile.compiler`).
 It is importable without llvmlite: llvmlite is imported only by
 :func:`compile_object`, so the parent can share the wire-protocol helpers below.
 

@@ -25,8 +25,8 @@ from zjit.isa import MASK64, NUM_REGS, TrapKind
 from zjit.machine import Machine, Outcome
 from zjit.policy import Policy
 
-from . import native_stack
 from .context import LAYOUT_DIGEST, STATUS_OK, TRAP_STACK
+from .native import stack as native_stack
 
 TYPE_CHECKING = False  # no typing import at run time (start-up, docs/startup.md)
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def lowering_fingerprint() -> str:
     from .cache import memoised_fingerprint, python_files
 
     here = os.path.dirname(__file__)
-    files = [*python_files(os.path.join(here, "llvm")), os.path.join(os.path.realpath(here), "compile_worker.py")]
+    files = [*python_files(os.path.join(here, "llvm")), os.path.join(os.path.realpath(here), "objfile", "compile_worker.py")]
 
     def compute() -> str:
         h = sha256(size=0)
@@ -148,9 +148,9 @@ def expected_layout(program: VerifiedProgram, policy: Policy) -> tuple[int, tupl
 
 def call_depth_bound(module: Any) -> int | None:
     """Longest chain of nested guest calls from any function (None if recursive).
-    Tail calls (:class:`~zjit.backends.ir.TailCall`) add no depth, so a cycle of
+    Tail calls (:class:`~zjit.backends.middle.ir.TailCall`) add no depth, so a cycle of
     tail calls alone is not recursion."""
-    from .graphs import sccs
+    from .middle.graphs import sccs
 
     funcs = module.functions
     edges = {pc: [(c, 1) for c in fn.callees()] + [(t, 0) for t in fn.tail_callees()]
@@ -176,9 +176,9 @@ def call_depth_bound(module: Any) -> int | None:
 
 def compile_program(program: VerifiedProgram, opts: Any) -> tuple[bytes, CodeInfo]:
     """Lift, lower and compile ``program``; returns the object and its metadata."""
-    from .compiler import compile_ir
-    from .lift import lift
     from .llvm import lower
+    from .middle.lift import lift
+    from .objfile.compiler import compile_ir
 
     module = lift(program)
     low = lower(module, opts)

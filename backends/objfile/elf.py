@@ -1,6 +1,6 @@
 """A small, bounded ELF64 little-endian relocatable-object parser (``struct`` based).
 
-It reads exactly what the linker (:mod:`zjit.backends.linker`) needs from the
+It reads exactly what the linker (:mod:`zjit.backends.objfile.linker`) needs from the
 objects LLVM emits: section headers and contents, the symbol table and the
 ``SHT_RELA`` relocation sections. Every offset and size is checked against the
 input, so a damaged object raises :class:`ObjectFileError` (code

@@ -15,7 +15,7 @@ so the few instructions are encoded here; ``tests/test_arm64_engine.py`` checks
 them with capstone and runs the loops against a Python reference.
 
 :func:`frame_bound` measures the stack one guest call level can use in AArch64
-code (the JIT's :func:`~zjit.backends.native_stack.frame_bound` reads x86-64).
+code (the JIT's :func:`~zjit.backends.native.stack.frame_bound` reads x86-64).
 """
 
 from __future__ import annotations

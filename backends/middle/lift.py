@@ -1,18 +1,18 @@
-"""Lifter: VerifiedProgram -> SSA IR (:mod:`zjit.backends.ir`).
+"""Lifter: VerifiedProgram -> SSA IR (:mod:`zjit.backends.middle.ir`).
 
 For each guest function (``VerifiedProgram.functions``) the lifter collects the
 verifier blocks reachable from its entry through jumps, fall-through and CALL
 return points, orders them in reverse post-order, and renames the guest state
 into SSA values. A path that reaches the entry of another guest function (a
 jump into another function, falling into an exported label, a CALL returning to
-one) stops there with a :class:`~zjit.backends.ir.TailCall` block: the other
+one) stops there with a :class:`~zjit.backends.middle.ir.TailCall` block: the other
 function is entered as a tail call rather than lifted again, so no code is
 lifted twice because of exported mid-function entries or tail jumps.
 
 * a block with one predecessor starts with that predecessor's final state;
 * the function entry and every join start with one phi per state variable;
 * pure instructions whose inputs are all constants are folded
-  (:mod:`zjit.backends.fold`) and produce no IR instruction;
+  (:mod:`zjit.backends.middle.fold`) and produce no IR instruction;
 * after lifting, trivial phis (all inputs the same value, or the phi itself) are
   removed until none is left (the classic simplification of Braun et al.).
 
@@ -410,7 +410,7 @@ def lift_function(program: VerifiedProgram, entry: int, entries: Collection[int]
     """The IR of the guest function entered at ``entry``. ``entries`` are all
     function entries (``program.functions`` by default), where it stops;
     ``mods_of`` what each function returns (default: everything); ``comp`` the
-    components of the call graph (:func:`~zjit.backends.effects.call_components`;
+    components of the call graph (:func:`~zjit.backends.middle.effects.call_components`;
     default: every call counts as recursive)."""
     fn = _FunctionLifter(program, entry, program.functions if entries is None else entries,
                          mods_of, comp).lift()

@@ -2,9 +2,9 @@
 
 The program is lifted and lowered exactly as for the native JIT, with the
 AArch64 triple, per variant (metered or not, memory size and read-only ranges
-compiled in; :class:`~zjit.backends.native.Variant`), compiled in the compile
+compiled in; :class:`~zjit.backends.native.engine.Variant`), compiled in the compile
 worker, cached in memory and on disk like JIT code, linked at a fixed guest
-address (:func:`~zjit.backends.linker.link_image`) and run on an emulated CPU
+address (:func:`~zjit.backends.objfile.linker.link_image`) and run on an emulated CPU
 (:mod:`.arm64_emu`). The run context is the same structure as the JIT's; its
 host function pointers lead to trampolines whose ``svc`` is handled here, in
 Python, with the JIT's semantics (:mod:`.hostcalls`). So Results and final
@@ -36,10 +36,7 @@ from zjit.isa import MASK64, NUM_REGS, PRIM_NAMES, TrapKind, sext
 from zjit.machine import Machine, Outcome
 from zjit.policy import Policy
 
-from . import arm64_emu as emu_mod
-from .arm64_emu import CODE_BASE, OUT_BASE, OUT_BUFFER_BYTES, Emulator
-from .arm64_runtime import HOST_FUNCS, frame_bound
-from .compiled import (
+from ..engine import (
     CodeInfo,
     CompilingBackend,
     VariantExecutable,
@@ -48,8 +45,11 @@ from .compiled import (
     ctx_to_machine,
     machine_to_ctx,
 )
-from .linker import LinkedImage, link_image
-from .targets import AARCH64_TRIPLE
+from ..objfile.linker import LinkedImage, link_image
+from ..targets import AARCH64_TRIPLE
+from . import emulator as emu_mod
+from .emulator import CODE_BASE, OUT_BASE, OUT_BUFFER_BYTES, Emulator
+from .runtime import HOST_FUNCS, frame_bound
 
 FORCE_STOP_AFTER = 1.0
 """Seconds after an interrupt before the CPU is stopped from outside."""
@@ -92,8 +92,8 @@ class Arm64Code:
 
 
 def measure_frames(obj: bytes) -> int:
-    """:func:`~zjit.backends.arm64_runtime.frame_bound` of an AArch64 object."""
-    from . import elf
+    """:func:`~zjit.backends.arm64.runtime.frame_bound` of an AArch64 object."""
+    from ..objfile import elf
 
     parsed = elf.parse_elf(obj)
     best = 0

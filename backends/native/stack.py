@@ -24,7 +24,7 @@ import struct
 import threading
 from collections.abc import Callable
 
-from .targets import EM_X86_64
+from ..targets import EM_X86_64
 
 TYPE_CHECKING = False  # typing stays unimported at run time (docs/startup.md)
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ _FIXED_X86 = 8 + 6 * 8 + 8 * 8 + 16
 
 def frame_bound(obj: bytes) -> int:
     """An upper bound of the native stack one guest call level uses, in bytes."""
-    from .elf import SHF_EXECINSTR, parse_elf
+    from ..objfile.elf import SHF_EXECINSTR, parse_elf
 
     elf = parse_elf(obj)
     if elf.machine != EM_X86_64:

@@ -1,6 +1,6 @@
 """Interprocedural facts the lifter needs before it lifts a function.
 
-Computed on the :class:`~zjit.backends.plan.Shape` of every function (its
+Computed on the :class:`~zjit.backends.middle.plan.Shape` of every function (its
 verifier blocks, CALLs and tail calls):
 
 * :func:`modified_vars`: the state variables a function may change, itself or

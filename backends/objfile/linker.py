@@ -12,10 +12,10 @@ regions, independent of where the image will live:
 and unknown allocated section types are rejected. :meth:`LinkPlan.link` then
 resolves symbols for a given base address and applies the relocations, giving
 a :class:`LinkedImage` (bytes per region plus symbol addresses). The x86-64 path
-is used by :mod:`zjit.backends.loader`; the AArch64 path serves emulated
+is used by :mod:`zjit.backends.native.loader`; the AArch64 path serves emulated
 engines (any 4 KiB-aligned guest base) and AOT checks.
 
-Every failure raises :class:`~zjit.backends.elf.ObjectFileError`.
+Every failure raises :class:`~zjit.backends.objfile.elf.ObjectFileError`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from collections.abc import Mapping
 
 from zjit._records import dataclass, field
 
+from ..targets import EM_AARCH64, EM_X86_64
 from . import elf
 from .elf import ElfObject, ObjectFileError, Relocation, Section, Symbol
-from .targets import EM_AARCH64, EM_X86_64
 
 PAGE_SIZE = 4096
 MAX_IMAGE_BYTES = 1 << 30

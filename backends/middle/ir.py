@@ -85,7 +85,7 @@ class Inst:
     """One guest instruction (not a terminator) as an IR operation.
 
     ``args``/``dests`` are the state values it reads and writes, in the order of
-    :func:`zjit.backends.lift.operands_of` for its operation. ``imm`` is the shift count, memory
+    :func:`zjit.backends.middle.lift.operands_of` for its operation. ``imm`` is the shift count, memory
     displacement or CPI immediate. ``regs`` are the five registers before the
     instruction, kept for trap exits.
     """
@@ -222,7 +222,7 @@ class IRFunction:
     callees); only these are returned to the caller."""
     cold: bool = False
     """Runs a bounded number of times per run (no loop, not called from a loop or
-    a recursion): compiled for compile speed (:mod:`zjit.backends.plan`)."""
+    a recursion): compiled for compile speed (:mod:`zjit.backends.middle.plan`)."""
 
     @property
     def name(self) -> str:

@@ -12,7 +12,7 @@
 # Changes here need a review of docs/loader.md and the W^X tests.
 # ============================================================================
 
-Layout and relocation are done by :mod:`zjit.backends.linker`; only objects for
+Layout and relocation are done by :mod:`zjit.backends.objfile.linker`; only objects for
 the host architecture can be loaded.
 """
 
@@ -26,9 +26,9 @@ import threading
 import weakref
 from collections.abc import Mapping
 
-from .elf import ObjectFileError
-from .linker import LinkedImage, link_image, plan
-from .targets import HOST_NAME, HOST_SUPPORTED, TARGETS
+from ..objfile.elf import ObjectFileError
+from ..objfile.linker import LinkedImage, link_image, plan
+from ..targets import HOST_NAME, HOST_SUPPORTED, TARGETS
 
 __all__ = ["LoadedCode", "load_object", "link_image"]
 
@@ -159,7 +159,7 @@ def load_object(obj: bytes, *, externals: Mapping[str, int] | None = None) -> Lo
 
     ``externals`` maps the object's undefined symbols to addresses (calls go
     through stubs, data references through a read-only GOT). Raises
-    :class:`~zjit.backends.elf.ObjectFileError` (``COMPILE_FAILED``) for objects
+    :class:`~zjit.backends.objfile.elf.ObjectFileError` (``COMPILE_FAILED``) for objects
     that cannot be loaded.
     """
     if not HOST_SUPPORTED:
