@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from zjit.backends.middle.guest import LIFTER_ONLY, intra_successors, operands_of
 from zjit.backends.middle.ir import (
     CMPL,
     ENTRY,
@@ -20,7 +21,7 @@ from zjit.backends.middle.ir import (
     Value,
     format_module,
 )
-from zjit.backends.middle.lift import LIFTER_ONLY, intra_successors, lift, lift_function, operands_of
+from zjit.backends.middle.lift import lift, lift_function
 from zjit.verifier import VerifiedProgram, verify
 
 import zjit

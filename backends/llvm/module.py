@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from zjit.isa import NUM_REGS, OPS, Family
 
 from ..context import OFFSETS, STATUS_OK, STATUS_TRAPPED, reg_offset
+from ..middle.guest import LIFTER_ONLY
 from ..middle.ir import ENTRY, NSTATE, IRFunction, IRModule, func_name, state_type
-from ..middle.lift import LIFTER_ONLY
 from ..targets import data_layout
 from . import emit_alu, emit_memory, emit_prims
 from .emit_alu import Emitter

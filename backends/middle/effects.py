@@ -24,6 +24,7 @@ from zjit.verifier import VerifiedProgram
 from zjit.isa import NUM_REGS, Family
 
 from .graphs import sccs
+from .guest import operands_of
 from .plan import Shape
 
 Event = tuple[str, int]
@@ -42,8 +43,6 @@ class BlockFacts:
         """State variables the block's own instructions write (CALLs apart)."""
         w = self._writes.get(pc)
         if w is None:
-            from .lift import operands_of
-
             acc: set[int] = set()
             for ins in self.program.blocks[pc].instrs:
                 if ins.op.family is not Family.CALL:

@@ -85,8 +85,8 @@ class Inst:
     """One guest instruction (not a terminator) as an IR operation.
 
     ``args``/``dests`` are the state values it reads and writes, in the order of
-    :func:`zjit.backends.middle.lift.operands_of` for its operation. ``imm`` is the shift count, memory
-    displacement or CPI immediate. ``regs`` are the five registers before the
+    :func:`zjit.backends.middle.guest.operands_of` for its operation. ``imm`` is
+    the shift count, memory displacement or CPI immediate. ``regs`` are the five registers before the
     instruction, kept for trap exits.
     """
 

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from zjit.verifier import Block, VerifiedProgram
+from zjit.verifier import VerifiedProgram
 
 from zjit.encoding import Instr
-from zjit.isa import BC, DE, HL, IX, MASK32, MASK64, OPS, A, Family, OpInfo
+from zjit.isa import MASK32, MASK64, OPS, Family
 
+from .effects import call_components, returned_vars
 from .fold import fold
+from .guest import intra_successors, operands_of
 from .ir import (
     CMPL,
     CMPR,
@@ -51,65 +53,10 @@ from .ir import (
     TailCall,
     Terminator,
     Value,
+    format_module,
     state_type,
 )
-
-_PRIM_OPERANDS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
-    "in": ((HL, DE), (HL,)),
-    "out": ((HL, DE), ()),
-    "log": ((HL, DE, BC, IX), ()),
-    "alloc": ((HL,), (HL,)),
-    "free": ((HL,), ()),
-    "ctl": ((HL, DE, BC, IX), (HL,)),
-}
-_BULK_OPERANDS: dict[str, tuple[int, ...]] = {"ldir": (HL, DE, BC), "fill": (HL, BC, A)}
-
-
-Operands = tuple[tuple[int, ...], tuple[int, ...]]
-_operands_memo: dict[tuple[str, int, int, int], Operands] = {}
-
-
-def operands_of(ins: Instr) -> Operands:
-    """State variables an instruction reads and writes, in IR operand order.
-
-    Indices 0..4 are registers, 5 and 6 the CMP halves. MOV, LD and DROP are
-    renamings (no IR instruction) and terminators are handled separately; for
-    them this returns the variables involved all the same.
-    """
-    key = (ins.op.mnemonic, ins.rd, ins.rs1, ins.rs2)
-    found = _operands_memo.get(key)
-    if found is None:
-        found = _operands_memo[key] = _operands(ins)
-    return found
-
-
-def _operands(ins: Instr) -> Operands:
-    op = ins.op
-    fam = op.family
-    if fam in (Family.ALU, Family.DIV, Family.CMPSET):
-        return (ins.rs1, ins.rs2), (ins.rd,)
-    if fam is Family.SHIFT or fam is Family.MOV:
-        return (ins.rs1,), (ins.rd,)
-    if fam in (Family.BITCOUNT, Family.INCDEC):
-        return (ins.rd,), (ins.rd,)
-    if fam is Family.LDI:
-        return (), (ins.rd,)
-    if fam is Family.CP:
-        return ((ins.rs1, ins.rs2) if op.operation == "cp" else (ins.rs1,)), (CMPL, CMPR)
-    if fam is Family.LOAD:
-        return (ins.rs1,), (ins.rd,)
-    if fam is Family.STORE:
-        return (ins.rs1, ins.rs2), ()
-    if fam is Family.BULK:
-        return _BULK_OPERANDS[op.operation], ()
-    if fam is Family.PRIM:
-        return _PRIM_OPERANDS[op.operation]
-    if fam is Family.JR:
-        return ((CMPL, CMPR) if ins.rs1 else ()), ()
-    if fam in (Family.CALL, Family.RET):
-        return tuple(range(NSTATE)), (tuple(range(NSTATE)) if fam is Family.CALL else ())
-    return (), ()  # DROP
-
+from .plan import cold_functions, split_entries, verifier_shape
 
 # Per mnemonic (a str: hashing an enum member runs Python code): how the lifter
 # treats each operation.
@@ -118,27 +65,6 @@ _FOLDABLE = frozenset(o.mnemonic for o in OPS if o.family in (
 _MAY_TRAP = frozenset(o.mnemonic for o in OPS if o.family in (
     Family.DIV, Family.LOAD, Family.STORE, Family.BULK, Family.PRIM))
 _ENDS_BLOCK = frozenset(o.mnemonic for o in OPS if o.ends_block)
-
-LIFTER_ONLY: frozenset[tuple[Family, str]] = frozenset(
-    {(Family.MOV, "mov"), (Family.LDI, "ld"), (Family.NOP, "drop")}
-)
-"""(family, operation) pairs the lifter resolves by renaming (no IR instruction)."""
-
-
-def intra_successors(block: Block) -> tuple[int, ...]:
-    """Leaders reachable from ``block`` inside the same guest function."""
-    last = block.instrs[-1]
-    fam = last.op.family
-    if fam is Family.RET:
-        return ()
-    if fam is Family.CALL:
-        return (last.next_pc,)
-    if fam is Family.JR:
-        if last.rs1 == 0 or last.target == last.next_pc:
-            return (last.target,)
-        return (last.target, last.next_pc)
-    return (block.end,)
-
 
 def _rpo(program: VerifiedProgram, entry: int, funcs: Collection[int]) -> tuple[list[int], set[int]]:
     """Reverse post-order of the blocks reachable from ``entry`` (stopping at the
@@ -420,9 +346,6 @@ def lift_function(program: VerifiedProgram, entry: int, entries: Collection[int]
 
 def lift(program: VerifiedProgram) -> IRModule:
     """The IR of every guest function of ``program``."""
-    from .effects import call_components, returned_vars
-    from .plan import cold_functions, split_entries, verifier_shape
-
     extra = split_entries(program)
     entries = set(program.functions) | extra
     order = [*program.functions, *sorted(extra)]
@@ -439,13 +362,7 @@ def lift(program: VerifiedProgram) -> IRModule:
                     program.prims_used, program.digest, program.image.name)
 
 
-def op_key(op: OpInfo) -> tuple[Family, str]:
-    """Key used by emitter registries."""
-    return (op.family, op.operation)
-
 
 def ir_listing(program: VerifiedProgram) -> str:
     """The printed IR of every function (``zjit disasm --ir``)."""
-    from .ir import format_module
-
     return format_module(lift(program))

@@ -28,6 +28,7 @@ from zjit.verifier import VerifiedProgram
 from zjit.isa import Family
 
 from .graphs import on_cycles, sccs
+from .guest import intra_successors
 
 
 @dataclass(slots=True)
@@ -59,8 +60,6 @@ class Shape:
 def verifier_shape(program: VerifiedProgram, entry: int, entries: Collection[int]) -> Shape:
     """The :class:`Shape` of the function at ``entry`` before lifting (it stops at
     the other ``entries``)."""
-    from .lift import intra_successors
-
     shape = Shape()
     todo = [entry]
     while todo:
