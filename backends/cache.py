@@ -18,16 +18,14 @@ file system, unsafe directory) silently degrades to the memory layer.
 Importing this module and serving a hit imports neither llvmlite nor the compiler
 (nor :mod:`pathlib` or :mod:`tempfile`), and does not read zjit's sources: their
 fingerprint is memoised on disk under the ``stat()`` signature of the files
-(:func:`memoised_fingerprint`, docs/startup.md).
+(:mod:`zjit.backends.fingerprint`, docs/startup.md).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import stat
 import struct
-import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -37,9 +35,11 @@ from zjit._minijson import dumps
 from zjit._records import dataclass
 from zjit._sha256 import sha256
 
+from . import targets
+from .fingerprint import code_fingerprint
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
     from pathlib import Path
 
 MAGIC = b"ZJITCODE"
@@ -53,149 +53,9 @@ TRIM_EVERY = 32
 """Disk writes between two size checks of the disk layer (the first write checks)."""
 _SUFFIX = ".zjc"
 
-# Sources whose changes can change generated code (hashed into every key).
-_FINGERPRINT_PACKAGES = ("backends", "verifier")  # as zjit.<name>
-_FINGERPRINT_FILES = ("isa.py", "encoding.py", "machine.py", "__init__.py")
-
-
-@functools.cache
-def code_fingerprint() -> str:
-    """sha256 over zjit's compiler-relevant sources, so a changed lowering never
-    reuses old entries even when the version number did not move."""
-    files = _fingerprint_files()
-    return memoised_fingerprint("sources", files, lambda: _hash_sources(files))
-
-
-def _package_dirs(name: str) -> list[str]:
-    """The folders of package ``zjit.<name>`` (located, not imported)."""
-    module = sys.modules.get(f"zjit.{name}")
-    locations = list(getattr(module, "__path__", None) or [])
-    if not locations:
-        import importlib.util
-
-        spec = importlib.util.find_spec(f"zjit.{name}")
-        locations = list(spec.submodule_search_locations or []) if spec else []
-    return locations
-
-
-def _fingerprint_files() -> list[str]:
-    """The files :func:`code_fingerprint` hashes, in hashing order."""
-    import zjit
-
-    root = os.path.dirname(os.path.realpath(zjit.__file__ or ""))
-    files = [os.path.join(root, name) for name in _FINGERPRINT_FILES]
-    for package in _FINGERPRINT_PACKAGES:
-        for location in _package_dirs(package):
-            files.extend(python_files(location))
-    return files
-
-
-def python_files(directory: str) -> list[str]:
-    """``sorted(Path(directory).resolve().glob("*.py"))`` as strings, without pathlib."""
-    real = os.path.realpath(directory)
-    try:
-        names = os.listdir(real)
-    except OSError:
-        return []
-    return [os.path.join(real, n) for n in sorted(names) if n.endswith(".py")]
-
-
-def _hash_sources(files: Sequence[str]) -> str:
-    h = sha256(size=0)  # sources: well under LARGE
-    for f in files:
-        try:
-            with open(f, "rb") as fh:
-                data = fh.read()
-        except OSError:
-            continue
-        h.update(os.path.basename(f).encode() + b"\0" + len(data).to_bytes(8, "little") + data)
-    return h.hexdigest()
-
-
-_MEMO_VERSION = 1
-
-
-def memoised_fingerprint(label: str, files: Sequence[str], compute: Callable[[], str]) -> str:
-    """``compute()``, a digest of ``files``' contents (or any other one-word value that
-    depends only on them), remembered across processes.
-
-    The memo (``<default cache dir>/fingerprints/<label>``) holds the digest and a
-    hash of the files' ``stat()`` signature (path, inode, size, mtime and ctime in
-    ns); while that signature is unchanged the files are not read again. Any write
-    to a file changes its ctime, so a stale memo is never used; when the memo
-    cannot be read or written the digest is simply computed.
-    """
-    parts = [f"{label}\0{_MEMO_VERSION}\0{ZJIT_VERSION}"]
-    for f in files:
-        try:
-            st = os.stat(f)
-        except OSError:
-            parts.append(f"{f}\0-")
-            continue
-        parts.append(f"{f}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}")
-    signature = sha256("\n".join(parts).encode()).hexdigest()
-    from zjit.policy import default_cache_path
-
-    memo_dir = os.path.join(default_cache_path(), "fingerprints")
-    memo = os.path.join(memo_dir, label)
-    saved = _read_small(memo)
-    if saved is not None:
-        fields = saved.split()
-        if len(fields) == 2 and fields[0] == signature and _is_token(fields[1]):
-            return fields[1]
-    digest = compute()
-    _write_small(memo_dir, memo, f"{signature} {digest}\n")
-    return digest
-
-
-def _is_token(text: str) -> bool:
-    return 0 < len(text) <= 128 and text.isascii() and text.isprintable() and not any(c.isspace() for c in text)
-
-
-def _read_small(path: str) -> str | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            return None
-        return os.read(fd, 4096).decode("ascii", "replace")
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def _write_small(directory: str, path: str, text: str) -> None:
-    """Best effort, atomic: a temporary file renamed over ``path``."""
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        # the parent is the code cache root: create it as CodeCache would (0700)
-        os.makedirs(os.path.dirname(directory), mode=0o700, exist_ok=True)
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        st = os.stat(directory)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            return
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, text.encode())
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError:
-        try:  # noqa: SIM105 - contextlib is not imported on the cache-hit path
-            os.unlink(tmp)
-        except OSError:
-            pass
-
-
 def toolchain_versions() -> dict[str, str]:
     """zjit, llvmlite and LLVM versions (no llvmlite import)."""
-    from .targets import bundled_llvm_version, llvmlite_version
-
-    return {"zjit": ZJIT_VERSION, "llvmlite": llvmlite_version(), "llvm": bundled_llvm_version()}
+    return {"zjit": ZJIT_VERSION, "llvmlite": targets.llvmlite_version(), "llvm": targets.bundled_llvm_version()}
 
 
 def cache_key(program_digest: str, *, triple: str, cpu: str, options: Mapping[str, object]) -> str:

@@ -10,8 +10,6 @@ in the cache is the object file plus :class:`CodeInfo` (JSON).
 
 from __future__ import annotations
 
-import functools
-import os
 import struct
 import threading
 
@@ -19,7 +17,6 @@ from zjit.verifier import VerifiedProgram
 
 from zjit._minijson import loads
 from zjit._records import dataclass
-from zjit._sha256 import sha256
 from zjit.errors import PolicyError
 from zjit.isa import MASK64, NUM_REGS, TrapKind
 from zjit.machine import Machine, Outcome
@@ -35,26 +32,6 @@ if TYPE_CHECKING:
 _MEMORY_TRAPS = (TrapKind.OOB, TrapKind.WRITE_PROTECT)
 PAYLOAD_MAGIC = b"ZJITNAT1"
 _PAYLOAD_HEAD = struct.Struct("<8sI")
-
-
-@functools.cache
-def lowering_fingerprint() -> str:
-    """sha256 of the LLVM lowering sources and of the compile worker (it holds the
-    pass pipeline); part of every cache key, memoised across processes while the
-    files are unchanged."""
-    from .cache import memoised_fingerprint, python_files
-
-    here = os.path.dirname(__file__)
-    files = [*python_files(os.path.join(here, "llvm")), os.path.join(os.path.realpath(here), "objfile", "compile_worker.py")]
-
-    def compute() -> str:
-        h = sha256(size=0)
-        for f in files:
-            with open(f, "rb") as fh:
-                h.update(os.path.basename(f).encode() + b"\0" + fh.read())
-        return h.hexdigest()[:32]
-
-    return memoised_fingerprint("lowering", files, compute)
 
 
 @dataclass(frozen=True)
@@ -252,8 +229,7 @@ class CompilingBackend:
         from .cache import cache_key
 
         opts = self.options(policy, variant)
-        key_opts = {**opts.as_key(), "layout": LAYOUT_DIGEST, "lowering": lowering_fingerprint(),
-                    "engine": self.name}
+        key_opts = {**opts.as_key(), "layout": LAYOUT_DIGEST, "engine": self.name}
         key = cache_key(program.digest, triple=opts.triple, cpu=opts.cpu, options=key_opts)
         with self._lock:
             code = self._code.get(key)

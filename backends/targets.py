@@ -13,6 +13,8 @@ import os
 
 from zjit._records import dataclass
 
+from .fingerprint import memoised_fingerprint
+
 X86_64_TRIPLE = "x86_64-unknown-linux-gnu"
 AARCH64_TRIPLE = "aarch64-unknown-linux-gnu"
 
@@ -103,8 +105,6 @@ def llvmlite_version() -> str:
 
     if "llvmlite" in sys.modules:
         return _llvmlite_version()
-    from .cache import memoised_fingerprint
-
     return memoised_fingerprint("llvmlite", [os.path.abspath(p) for p in sys.path], _llvmlite_version)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 from zjit.backends import cache as cache_mod
-from zjit.backends import targets
+from zjit.backends import fingerprint, targets
 from zjit.backends.cache import CodeCache, cache_key, decode_entry, encode_entry
 from zjit.backends.objfile import compiler
 
@@ -57,6 +58,40 @@ def test_key_changes_with_every_component(monkeypatch: pytest.MonkeyPatch) -> No
     for what, key in variants.items():
         assert key != base, what
     assert len(set(variants.values())) == len(variants)
+
+
+def test_key_changes_with_a_source_of_every_subpackage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Editing (or adding) a Python file in any folder of the hashed packages gives
+    new keys: the fingerprint reaches into every subpackage."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    real_dirs = fingerprint._package_dirs
+    copies = {}
+    for package in fingerprint.SOURCE_PACKAGES:
+        copies[package] = tmp_path / package
+        shutil.copytree(real_dirs(package)[0], copies[package], ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(fingerprint, "_package_dirs", lambda name: [str(copies[name])])
+
+    def fresh_key() -> str:
+        fingerprint.code_fingerprint.cache_clear()
+        return _key()
+
+    folders = sorted({f.parent for root in copies.values() for f in root.rglob("*.py")})
+    backends = copies["backends"]
+    assert {backends, *(backends / sub for sub in ("middle", "llvm", "objfile", "native", "arm64"))} <= set(folders)
+    seen = {fresh_key()}
+    try:
+        assert fresh_key() in seen  # unchanged sources, same key
+        for folder in folders:
+            victim = sorted(folder.glob("*.py"))[-1]
+            victim.write_text(victim.read_text() + "\n# edited\n")
+            edited = fresh_key()
+            assert edited not in seen, victim
+            (folder / "zz_new.py").write_text("# a new module\n")
+            added = fresh_key()
+            assert added not in seen | {edited}, folder
+            seen |= {edited, added}
+    finally:
+        fingerprint.code_fingerprint.cache_clear()
 
 
 def test_key_rejects_non_json_options() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from zjit.backends import cache as cache_mod
+from zjit.backends import fingerprint
 
 import zjit
 from zjit import _minijson, _paths, _sha256
@@ -210,18 +210,22 @@ def test_container_magics() -> None:
 
 
 def test_code_fingerprint_hashes_the_sources() -> None:
-    """The memoised fingerprint equals a fresh hash of the files."""
+    """The memoised fingerprint equals a fresh hash of the files (every ``.py`` of
+    the hashed packages, subpackages included, named by their path)."""
     root = Path(zjit.__file__).resolve().parent
-    files = [root / n for n in cache_mod._FINGERPRINT_FILES]
-    for package in cache_mod._FINGERPRINT_PACKAGES:
+    files = [(f"zjit/{n}", root / n) for n in fingerprint.SOURCE_FILES]
+    for package in fingerprint.SOURCE_PACKAGES:
         folder = Path(__import__(f"zjit.{package}", fromlist=["_"]).__path__[0]).resolve()
-        files.extend(sorted(folder.glob("*.py")))
+        found = [f for f in folder.rglob("*.py") if "__pycache__" not in f.parts]
+        found.sort(key=lambda f: f.relative_to(folder).parts)
+        files.extend((f"{package}/{f.relative_to(folder)}", f) for f in found)
+    assert any(name.startswith("backends/middle/") for name, _ in files)
     h = hashlib.sha256()
-    for f in files:
+    for name, f in files:
         data = f.read_bytes()
-        h.update(f.name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
-    cache_mod.code_fingerprint.cache_clear()
-    assert cache_mod.code_fingerprint() == h.hexdigest()
+        h.update(name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
+    fingerprint.code_fingerprint.cache_clear()
+    assert fingerprint.code_fingerprint() == h.hexdigest()
 
 
 def test_fingerprint_memo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -234,8 +238,8 @@ def test_fingerprint_memo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         calls.append(src.read_text())
         return hashlib.sha256(src.read_bytes()).hexdigest()
 
-    first = cache_mod.memoised_fingerprint("t", [str(src)], digest)
-    assert cache_mod.memoised_fingerprint("t", [str(src)], digest) == first
+    first = fingerprint.memoised_fingerprint("t", [str(src)], digest)
+    assert fingerprint.memoised_fingerprint("t", [str(src)], digest) == first
     assert calls == ["one"]  # the second call read the memo, not the file
     memo = tmp_path / "cache" / "zjit" / "fingerprints" / "t"
     assert memo.is_file() and oct(memo.stat().st_mode & 0o777) == "0o600"
@@ -243,10 +247,10 @@ def test_fingerprint_memo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     old = src.stat()
     src.write_text("two")  # same size, and the old mtime put back: only the ctime moves
     os.utime(src, ns=(old.st_atime_ns, old.st_mtime_ns))
-    second = cache_mod.memoised_fingerprint("t", [str(src)], digest)
+    second = fingerprint.memoised_fingerprint("t", [str(src)], digest)
     assert second != first and calls == ["one", "two"]
     memo.write_text("garbage")
-    assert cache_mod.memoised_fingerprint("t", [str(src)], digest) == second
+    assert fingerprint.memoised_fingerprint("t", [str(src)], digest) == second
     assert calls == ["one", "two", "two"]
 
 
