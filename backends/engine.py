@@ -1,11 +1,19 @@
-"""What the compiling engines (native JIT, arm64) share.
+"""The compiling engines' shared base: compile per specialisation, cache, run.
 
-A compiled program is specialised per :class:`Variant` (metering, memory size,
-read-only ranges). :class:`CompilingBackend` keeps one code object per cache key
-(compiling each key once, however many threads ask), looks the machine code up in
-the code caches before compiling, and stores what it compiles;
-:class:`VariantExecutable` picks the variant a machine needs. The payload stored
-in the cache is the object file plus :class:`CodeInfo` (JSON).
+:class:`CompilingBackend` is what the native engine (:mod:`.native`) and the
+arm64 engine (:mod:`.arm64`) have in common. It compiles a verified program per
+:class:`~zjit.machine.Specialisation` (lift, lower, compile in the worker),
+keeps one code object per cache key (compiling each key once, however many
+threads ask), looks the machine code up in the code caches before compiling and
+stores what it compiles: the object file plus :class:`CodeInfo` (JSON).
+:class:`CompiledExecutable` picks the code a machine needs and hands the run to
+the engine.
+
+An engine subclass gives its target (``name``, ``triple``) and the hooks:
+:meth:`~CompilingBackend.measure_frames` (the stack one guest call level uses
+in its machine code), :meth:`~CompilingBackend.from_object` and
+:meth:`~CompilingBackend.release` (make code runnable, free it) and
+:meth:`~CompilingBackend.run` (one run, usually a :class:`~.run.CodeRun`).
 """
 
 from __future__ import annotations
@@ -17,19 +25,18 @@ from zjit.verifier import VerifiedProgram
 
 from zjit._minijson import loads
 from zjit._records import dataclass
-from zjit.errors import PolicyError
-from zjit.isa import MASK64, NUM_REGS, TrapKind
-from zjit.machine import Machine, Outcome
+from zjit.errors import PolicyError, ZjitError
+from zjit.machine import Machine, Outcome, Specialisation
 from zjit.policy import Policy
 
-from .context import LAYOUT_DIGEST, STATUS_OK, TRAP_STACK
-from .native import stack as native_stack
+from .context import LAYOUT_DIGEST
 
 TYPE_CHECKING = False  # no typing import at run time (start-up, docs/startup.md)
 if TYPE_CHECKING:
     from typing import Any
 
-_MEMORY_TRAPS = (TrapKind.OOB, TrapKind.WRITE_PROTECT)
+    from .llvm.options import CodegenOptions
+
 PAYLOAD_MAGIC = b"ZJITNAT1"
 _PAYLOAD_HEAD = struct.Struct("<8sI")
 
@@ -93,81 +100,9 @@ def decode_payload(payload: bytes) -> tuple[bytes, CodeInfo] | None:
     return payload[start + n:], info
 
 
-@dataclass(frozen=True)
-class Variant:
-    """What a compiled module is specialised for: metering on or off, the guest
-    memory size and the read-only ranges (all fixed for an instance)."""
-
-    fuel: bool
-    mem_size: int
-    readonly: tuple[tuple[int, int], ...]
-
-
-def expected_layout(program: VerifiedProgram, policy: Policy) -> tuple[int, tuple[tuple[int, int], ...]] | None:
-    """Memory size and merged read-only ranges of instances of ``program`` under
-    ``policy`` (as :func:`zjit.memory.build_memory` will make them), or None when
-    instantiation would fail anyway."""
-    from zjit.memory import resolve_mem_size
-
-    try:
-        size = resolve_mem_size(program.image, policy)
-    except PolicyError:
-        return None
-    ranges = sorted((s.base, s.end) for s in program.image.segments if not s.writable)
-    merged: list[tuple[int, int]] = []
-    for start, end in ranges:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return size, tuple(merged)
-
-
-def call_depth_bound(module: Any) -> int | None:
-    """Longest chain of nested guest calls from any function (None if recursive).
-    Tail calls (:class:`~zjit.backends.middle.ir.TailCall`) add no depth, so a cycle of
-    tail calls alone is not recursion."""
-    from .middle.graphs import sccs
-
-    funcs = module.functions
-    edges = {pc: [(c, 1) for c in fn.callees()] + [(t, 0) for t in fn.tail_callees()]
-             for pc, fn in funcs.items()}
-    comp = sccs({pc: [c for c, _ in out] for pc, out in edges.items()})
-    for pc, out in edges.items():
-        if any(w and comp[c] == comp[pc] for c, w in out):
-            return None  # a call inside a cycle: recursion
-    # Components come out of Tarjan's algorithm callees first.
-    depth: dict[int, int] = {}
-    members: dict[int, list[int]] = {}
-    for pc in funcs:
-        members.setdefault(comp[pc], []).append(pc)
-    for c in sorted(members):
-        best = 0
-        for pc in members[c]:
-            for callee, w in edges[pc]:
-                if comp[callee] != c:
-                    best = max(best, depth[comp[callee]] + w)
-        depth[c] = best
-    return max(depth.values(), default=0)
-
-
-def compile_program(program: VerifiedProgram, opts: Any) -> tuple[bytes, CodeInfo]:
-    """Lift, lower and compile ``program``; returns the object and its metadata."""
-    from .llvm import lower
-    from .middle.lift import lift
-    from .objfile.compiler import compile_ir
-
-    module = lift(program)
-    low = lower(module, opts)
-    obj = compile_ir(low.text, triple=opts.triple, opt_level=opts.opt_level, cpu=opts.cpu)
-    info = CodeInfo(low.entries, low.stack_symbol, native_stack.frame_bound(obj), call_depth_bound(module))
-    return obj, info
-
-
 class CompilingBackend:
-    """Base of the backends that compile through LLVM: subclasses give ``name``,
-    ``triple``, :meth:`executable`, :meth:`from_object` (turn an object file into a
-    runnable code object) and :meth:`release` (free one)."""
+    """Base of the backends that compile through LLVM (see the module docstring
+    for what a subclass gives)."""
 
     name = "compiled"
     triple = ""
@@ -179,39 +114,69 @@ class CompilingBackend:
         self._caches: dict[tuple[str, bool, int], Any] = {}
         self.compiles = 0
 
-    def executable(self, program: VerifiedProgram, policy: Policy) -> VariantExecutable:
-        """A new executable of this backend."""
+    # -- target hooks --------------------------------------------------------------------
+    def measure_frames(self, obj: bytes) -> int:
+        """An upper bound of the stack one guest call level uses in ``obj``'s code."""
         raise NotImplementedError
 
     def from_object(self, obj: bytes, info: CodeInfo) -> Any:
-        """Runnable code from an object file (may raise PolicyError/KeyError for a
-        damaged cache entry, which is then rebuilt)."""
+        """Runnable code from an object file, with ``entries`` (entry pc -> what
+        :meth:`run` calls) and ``info`` attributes (may raise PolicyError/KeyError
+        for a damaged cache entry, which is then rebuilt)."""
         raise NotImplementedError
 
     def release(self, code: Any) -> None:
         """Free one code object."""
         raise NotImplementedError
 
-    def compile(self, program: VerifiedProgram, opts: Any) -> tuple[bytes, CodeInfo]:
-        """Lift, lower and compile (subclasses may add metadata)."""
-        return compile_program(program, opts)
+    def run(self, program: VerifiedProgram, machine: Machine, code: Any, entry: Any,
+            registers: list[int]) -> Outcome:
+        """One run of ``code`` from ``entry`` (a value of ``code.entries``)."""
+        raise NotImplementedError
 
-    def prepare(self, program: VerifiedProgram, policy: Policy) -> VariantExecutable:
-        """Compile (or fetch from the caches) the variant ``policy`` runs by default:
-        metered or not, for the memory size and read-only ranges instances of this
-        module get under ``policy``."""
-        exe = self.executable(program, policy)
-        layout = expected_layout(program, policy)
-        if layout is not None:
-            exe.variant(Variant(policy.fuel is not None, *layout))
+    # -- compiling ----------------------------------------------------------------------
+    def compile(self, program: VerifiedProgram, opts: CodegenOptions) -> tuple[bytes, CodeInfo]:
+        """Lift, lower and compile ``program``; the object and its metadata."""
+        from .llvm import lower
+        from .middle.effects import call_depth_bound
+        from .middle.lift import lift
+        from .objfile.compiler import compile_ir
+
+        module = lift(program)
+        low = lower(module, opts)
+        obj = compile_ir(low.text, triple=opts.triple, opt_level=opts.opt_level, cpu=opts.cpu)
+        return obj, CodeInfo(low.entries, low.stack_symbol, self.measure_frames(obj), call_depth_bound(module))
+
+    def prepare(self, program: VerifiedProgram, policy: Policy) -> CompiledExecutable:
+        """An executable, with the code for :meth:`default_specialisation` compiled
+        (or fetched from the caches) already."""
+        exe = CompiledExecutable(self, program, policy)
+        spec = self.default_specialisation(program, policy)
+        if spec is not None:
+            exe.code_for(spec)
         return exe
 
-    def options(self, policy: Policy, variant: Variant) -> Any:
-        """The code generation options for ``policy`` and one variant."""
+    @staticmethod
+    def default_specialisation(program: VerifiedProgram, policy: Policy) -> Specialisation | None:
+        """What ``policy``'s instances of ``program`` run with unless a run
+        overrides the fuel: metered or not, their memory layout
+        (:func:`zjit.memory.memory_layout`) and call-depth limit. None when
+        instances could not be created anyway."""
+        from zjit.memory import memory_layout
+
+        try:
+            layout = memory_layout(program.image, policy)
+        except ZjitError:
+            return None
+        return Specialisation(policy.fuel is not None, layout.mem_size, layout.readonly, policy.max_call_depth)
+
+    def options(self, policy: Policy, spec: Specialisation) -> CodegenOptions:
+        """The code generation options for ``policy`` and one specialisation (all
+        of it but the call-depth limit, which the code reads from the context)."""
         from .llvm.options import CodegenOptions
 
-        return CodegenOptions(triple=self.triple, opt_level=policy.opt_level, fuel=variant.fuel,
-                              mem_size=variant.mem_size, readonly=variant.readonly)
+        return CodegenOptions(triple=self.triple, opt_level=policy.opt_level, fuel=spec.metered,
+                              mem_size=spec.mem_size, readonly=spec.readonly)
 
     def _cache(self, policy: Policy) -> Any:
         from .cache import CodeCache
@@ -223,12 +188,12 @@ class CompilingBackend:
                 cache = self._caches[key] = CodeCache(key[0], disk=key[1], disk_bytes=key[2])
         return cache
 
-    def code(self, program: VerifiedProgram, policy: Policy, variant: Variant) -> Any:
-        """Runnable code for ``program`` under ``policy`` for ``variant`` (compiled
+    def code(self, program: VerifiedProgram, policy: Policy, spec: Specialisation) -> Any:
+        """Runnable code for ``program`` under ``policy`` for ``spec`` (compiled
         once per cache key, also when several threads ask at the same time)."""
         from .cache import cache_key
 
-        opts = self.options(policy, variant)
+        opts = self.options(policy, spec)
         key_opts = {**opts.as_key(), "layout": LAYOUT_DIGEST, "engine": self.name}
         key = cache_key(program.digest, triple=opts.triple, cpu=opts.cpu, options=key_opts)
         with self._lock:
@@ -246,7 +211,7 @@ class CompilingBackend:
                 self._code[key] = code
             return code
 
-    def _load_or_compile(self, program: VerifiedProgram, policy: Policy, opts: Any, key: str) -> Any:
+    def _load_or_compile(self, program: VerifiedProgram, policy: Policy, opts: CodegenOptions, key: str) -> Any:
         cache = self._cache(policy)
         payload = cache.get(key)
         if payload is not None:
@@ -270,72 +235,28 @@ class CompilingBackend:
             self.release(c)
 
 
-class VariantExecutable:
-    """A verified program prepared for one backend under one policy; code for each
-    variant is compiled on first use."""
+class CompiledExecutable:
+    """A verified program prepared for one compiling backend under one policy;
+    the code for each specialisation is compiled on first use."""
 
     def __init__(self, backend: CompilingBackend, program: VerifiedProgram, policy: Policy) -> None:
         self.backend = backend
         self.program = program
         self.policy = policy
-        self._variants: dict[Variant, Any] = {}
+        self._code: dict[Specialisation, Any] = {}
 
-    def variant(self, v: Variant) -> Any:
-        """The code for one variant (compiled on first use)."""
-        code = self._variants.get(v)
+    def code_for(self, spec: Specialisation) -> Any:
+        """The code for one specialisation (compiled on first use)."""
+        code = self._code.get(spec)
         if code is None:
-            code = self.backend.code(self.program, self.policy, v)
-            self._variants[v] = code
+            code = self.backend.code(self.program, self.policy, spec)
+            self._code[spec] = code
         return code
 
-    def code_for(self, machine: Machine) -> Any:
-        """The code variant ``machine`` needs."""
-        return self.variant(Variant(machine.fuel is not None, len(machine.memory), tuple(machine.readonly)))
-
-
-# --- machine state <-> context (the parts both compiled engines share) -----------
-
-
-def machine_to_ctx(ctx: Any, machine: Machine, registers: list[int]) -> None:
-    """Copy memory size, read-only summary, call-depth limit, fuel, registers and
-    heap top into ``ctx`` (memory, read-only table and I/O pointers are the engine's)."""
-    ctx.mem_size = len(machine.memory)
-    if machine.readonly:
-        ctx.ro_count = len(machine.readonly)
-        ctx.ro_lo = min(r[0] for r in machine.readonly)
-        ctx.ro_hi = max(r[1] for r in machine.readonly)
-    ctx.max_depth = machine.max_call_depth
-    if machine.fuel is not None:
-        ctx.fuel = min(machine.fuel, MASK64)
-    for i in range(NUM_REGS):
-        ctx.regs[i] = registers[i] & MASK64
-    ctx.heap_top = machine.heap_top
-
-
-def ctx_to_machine(ctx: Any, machine: Machine, input_in_memory: bool) -> None:
-    """Copy fuel left, heap top and the in-memory input position back."""
-    if machine.fuel is not None:
-        machine.fuel = ctx.fuel
-    machine.heap_top = ctx.heap_top
-    if input_in_memory:
-        machine.host.in_pos = ctx.in_pos
-
-
-def ctx_outcome(ctx: Any, status: int, host_error: BaseException | None, engine: str) -> Outcome:
-    """The run's Outcome from the context's trap record. A host handler's
-    non-Exception (KeyboardInterrupt, SystemExit) is re-raised; the stack guard
-    firing means the engine's frame sizing was wrong (BAD_POLICY, never a crash)."""
-    regs = [int(ctx.regs[i]) for i in range(NUM_REGS)]
-    if status == STATUS_OK:
-        return Outcome(regs)
-    kind_code = int(ctx.trap_kind)
-    if kind_code == TRAP_STACK:
-        raise PolicyError("BAD_POLICY", f"the {engine} stack guard fired: the engine's stack sizing "
-                          "underestimated this program's frames", pc=int(ctx.trap_pc))
-    kind = TrapKind(kind_code)
-    cause = host_error if kind is TrapKind.HOST else None
-    if cause is not None and not isinstance(cause, Exception):
-        raise cause
-    if kind in _MEMORY_TRAPS:
-        return Outcome(regs, kind, int(ctx.trap_pc), int(ctx.trap_addr), int(ctx.trap_len))
-    return Outcome(regs, kind, int(ctx.trap_pc), cause=cause)
+    def execute(self, machine: Machine, entry_pc: int, registers: list[int]) -> Outcome:
+        """Run from ``entry_pc`` until RET on an empty call stack or a trap."""
+        code = self.code_for(Specialisation.of(machine))
+        entry = code.entries.get(entry_pc)
+        if entry is None:
+            raise ValueError(f"entry pc {entry_pc:#x} is neither the module entry nor an export")
+        return self.backend.run(self.program, machine, code, entry, registers)

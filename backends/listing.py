@@ -69,13 +69,12 @@ def compile_native(program: VerifiedProgram, target: str, policy: Policy | None 
     opts = CodegenOptions(triple=TARGETS[target].triple, opt_level=policy.opt_level,
                           fuel=policy.fuel is not None)
     if target == "x86_64":
-        from .engine import Variant, expected_layout
         from .native.engine import JitBackend
 
-        layout = expected_layout(program, policy)
-        if layout is not None:  # else instances could not be created: no JIT variant
-            jit = JitBackend().options(policy, Variant(policy.fuel is not None, *layout))
-            opts = dataclasses.replace(jit, triple=opts.triple)
+        jit = JitBackend()
+        spec = jit.default_specialisation(program, policy)
+        if spec is not None:  # else instances could not be created: no JIT code
+            opts = dataclasses.replace(jit.options(policy, spec), triple=opts.triple)
     low = lower(lift(program), opts)
     obj = compile_ir(low.text, triple=opts.triple, opt_level=opts.opt_level, cpu=opts.cpu)
     return NativeObject(target, obj, dict(low.entries), opts)

@@ -4,7 +4,7 @@ or a CALL's return point continues in that function instead of lifting it again.
 from __future__ import annotations
 
 import pytest
-from zjit.backends.engine import call_depth_bound
+from zjit.backends.middle.effects import call_depth_bound
 from zjit.backends.middle.ir import Call, TailCall
 from zjit.backends.middle.lift import lift
 from zjit.backends.native.engine import JitBackend

@@ -205,6 +205,28 @@ class Machine:
         return self.interrupted or (self.deadline is not None and time.monotonic() >= self.deadline)
 
 
+@dataclass(frozen=True, slots=True)
+class Specialisation:
+    """What generated code may hard-wire about the machine it runs on, all fixed
+    for an instance: metering on or off, the guest memory size, the read-only
+    ranges and the call-depth limit.
+
+    Every engine keeps its code per specialisation (:meth:`of` a machine) and
+    compiles in what it uses of it: the interpreter all four, the compiling
+    engines all but the call-depth limit (they read it from the run context).
+    """
+
+    metered: bool
+    mem_size: int
+    readonly: tuple[tuple[int, int], ...]
+    max_call_depth: int
+
+    @classmethod
+    def of(cls, machine: Machine) -> Specialisation:
+        """The specialisation ``machine`` needs."""
+        return cls(machine.fuel is not None, len(machine.memory), tuple(machine.readonly), machine.max_call_depth)
+
+
 @dataclass
 class Outcome:
     """What an engine reports for one run; the runtime turns it into a Result.

@@ -55,12 +55,20 @@ class Descriptor:
 
 
 @dataclass(frozen=True)
-class MemoryImage:
-    """Initial guest memory: the bytes, the read-only ranges and the heap start.
+class MemoryLayout:
+    """Where an instance's guest memory puts things: ``mem_size`` bytes, the
+    sorted, merged, non-overlapping read-only ``(start, end)`` ranges and the
+    heap start, ``align8(max(16, end of the highest segment))``."""
 
-    ``readonly`` holds sorted, merged, non-overlapping ``(start, end)`` ranges;
-    ``heap_start`` is ``align8(max(16, end of the highest segment))``.
-    """
+    mem_size: int
+    readonly: tuple[tuple[int, int], ...]
+    heap_start: int
+
+
+@dataclass(frozen=True)
+class MemoryImage:
+    """Initial guest memory: the bytes, plus the read-only ranges and the heap
+    start of its :class:`MemoryLayout`."""
 
     memory: bytearray
     readonly: tuple[tuple[int, int], ...]
@@ -266,13 +274,10 @@ def _align8(n: int) -> int:
     return (n + 7) & ~7
 
 
-def _materialise(mem_size: int, segments: Sequence[SegmentDesc]) -> MemoryImage:
-    memory = bytearray(mem_size)
+def _layout(mem_size: int, segments: Sequence[SegmentDesc]) -> MemoryLayout:
     ranges: list[tuple[int, int]] = []
     top = HEAP_FLOOR
     for seg in segments:
-        if seg.init:
-            memory[seg.base : seg.base + len(seg.init)] = seg.init
         if not seg.writable:
             ranges.append((seg.base, seg.end))
         top = max(top, seg.end)
@@ -282,7 +287,15 @@ def _materialise(mem_size: int, segments: Sequence[SegmentDesc]) -> MemoryImage:
             merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
             merged.append((start, end))
-    return MemoryImage(memory, tuple(merged), _align8(top))
+    return MemoryLayout(mem_size, tuple(merged), _align8(top))
+
+
+def _materialise(layout: MemoryLayout, segments: Sequence[SegmentDesc]) -> MemoryImage:
+    memory = bytearray(layout.mem_size)
+    for seg in segments:
+        if seg.init:
+            memory[seg.base : seg.base + len(seg.init)] = seg.init
+    return MemoryImage(memory, layout.readonly, layout.heap_start)
 
 
 def validate_descriptors(
@@ -299,7 +312,8 @@ def init_memory(
 ) -> MemoryImage:
     """Validate descriptors and build the initial memory (step 5): zeroed memory,
     initial bytes copied in, read-only ranges recorded."""
-    return _materialise(mem_size, validate_descriptors(mem_size, descriptors, inits))
+    segments = validate_descriptors(mem_size, descriptors, inits)
+    return _materialise(_layout(mem_size, segments), segments)
 
 
 def resolve_mem_size(image: ModuleImage, policy: Policy) -> int:
@@ -329,10 +343,22 @@ def resolve_mem_size(image: ModuleImage, policy: Policy) -> int:
     return size
 
 
-def build_memory(image: ModuleImage, policy: Policy) -> MemoryImage:
-    """Provision an instance's memory: resolve the size, check the image's segments
-    (fields, bounds, overlaps) and copy their initial bytes in."""
+def memory_layout(image: ModuleImage, policy: Policy) -> MemoryLayout:
+    """The guest memory layout of every instance of ``image`` under ``policy``:
+    the one computation every engine uses (the interpreter and the JIT's through
+    :func:`build_memory`, the compiling engines also before any instance exists,
+    to compile the code instances will need).
+
+    Resolves the size, then checks the image's segments (fields, bounds,
+    overlaps): PolicyError or SegmentError exactly as :func:`build_memory`.
+    """
     mem_size = resolve_mem_size(image, policy)
     check_segment_fields(image.segments)
     check_layout(mem_size, image.segments)
-    return _materialise(mem_size, image.segments)
+    return _layout(mem_size, image.segments)
+
+
+def build_memory(image: ModuleImage, policy: Policy) -> MemoryImage:
+    """Provision an instance's memory: its :func:`memory_layout` (size resolved,
+    segments checked), with the segments' initial bytes copied in."""
+    return _materialise(memory_layout(image, policy), image.segments)

@@ -1,14 +1,16 @@
 """The arm64 engine (backend ``"arm64"``): the JIT's AArch64 code, run in unicorn.
 
 The program is lifted and lowered exactly as for the native JIT, with the
-AArch64 triple, per variant (metered or not, memory size and read-only ranges
-compiled in; :class:`~zjit.backends.native.engine.Variant`), compiled in the compile
-worker, cached in memory and on disk like JIT code, linked at a fixed guest
-address (:func:`~zjit.backends.objfile.linker.link_image`) and run on an emulated CPU
-(:mod:`.arm64_emu`). The run context is the same structure as the JIT's; its
-host function pointers lead to trampolines whose ``svc`` is handled here, in
-Python, with the JIT's semantics (:mod:`.hostcalls`). So Results and final
-memory match the interpreter and the JIT bit for bit.
+AArch64 triple, per :class:`~zjit.machine.Specialisation` (metered or not,
+memory size and read-only ranges compiled in), compiled in the compile worker,
+cached in memory and on disk like JIT code (the shared
+:class:`~zjit.backends.engine.CompilingBackend`), linked at a fixed guest
+address (:func:`~zjit.backends.objfile.linker.link_image`) and run on an
+emulated CPU (:mod:`.emulator`). The run context is the same structure as the
+JIT's; its host function pointers lead to trampolines whose ``svc`` is handled
+here, in Python, by the engines' shared
+:meth:`~zjit.backends.run.CodeRun.host_call`. So Results and final memory match
+the interpreter and the JIT bit for bit.
 
 Timeouts and :meth:`~zjit.machine.Machine.interrupt` set the context's
 interrupt flag from another thread, so the generated code's own poll traps
@@ -23,33 +25,26 @@ Use: ``zjit.Engine(policy, backend="arm64")``; see docs/arm64.md.
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import re
 import threading
-import time
-from typing import Any
 
 from zjit.verifier import VerifiedProgram
 
-from zjit.errors import PolicyError
-from zjit.isa import MASK64, NUM_REGS, PRIM_NAMES, TrapKind, sext
+from zjit.isa import NUM_REGS, TrapKind
 from zjit.machine import Machine, Outcome
-from zjit.policy import Policy
 
-from ..engine import (
-    CodeInfo,
-    CompilingBackend,
-    VariantExecutable,
-    compile_program,
-    ctx_outcome,
-    ctx_to_machine,
-    machine_to_ctx,
-)
+from ..context import Ctx
+from ..engine import CodeInfo, CompilingBackend
 from ..objfile.linker import LinkedImage, link_image
+from ..run import CodeRun
 from ..targets import AARCH64_TRIPLE
 from . import emulator as emu_mod
 from .emulator import CODE_BASE, OUT_BASE, OUT_BUFFER_BYTES, Emulator
 from .runtime import HOST_FUNCS, frame_bound
+
+TYPE_CHECKING = False  # no typing import at run time (start-up, docs/startup.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 FORCE_STOP_AFTER = 1.0
 """Seconds after an interrupt before the CPU is stopped from outside."""
@@ -57,8 +52,6 @@ STACK_RESERVE = 64 << 10
 """Stack kept below the guest frames (the stack guard trips before it is used)."""
 MAX_STACK = 8 << 30
 """Largest emulated stack a run may ask for."""
-_OUT_BIT = 1 << PRIM_NAMES.index("out")
-_MEMORY_TRAPS = (TrapKind.OOB, TrapKind.WRITE_PROTECT)
 _FUNC = re.compile(r"(?:f_|\w*entry_)([0-9a-f]+)$")
 
 
@@ -71,7 +64,7 @@ def _available() -> bool:
 
 
 class Arm64Code:
-    """One compiled variant: the object linked at CODE_BASE plus its metadata."""
+    """One compiled specialisation: the object linked at CODE_BASE plus its metadata."""
 
     def __init__(self, obj: bytes, info: CodeInfo) -> None:
         self.info = info
@@ -115,14 +108,9 @@ class Arm64Backend(CompilingBackend):
         """True when unicorn can be imported."""
         return _available()
 
-    def executable(self, program: VerifiedProgram, policy: Policy) -> Arm64Executable:
-        """A new executable of this backend."""
-        return Arm64Executable(self, program, policy)
-
-    def compile(self, program: VerifiedProgram, opts: Any) -> tuple[bytes, CodeInfo]:
-        """The JIT's lowering for AArch64, with the frame size measured on its code."""
-        obj, info = compile_program(program, opts)
-        return obj, dataclasses.replace(info, frame_bound=measure_frames(obj))
+    def measure_frames(self, obj: bytes) -> int:
+        """:func:`measure_frames` of the object."""
+        return measure_frames(obj)
 
     def from_object(self, obj: bytes, info: CodeInfo) -> Arm64Code:
         """Link the object at the emulator's code base."""
@@ -132,56 +120,55 @@ class Arm64Backend(CompilingBackend):
         """Forget the compiled code (idle emulators unbind it)."""
         emu_mod.forget(code)
 
-
-class Arm64Executable(VariantExecutable):
-    """A verified program prepared for the arm64 engine under one policy."""
-
-    def execute(self, machine: Machine, entry_pc: int, registers: list[int]) -> Outcome:
-        """Run from ``entry_pc`` until RET on an empty call stack or a trap."""
-        code: Arm64Code = self.code_for(machine)
-        entry = code.entries.get(entry_pc)
-        if entry is None:
-            raise ValueError(f"entry pc {entry_pc:#x} is neither the module entry nor an export")
+    def run(self, program: VerifiedProgram, machine: Machine, code: Any, entry: Any,
+            registers: list[int]) -> Outcome:
+        """Run ``code`` from the guest address ``entry`` on a pooled emulator."""
         emu = emu_mod.acquire(code)
         try:
-            return _Run(self.program, machine, code, emu, registers).go(entry)
+            return _Run(program, machine, code, emu, registers).go(entry)
         finally:
             emu_mod.release(emu)
 
 
-class _Run:
-    """One run on one emulator: context set-up, host calls, interrupts, results."""
+class _Run(CodeRun):
+    """One run on one emulator: the context and buffers live in its address space;
+    a run the code does not stop in time is stopped from outside."""
+
+    stack_kind = "emulated"
+    code: Arm64Code
 
     def __init__(self, program: VerifiedProgram, machine: Machine, code: Arm64Code, emu: Emulator,
                  registers: list[int]) -> None:
-        self.machine, self.code, self.emu = machine, code, emu
-        emu.bind_code(code, code.image)
-        self.memory = emu.bind_memory(machine.memory)
-        ro_table = emu.reset_ctx(machine.readonly)  # may replace emu.ctx
-        ctx = self.ctx = emu.ctx
-        ctx.ro_ranges = ro_table
-        ctx.mem_base = emu_mod.MEM_BASE
-        machine_to_ctx(ctx, machine, registers)
-        host = machine.host
-        self.input = host.in_bytes
-        if self.input is not None:
-            ctx.in_mode = 0
-            ctx.in_ptr = emu.bind_input(self.input)
-            ctx.in_len = len(self.input)
-            ctx.in_pos = host.in_pos
-        else:
-            ctx.in_mode = 1
-        self.buffered = host.output_in_memory and bool(program.prims_used & _OUT_BIT)
-        if self.buffered:
-            ctx.out_ptr = OUT_BASE
-            ctx.out_cap = OUT_BUFFER_BYTES
-        for name, addr in emu.functions.items():
-            setattr(ctx, name, addr)
-        self.error: BaseException | None = None
+        self.emu = emu
         self._state_lock = threading.Lock()
         self._running = False
         self._forced: threading.Timer | None = None
         self.stopped = False
+        super().__init__(program, machine, code, registers)
+
+    # -- where things live --------------------------------------------------------------
+    def bind(self) -> Ctx:
+        emu = self.emu
+        emu.bind_code(self.code, self.code.image)
+        self.memory = emu.bind_memory(self.machine.memory)
+        ro_table = emu.reset_ctx(self.machine.readonly)  # may replace emu.ctx
+        ctx = emu.ctx
+        ctx.ro_ranges = ro_table
+        ctx.mem_base = emu_mod.MEM_BASE
+        return ctx
+
+    def bind_input(self, data: bytes) -> int:
+        return self.emu.bind_input(data)
+
+    def bind_output(self) -> tuple[int, int]:
+        self.out = self.emu.out
+        return OUT_BASE, OUT_BUFFER_BYTES
+
+    def host_functions(self) -> dict[str, int]:
+        return self.emu.functions
+
+    def release(self) -> None:
+        self.emu.copy_back(self.machine.memory)
 
     # -- interrupts ---------------------------------------------------------------------
     def interrupt(self) -> None:
@@ -199,103 +186,42 @@ class _Run:
                 self.stopped = True
                 self.emu.stop()
 
-    # -- host calls -------------------------------------------------------------------------
-    def host_call(self, number: int, args: tuple[int, int, int, int, int]) -> int:
-        """A trampoline's ``svc``: the JIT's host function ``number`` (0 = ok, 1 = the
-        handler raised, which the generated code turns into a HOST trap)."""
-        try:
-            host, mem = self.machine.host, self.memory
-            _ctx, a, b, c, d = args
-            name = HOST_FUNCS[number]
-            if name == "host_in":
-                data = host.read(b)
-                if len(data) > b:
-                    raise ValueError(f"input handler returned {len(data)} bytes for a read of {b}")
-                mem[a:a + len(data)] = data
-                self.ctx.host_result = len(data)
-            elif name == "host_out":
-                self.flush_output()
-                host.write(bytes(mem[a:a + b]))
-            elif name == "host_log":
-                host.log(bytes(mem[a:a + b]), bytes(mem[c:c + d]))
-            else:
-                value, data = host.ctl(bytes(mem[a:a + b]), d)
-                if not isinstance(value, int) or len(data) > d:
-                    raise ValueError("control handler result is malformed")
-                mem[c:c + len(data)] = data
-                self.ctx.host_result = sext(value & MASK64, 64)
-            return 0
-        except BaseException as exc:  # noqa: BLE001 - nothing may cross the emulated frames
-            if self.error is None:
-                self.error = exc
-            return 1
-
-    def flush_output(self) -> None:
-        """Hand the bytes pending in the output buffer to the host."""
-        n = self.ctx.out_len
-        if n and self.buffered:
-            data = self.emu.out.raw[:n]
-            self.ctx.out_len = 0
-            self.machine.host.write(data)
+    def running(self, flag: bool) -> None:
+        with self._state_lock:
+            self._running = flag
+            forced = None if flag else self._forced
+            if not flag:
+                self._forced = None
+        if forced is not None:
+            forced.cancel()
 
     # -- the run ------------------------------------------------------------------------------
-    def _stack(self) -> None:
-        info, depth = self.code.info, self.machine.max_call_depth
-        if info.call_depth_bound is not None:
-            depth = min(depth, info.call_depth_bound)
-        need = (depth + 2) * info.frame_bound + 2 * STACK_RESERVE
+    def attach(self) -> None:
+        need = self.stack_need(2 * STACK_RESERVE)
         if need > MAX_STACK:
-            raise PolicyError(
-                "BAD_POLICY",
-                f"max_call_depth {self.machine.max_call_depth} needs about {need >> 20} MiB of emulated "
-                f"stack ({info.frame_bound} bytes per call), more than the {MAX_STACK >> 30} GiB allowed",
-                path="Policy.max_call_depth",
-            )
-        low = self.emu.ensure_stack(need)
-        self.ctx.stack_limit = low + STACK_RESERVE + info.frame_bound
+            raise self.stack_error(need, MAX_STACK)
+        self.set_stack_limit(self.emu.ensure_stack(need), STACK_RESERVE)
+        self.emu.handler = self._svc
 
-    def go(self, entry: int) -> Outcome:
-        machine, ctx, emu = self.machine, self.ctx, self.emu
-        self._stack()
-        emu.handler = self.host_call
-        machine.add_interrupt_hook(self.interrupt)
-        timer: threading.Timer | None = None
-        status = None
+    def detach(self) -> None:
+        self.emu.handler = None
+
+    def _svc(self, number: int, args: tuple[int, int, int, int, int]) -> int:
+        """A trampoline's ``svc``: host function ``number`` (x0 = ctx, x1..x4)."""
+        return self.host_call(HOST_FUNCS[number], *args[1:])
+
+    def call(self, entry: Any) -> int | None:
         try:
-            with self._state_lock:
-                self._running = True
-            if machine.timed_out():
-                ctx.interrupt = 1
-            elif machine.deadline is not None:
-                timer = threading.Timer(max(0.0, machine.deadline - time.monotonic()), self.interrupt)
-                timer.daemon = True
-                timer.start()
-            status = emu.run(entry)
+            return self.emu.run(entry)
         except RuntimeError:
             if not self.stopped:
                 raise
-        finally:
-            with self._state_lock:
-                self._running = False
-                forced, self._forced = self._forced, None
-            for t in (timer, forced):
-                if t is not None:
-                    t.cancel()
-            machine.remove_interrupt_hook(self.interrupt)
-            emu.handler = None
-            self._copy_back()
-        if self.stopped and (status is None or emu.pc() != emu_mod.SENTINEL):
-            return self._stopped_outcome()
-        assert status is not None
-        return self._outcome(status)
+            return None
 
-    def _copy_back(self) -> None:
-        machine, ctx = self.machine, self.ctx
-        try:
-            self.flush_output()
-        finally:
-            ctx_to_machine(ctx, machine, self.input is not None)
-            self.emu.copy_back(machine.memory)
+    def outcome(self, status: int | None) -> Outcome:
+        if self.stopped and (status is None or self.emu.pc() != emu_mod.SENTINEL):
+            return self._stopped_outcome()
+        return super().outcome(status)
 
     def _stopped_outcome(self) -> Outcome:
         """TIMEOUT after an outside stop: the entry pc of the running function (of
@@ -305,6 +231,3 @@ class _Run:
             pc = self.code.guest_function_at(self.emu.lr())
         regs = [int(self.ctx.regs[i]) for i in range(NUM_REGS)]
         return Outcome(regs, TrapKind.TIMEOUT, pc if pc is not None else 0)
-
-    def _outcome(self, status: int) -> Outcome:
-        return ctx_outcome(self.ctx, status, self.error, "emulated")

@@ -12,7 +12,9 @@ verifier blocks, CALLs and tail calls):
 * :func:`tail_groups`: functions linked by tail calls, which must share one
   return layout (``musttail``);
 * :func:`call_components`: strongly connected components of the graph of calls
-  and tail calls (a call inside one component is part of a recursion).
+  and tail calls (a call inside one component is part of a recursion);
+* :func:`call_depth_bound`: on the lifted module, the deepest guest call
+  nesting (the engines size their stacks with it).
 
 Registers are always returned when changed, since a later trap reports them.
 """
@@ -25,6 +27,7 @@ from zjit.isa import NUM_REGS, Family
 
 from .graphs import sccs
 from .guest import operands_of
+from .ir import IRModule
 from .plan import Shape
 
 Event = tuple[str, int]
@@ -185,3 +188,29 @@ def returned_vars(program: VerifiedProgram, shapes: dict[int, Shape]) -> dict[in
         kept = m if need[e] else {v for v in m if v < NUM_REGS}
         union.setdefault(group[e], set()).update(kept)
     return {e: tuple(sorted(union[group[e]])) for e in shapes}
+
+
+def call_depth_bound(module: IRModule) -> int | None:
+    """Longest chain of nested guest calls from any function (None if recursive).
+    Tail calls (:class:`~zjit.backends.middle.ir.TailCall`) add no depth, so a cycle of
+    tail calls alone is not recursion."""
+    funcs = module.functions
+    edges = {pc: [(c, 1) for c in fn.callees()] + [(t, 0) for t in fn.tail_callees()]
+             for pc, fn in funcs.items()}
+    comp = sccs({pc: [c for c, _ in out] for pc, out in edges.items()})
+    for pc, out in edges.items():
+        if any(w and comp[c] == comp[pc] for c, w in out):
+            return None  # a call inside a cycle: recursion
+    # Components come out of Tarjan's algorithm callees first.
+    depth: dict[int, int] = {}
+    members: dict[int, list[int]] = {}
+    for pc in funcs:
+        members.setdefault(comp[pc], []).append(pc)
+    for c in sorted(members):
+        best = 0
+        for pc in members[c]:
+            for callee, w in edges[pc]:
+                if comp[callee] != c:
+                    best = max(best, depth[comp[callee]] + w)
+        depth[c] = best
+    return max(depth.values(), default=0)

@@ -12,18 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from zjit.isa import TrapKind
+from zjit.machine import Specialisation
 from zjit.verifier.program import Block
 
-from .emitter import BlockEmitter, GenConfig
+from .emitter import BlockEmitter
 from .helpers import FUEL
 from .templates import TEMPLATES, block_name
 
 
-def block_source(block: Block, cfg: GenConfig) -> str:
+def block_source(block: Block, spec: Specialisation) -> str:
     """Python source of the function for ``block``."""
-    e = BlockEmitter(cfg)
+    e = BlockEmitter(spec)
     e.line(f"# block {block.start:#x}..{block.end:#x}, cost {block.cost}")
-    if cfg.metered:
+    if spec.metered:
         e.line(f"f = S[{FUEL}]")
         e.trap_if(f"f < {block.cost}", TrapKind.FUEL, block.start)
         e.line(f"S[{FUEL}] = f - {block.cost}")
@@ -37,6 +38,6 @@ def block_source(block: Block, cfg: GenConfig) -> str:
     return f"def {block_name(block.start)}(S, M, K):\n{body}\n"
 
 
-def chunk_source(blocks: Iterable[Block], cfg: GenConfig) -> str:
+def chunk_source(blocks: Iterable[Block], spec: Specialisation) -> str:
     """Source defining the functions of several blocks."""
-    return "\n".join(block_source(b, cfg) for b in blocks)
+    return "\n".join(block_source(b, spec) for b in blocks)

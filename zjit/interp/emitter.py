@@ -10,8 +10,8 @@ while emitting in program order is exact.
 
 from __future__ import annotations
 
-from zjit._records import dataclass
 from zjit.isa import NUM_REGS, REG_NAMES, TrapKind
+from zjit.machine import Specialisation
 
 from .helpers import CMP_L, CMP_R
 
@@ -19,22 +19,11 @@ M32 = "0xFFFFFFFF"
 M64 = "0xFFFFFFFFFFFFFFFF"
 
 
-@dataclass(frozen=True)
-class GenConfig:
-    """What a generated block may hard-wire: memory size, read-only ranges,
-    call-depth limit and whether fuel is metered."""
-
-    mem_size: int
-    readonly: tuple[tuple[int, int], ...]
-    max_call_depth: int
-    metered: bool
-
-
 class BlockEmitter:
     """Collects the body lines of one block function."""
 
-    def __init__(self, cfg: GenConfig) -> None:
-        self.cfg = cfg
+    def __init__(self, spec: Specialisation) -> None:
+        self.spec = spec
         self.lines: list[str] = []
         self._loaded: set[int] = set()
         self._dirty: set[int] = set()

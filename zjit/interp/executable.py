@@ -1,9 +1,9 @@
 """The interpreter's Executable: lazily generated block functions and the dispatch loop.
 
 Generated code hard-wires a few per-instance facts (memory size, read-only
-ranges, call-depth limit, metered or not), so an executable keeps one
-:class:`Specialisation` per distinct set of those facts; instances of one module
-under one engine normally share a single one. Inside a specialisation, blocks
+ranges, call-depth limit, metered or not: a :class:`~zjit.machine.Specialisation`),
+so an executable keeps one :class:`BlockFunctions` per distinct specialisation;
+instances of one module under one engine normally share a single one. Blocks
 are compiled in chunks on first entry: every block name starts bound to a
 :class:`_Stub` that compiles its chunk and then runs the real function.
 """
@@ -14,13 +14,12 @@ import threading
 from collections.abc import Callable
 
 from zjit.isa import NUM_REGS, TrapKind
-from zjit.machine import Machine, Outcome
+from zjit.machine import Machine, Outcome, Specialisation
 from zjit.policy import Policy
 from zjit.verifier.program import VerifiedProgram
 
 from . import helpers as H
 from .codegen import chunk_source
-from .emitter import GenConfig
 from .templates import block_name
 
 TYPE_CHECKING = False  # typing stays unimported at run time (docs/startup.md)
@@ -56,22 +55,22 @@ def _base_namespace() -> dict[str, Any]:
 class _Stub:
     """Stands in for a block function until its chunk is compiled."""
 
-    __slots__ = ("spec", "pc")
+    __slots__ = ("blocks", "pc")
 
-    def __init__(self, spec: Specialisation, pc: int) -> None:
-        self.spec = spec
+    def __init__(self, blocks: BlockFunctions, pc: int) -> None:
+        self.blocks = blocks
         self.pc = pc
 
     def __call__(self, S: list[Any], M: bytearray, K: list[Any]) -> Any:
-        return self.spec.materialise(self.pc)(S, M, K)
+        return self.blocks.materialise(self.pc)(S, M, K)
 
 
-class Specialisation:
-    """Block functions of one program for one :class:`GenConfig`."""
+class BlockFunctions:
+    """Block functions of one program for one :class:`~zjit.machine.Specialisation`."""
 
-    def __init__(self, program: VerifiedProgram, cfg: GenConfig) -> None:
+    def __init__(self, program: VerifiedProgram, spec: Specialisation) -> None:
         self.program = program
-        self.cfg = cfg
+        self.spec = spec
         self.ns = _base_namespace()
         self.pc_of: dict[Any, int] = {}
         self._lock = threading.Lock()
@@ -100,7 +99,7 @@ class Specialisation:
         with self._lock:
             if k not in self._compiled:
                 blocks = [self.program.blocks[b] for b in self._chunks[k]]
-                source = chunk_source(blocks, self.cfg)
+                source = chunk_source(blocks, self.spec)
                 code = compile(source, f"<zjit-interp {self.program.digest[:12]} chunk {k}>", "exec")
                 local: dict[str, Any] = {}
                 exec(code, self.ns, local)
@@ -113,7 +112,7 @@ class Specialisation:
 
     def source(self) -> str:
         """Source of every block (for reading and debugging)."""
-        return chunk_source((self.program.blocks[b] for b in self.program.leaders), self.cfg)
+        return chunk_source((self.program.blocks[b] for b in self.program.leaders), self.spec)
 
 
 class InterpExecutable:
@@ -122,27 +121,26 @@ class InterpExecutable:
     def __init__(self, program: VerifiedProgram, policy: Policy) -> None:
         self.program = program
         self.policy = policy
-        self._specs: dict[GenConfig, Specialisation] = {}
+        self._blocks: dict[Specialisation, BlockFunctions] = {}
         self._lock = threading.Lock()
 
-    def specialisation(self, machine: Machine) -> Specialisation:
-        """The block functions matching ``machine``'s memory, limits and metering."""
-        cfg = GenConfig(len(machine.memory), tuple(machine.readonly),
-                        machine.max_call_depth, machine.fuel is not None)
+    def blocks_for(self, machine: Machine) -> BlockFunctions:
+        """The block functions for ``machine``'s :class:`~zjit.machine.Specialisation`."""
+        spec = Specialisation.of(machine)
         with self._lock:
-            spec = self._specs.get(cfg)
-            if spec is None:
-                spec = self._specs[cfg] = Specialisation(self.program, cfg)
-        return spec
+            blocks = self._blocks.get(spec)
+            if blocks is None:
+                blocks = self._blocks[spec] = BlockFunctions(self.program, spec)
+        return blocks
 
     def execute(self, machine: Machine, entry_pc: int, registers: list[int]) -> Outcome:
         """Run from ``entry_pc`` until RET on an empty stack or a trap."""
         if entry_pc not in self.program.blocks:
             raise ValueError(f"entry pc {entry_pc:#x} is not a block leader")
-        spec = self.specialisation(machine)
+        blocks = self.blocks_for(machine)
         S: list[Any] = [r & 0xFFFF_FFFF_FFFF_FFFF for r in registers]
         S += [0, 0, machine.fuel, None, machine]
-        _dispatch(spec, spec.entry(entry_pc), S, machine)
+        _dispatch(blocks, blocks.entry(entry_pc), S, machine)
         if machine.fuel is not None:
             machine.fuel = S[H.FUEL]
         regs = S[:NUM_REGS]
@@ -153,7 +151,7 @@ class InterpExecutable:
         return Outcome(regs, kind, pc, address, length, cause)
 
 
-def _dispatch(spec: Specialisation, fn: BlockFn | None, S: list[Any], machine: Machine) -> None:
+def _dispatch(blocks: BlockFunctions, fn: BlockFn | None, S: list[Any], machine: Machine) -> None:
     """Call block functions until one returns None; check for TIMEOUT before the
     first block and then every :data:`CHECK_EVERY` block entries."""
     M = machine.memory
@@ -161,7 +159,7 @@ def _dispatch(spec: Specialisation, fn: BlockFn | None, S: list[Any], machine: M
     timed_out = machine.timed_out
     while fn is not None:
         if timed_out():
-            H.trap(S, TrapKind.TIMEOUT, spec.pc_of[fn])
+            H.trap(S, TrapKind.TIMEOUT, blocks.pc_of[fn])
             return
         for _ in _RANGE:
             fn = fn(S, M, K)

@@ -183,7 +183,7 @@ def t_call(e: BlockEmitter, ins: Instr) -> None:
     """CALL: push the return point (the next instruction) and jump; CALL_DEPTH
     when the stack already holds max_call_depth entries."""
     e.flush()
-    e.trap_if(f"len(K) >= {e.cfg.max_call_depth}", TrapKind.CALL_DEPTH, ins.pc)
+    e.trap_if(f"len(K) >= {e.spec.max_call_depth}", TrapKind.CALL_DEPTH, ins.pc)
     e.line(f"K.append({block_name(ins.next_pc)})")
     e.line(f"return {block_name(ins.target)}")
 
@@ -205,7 +205,7 @@ def _address(e: BlockEmitter, ins: Instr) -> None:
 
 
 def _bounds(e: BlockEmitter, ins: Instr, n: int) -> None:
-    e.trap_if(f"ad > {e.cfg.mem_size - n}", TrapKind.OOB, ins.pc, "ad", str(n))
+    e.trap_if(f"ad > {e.spec.mem_size - n}", TrapKind.OOB, ins.pc, "ad", str(n))
 
 
 _LOADERS = {  # (size, signed) -> expression reading at ad
@@ -238,8 +238,8 @@ def t_store(e: BlockEmitter, ins: Instr) -> None:
     value = e.reg(ins.rs2)
     _address(e, ins)
     _bounds(e, ins, n)
-    if e.cfg.readonly:
-        hits = " or ".join(f"(ad < {hi:#x} and ad + {n} > {lo:#x})" for lo, hi in e.cfg.readonly)
+    if e.spec.readonly:
+        hits = " or ".join(f"(ad < {hi:#x} and ad + {n} > {lo:#x})" for lo, hi in e.spec.readonly)
         e.trap_if(hits, TrapKind.WRITE_PROTECT, ins.pc, "ad", str(n))
     e.line(_STORERS[n].format(v=value))
 
