@@ -29,11 +29,11 @@ import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from zjit import __version__ as ZJIT_VERSION
-from zjit._minijson import dumps
-from zjit._records import dataclass
-from zjit._sha256 import sha256
+from zjit._shims.minijson import dumps
+from zjit._shims.sha256 import sha256
 
 from . import targets
 from .fingerprint import code_fingerprint

@@ -15,9 +15,9 @@ aarch64 and trivially matches C.
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
 
-from zjit._records import dataclass
-from zjit._sha256 import sha256
+from zjit._shims.sha256 import sha256
 from zjit.isa import NUM_REGS, REG_NAMES, TrapKind
 
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import struct
 import threading
+from dataclasses import dataclass
 
 from zjit.verifier import VerifiedProgram
 
-from zjit._minijson import loads
-from zjit._records import dataclass
+from zjit._shims.minijson import loads
 from zjit.errors import PolicyError, ZjitError
 from zjit.machine import Machine, Outcome, Specialisation
 from zjit.policy import Policy

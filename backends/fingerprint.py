@@ -22,7 +22,7 @@ import sys
 import threading
 
 from zjit import __version__ as ZJIT_VERSION
-from zjit._sha256 import sha256
+from zjit._shims.sha256 import sha256
 from zjit.policy import default_cache_path
 
 TYPE_CHECKING = False

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
-
-from zjit._records import dataclass
+from dataclasses import dataclass
 
 from .fingerprint import memoised_fingerprint
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import sys
 import threading
 import types
@@ -263,3 +264,28 @@ def test_runtime_turns_outcome_into_result(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_module_image_is_public() -> None:
     assert zjit.ModuleImage is ModuleImage and zjit.SegmentDesc is SegmentDesc
+
+
+@pytest.mark.parametrize("record", [zjit.Policy, zjit.Result, zjit.Trap, ModuleImage, SegmentDesc, DebugLine])
+def test_public_records_show_their_fields(record: type) -> None:
+    """Records are standard dataclasses: help() and inspect.signature show the fields."""
+    params = inspect.signature(record).parameters
+    assert list(params) == [f.name for f in dataclasses.fields(record) if f.init]
+    assert all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params.values())
+
+
+def test_policy_signature_lists_its_fields() -> None:
+    params = inspect.signature(zjit.Policy).parameters
+    assert {"fuel", "mem_size", "max_call_depth", "opt_level", "timeout", "cache_dir", "use_cache"} <= set(params)
+    assert params["fuel"].default is None and params["opt_level"].default == 2
+    assert str(inspect.signature(zjit.Policy)).startswith("(fuel: 'int | None' = None, mem_size")
+
+
+def test_package_names_load_on_first_use() -> None:
+    """``import zjit`` defines the public names lazily; each one resolves to its module's."""
+    assert set(zjit.__all__) == {*zjit._EXPORTS, "__version__"}
+    for name, module in zjit._EXPORTS.items():
+        assert getattr(zjit, name) is getattr(sys.modules[f"zjit.{module}"], name)
+        assert name in dir(zjit)
+    with pytest.raises(AttributeError):
+        zjit.no_such_name  # noqa: B018

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from zjit._records import dataclass
+from dataclasses import dataclass
+
 from zjit.encoding import Instr
 from zjit.image import ModuleImage
 

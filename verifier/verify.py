@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from zjit._minijson import dumps
-from zjit._records import dataclass, field
-from zjit._sha256 import sha256
+from dataclasses import dataclass, field
+
+from zjit._shims.minijson import dumps
+from zjit._shims.sha256 import sha256
 from zjit.encoding import Instr
 from zjit.errors import VerifyError
 from zjit.image import ModuleImage

@@ -7,8 +7,8 @@ field *rules* of ``isa.md`` 1.4 are enforced by the verifier.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
-from ._records import dataclass
 from .isa import LD_IMM32, LD_IMM64, MASK64, OpInfo, sext
 
 

@@ -6,7 +6,7 @@ stages (verifier, engines, AOT) never look at the container again.
 
 from __future__ import annotations
 
-from ._records import dataclass, field
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,7 @@ Word layout: ``op<<24 | rd<<20 | rs1<<16 | rs2<<12 | (imm12 & 0xFFF)``.
 from __future__ import annotations
 
 import enum
-
-from ._records import dataclass
+from dataclasses import dataclass
 
 WORD_BYTES = 4
 MASK32 = 0xFFFF_FFFF

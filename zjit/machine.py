@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from ._records import dataclass, field
 from .isa import CTL_NO_HANDLER, CTL_RESP_TOO_LONG, NUM_REGS, TrapKind
 
 TYPE_CHECKING = False

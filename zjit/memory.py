@@ -15,8 +15,8 @@ Every failure is a :class:`~zjit.errors.SegmentError` naming the segment(s).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
-from ._records import dataclass
 from .errors import ContainerError, PolicyError, SegmentError
 from .image import ModuleImage, SegmentDesc
 from .policy import DEFAULT_MEM_SIZE, Policy

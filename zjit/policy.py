@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 
-from ._paths import path_str
-from ._records import dataclass, field
+from ._shims.paths import path_str
 from .errors import PolicyError
 from .isa import DEFAULT_MAX_CALL_DEPTH, PRIM_MASK_ALL
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._records import dataclass, field
+from dataclasses import dataclass, field
+
 from .isa import REG_NAMES, TrapKind
 
 TYPE_CHECKING = False  # typing stays unimported at run time (docs/startup.md)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zjit._records import asdict, dataclass
+from dataclasses import asdict, dataclass
 
 from ..targets import HOST_TRIPLE
 

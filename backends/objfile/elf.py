@@ -10,8 +10,8 @@ input, so a damaged object raises :class:`ObjectFileError` (code
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
-from zjit._records import dataclass
 from zjit.errors import PolicyError
 
 ELF_MAGIC = b"\x7fELF"

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-
-from zjit._records import dataclass, field
+from dataclasses import dataclass, field
 
 from ..targets import EM_AARCH64, EM_X86_64
 from . import elf

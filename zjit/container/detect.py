@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from zjit._paths import split_path
+from zjit._shims.paths import split_path
 from zjit.errors import ContainerError
 from zjit.image import ModuleImage
 
