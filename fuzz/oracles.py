@@ -24,26 +24,6 @@ from zjit.result import Result
 from .program import GenProgram
 
 
-class InstanceLike(Protocol):
-    """What the oracle needs from an instance."""
-
-    @property
-    def memory(self) -> memoryview: ...
-
-    def run(self) -> Result: ...
-
-    def call(self, name: str, **registers: int) -> Result: ...
-
-
-class ModuleLike(Protocol):
-    """What the oracle needs from a loaded module."""
-
-    exports: dict[str, int]
-
-    def instantiate(self, stdin: bytes | None = None, log: Any = None,
-                    ctl: Callable[[bytes], bytes | int] | None = None) -> Any: ...
-
-
 class EngineLike(Protocol):
     """What the oracle needs from an engine."""
 

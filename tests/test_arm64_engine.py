@@ -182,6 +182,7 @@ def _check(program: GenProgram, level: int) -> None:
     assert all(not r.crashed for r in runs), [r.error for r in runs]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("level", [0, 2])
 @_SETTINGS
 @given(program=programs())

@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from zjit.backends.cache import CodeCache
 
 from zjit.policy import Policy
@@ -41,6 +42,7 @@ def test_trim_leaves_a_cache_within_bounds_alone(tmp_path: Path) -> None:
     assert cache.trim() == 0 and cache.entry_path(_key(1)).exists()
 
 
+@pytest.mark.slow
 def test_puts_keep_the_disk_layer_bounded(tmp_path: Path) -> None:
     cache = CodeCache(tmp_path, disk_bytes=20_000)
     for i in range(200):

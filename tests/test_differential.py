@@ -33,6 +33,7 @@ def _check(program: GenProgram, level: int) -> None:
     assert all(r.error is None or not r.crashed for r in runs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("level", [0, 2])
 @_SETTINGS
 @given(program=programs())

@@ -90,6 +90,7 @@ def test_every_trap_kind_is_reached_deterministically(kind: TrapKind) -> None:
         assert r.trap is not None and r.trap.kind is kind
 
 
+@pytest.mark.slow
 def test_campaign_programs_reach_all_trap_kinds_and_normal_ends() -> None:
     seen: Counter[str] = Counter()
     for seed in range(80):
@@ -179,6 +180,7 @@ def test_results_differing_only_in_log_are_reported() -> None:
 
 
 # --- campaign and reproducers ---------------------------------------------------------
+@pytest.mark.slow
 def test_campaign_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     one = run_campaign(seconds=2.0, seed=42, engines=("interp", "interp"), out_dir=tmp_path, progress=None)
     assert 1.9 < one.elapsed < 4.0 and one.programs >= 10

@@ -101,11 +101,6 @@ def u32_at(data: bytes, offset: int) -> int:
     return int(_U32.unpack_from(data, offset)[0])
 
 
-def u16_at(data: bytes, offset: int) -> int:
-    """The u16 at ``offset`` (caller guarantees it is inside ``data``)."""
-    return int(_U16.unpack_from(data, offset)[0])
-
-
 def decode_name(raw: bytes, offset: int, what: str) -> str:
     """A non-empty UTF-8 name, or BAD_NAME at ``offset``."""
     if not raw:
