@@ -4,7 +4,7 @@ An :class:`Emulator` is one unicorn CPU (creating one costs milliseconds) with a
 fixed guest address space:
 
 =================  ====  ===============================================
-``RT_BASE``        r-x   runtime page (:mod:`.arm64_runtime`)
+``RT_BASE``        r-x   runtime page (:mod:`.runtime`)
 ``CTX_BASE``       rw-   the run context, then the read-only range table
 ``OUT_BASE``       rw-   output buffer (``OUT_BUFFER_BYTES``)
 ``CODE_BASE``      r-x   the linked object (text), then rodata (r--), data (rw-)
