@@ -79,6 +79,9 @@ CODES: dict[str, tuple[str, str]] = {
     "ASM_SYNTAX": ("usage", "assembly text does not parse"),
     "ASM_RANGE": ("usage", "an operand or branch displacement is out of range"),
     "ASM_LABEL": ("usage", "undefined or duplicate label"),
+    # --- command line -------------------------------------------------------------
+    "USAGE": ("usage", "the command line is invalid (bad option value, options that cannot be "
+                       "combined, a listing this build cannot produce)"),
     # --- engine internals surfaced to the user --------------------------------
     "COMPILE_FAILED": ("policy", "the JIT compiler failed for this module"),
 }
