@@ -6,6 +6,8 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zjit.asm import assemble, disassemble
 from zjit.errors import WARNING_CODES, AsmError, AsmWarning
@@ -151,3 +153,28 @@ def test_a_code_label_that_bound_to_data_says_why() -> None:
 def test_unregistered_warning_code_is_a_programming_error() -> None:
     with pytest.raises(ValueError):
         AsmWarning("NOPE", "x", path=None, line=1)
+
+
+LINES = st.one_of(
+    st.sampled_from(["main: LD HL, msg", "  RET", "msg: DB \"hi\", 10", "buf: RESB 8", "top:",
+                     "  JR ne, main", "  CALL zi_write", "  ADD HL, #5", "  ST8 (HL), 7", "x EQU 3",
+                     "  CP HL, x", "PUBLIC main", "  ORG 0x2000", "  LD A, (HL+1)", ""]),
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LINES, max_size=25))
+def test_any_text_gives_an_image_or_errors_in_line_order(lines: list[str]) -> None:
+    src = "\n".join(lines) + "\n"
+    got: list[AsmWarning] = []
+    try:
+        assemble(src, "h.s", warn=got.append)
+    except AsmError as err:
+        assert err.errors[0] is err and err.omitted == 0
+        found = [e.line or 0 for e in err.errors]
+        assert found == sorted(found) and all(1 <= n <= max(1, len(lines)) for n in found)
+        assert all(e.path == "h.s" and e.code.startswith("ASM_") for e in err.errors)
+        assert got == []
+        return
+    assert all(w.code in WARNING_CODES and 1 <= w.line <= len(lines) for w in got)
