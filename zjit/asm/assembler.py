@@ -20,8 +20,9 @@ from zjit.isa import BY_OPCODE, LD_IMM32
 
 from .binding import binding_warnings
 from .datalayout import DATA_START
+from .evaluator import Symbol
 from .parser import ExprOperand, Statement, parse
-from .walk import Pass, Symbol
+from .walk import Pass
 
 MAX_PASSES = 32
 MAX_ERRORS = 1000
