@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_cli_tools import run
 
 import zjit
@@ -209,3 +211,17 @@ def test_every_error_line_names_a_code(fib: Path, capsys: pytest.CaptureFixture[
     rc, _, err = run(["disasm", str(fib.with_name("nope.s"))], capsys)
     assert rc == 3 and err == f"{fib.with_name('nope.s')}: BAD_PATH: cannot read '{fib.with_name('nope.s')}': " \
         "No such file or directory\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=120), st.text(max_size=120).map(str.encode)),
+       st.sampled_from(["auto", "asm", "raw"]))
+def test_any_bytes_in_any_format_load_or_fail_with_a_code(data: bytes, fmt: str) -> None:
+    try:
+        image = load_image(data, format=fmt)
+    except ZjitError as err:
+        assert err.code
+        if fmt == "auto" and looks_like_text(data):
+            assert err.code == "UNKNOWN_FORMAT" or data.lstrip()[:1] == b"{"
+        return
+    assert image.source_format != "raw" or fmt == "raw" or not looks_like_text(data)
