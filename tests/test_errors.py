@@ -8,7 +8,7 @@ import re
 import pytest
 
 from zjit import errordoc
-from zjit.errors import CODES, ContainerError, SegmentError, ZjitError
+from zjit.errors import CODES, WARNING_CODES, ContainerError, SegmentError, ZjitError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -36,3 +36,12 @@ def test_every_code_has_a_negative_test() -> None:
                      if p.name != "test_errors.py")
     missing = [c for c in CODES if not re.search(rf"[\"']{c}[\"']", text)]
     assert missing == [], f"codes without a negative test: {missing}"
+
+
+def test_every_warning_code_is_tested_and_documented() -> None:
+    text = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py")
+                     if p.name != "test_errors.py")
+    docs = (ROOT / "docs" / "errors.md").read_text()
+    for code in WARNING_CODES:
+        assert re.search(rf"[\"']{code}[\"']", text), code
+        assert f"| `{code}` |" in docs

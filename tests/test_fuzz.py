@@ -240,12 +240,20 @@ def test_cli_fuzz(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["fuzz", "--replay", str(saved[0]), "--engines", "interp,broken-always"]) == 1
     assert "register BC" in capsys.readouterr().out
     assert cli_main(["fuzz", "--engines", "interp,nope", "--count", "1"]) == 2
-    assert cli_main(["fuzz", "--replay", str(tmp_path / "missing.s"), "--engines", "interp"]) == 2
+    assert cli_main(["fuzz", "--replay", str(tmp_path / "missing.s"), "--engines", "interp"]) == 3
+    assert f"{tmp_path / 'missing.s'}: BAD_PATH: cannot read" in capsys.readouterr().err
     (tmp_path / "file").write_text("")
     assert cli_main(["fuzz", "--count", "1", "--engines", "interp", "--out", str(tmp_path / "file")]) == 2
     bad = tmp_path / "bad.s"
     bad.write_text("main: FROB HL\n")
     assert cli_main(["fuzz", "--replay", str(bad), "--engines", "interp"]) == 3
+    assert f"{bad}:1: ASM_SYNTAX: unknown mnemonic or directive 'FROB'" in capsys.readouterr().err
+    bad.write_text(";! fuel: lots\nRET\n")
+    assert cli_main(["fuzz", "--replay", str(bad), "--engines", "interp"]) == 3
+    assert f"{bad}: ASM_SYNTAX: reproducer header" in capsys.readouterr().err
+    bad.write_bytes(b"RET\n\xff\n")
+    assert cli_main(["fuzz", "--replay", str(bad), "--engines", "interp"]) == 3
+    assert "ASM_SYNTAX: reproducer is not UTF-8" in capsys.readouterr().err
 
 
 def test_generator_config_limits_size() -> None:

@@ -58,7 +58,7 @@ NEVER = {
     # other container formats and commands
     "zjit.container.rom", "zjit.container.manifest", "zjit.cli.cmd_asm", "zjit.cli.cmd_compile",
     "zjit.cli.cmd_disasm", "zjit.cli.cmd_fuzz", "zjit.cli.cmd_verify", "zjit.asm", "zjit.fuzz",
-    "zjit.interp",
+    "zjit.interp", "zjit.container.text", "zjit.cli._tooling",
 }
 
 HINT = ("imported on the cache-hit path; see docs/startup.md: import names used only in annotations "
@@ -156,7 +156,8 @@ def test_import_zjit_imports(child_env: dict[str, str]) -> None:
 TOKENS = ["m.zasm.bin", "x", "", "--engine", "jit", "interp", "arm64", "bogus", "--fuel", "10", "0x10",
           "-1", "abc", "--mem-size", "0", "--stdin", "in.txt", "--json", "--call", "f", "--timeout",
           "0.5", "nan", "inf", "--eng", "--fuel=5", "--engine=interp", "--json=1", "-h", "--help", "--",
-          "-", "--stdin=-x", "--timeout=0", "--call=", "--mem-size=4096", "-5"]
+          "-", "--stdin=-x", "--timeout=0", "--call=", "--mem-size=4096", "-5", "--format", "raw", "asm",
+          "auto", "--format=asm", "--format=elf"]
 
 
 def _argparse(argv: list[str]) -> dict[str, Any] | None:

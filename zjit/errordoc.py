@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import CODES
+from .errors import CODES, WARNING_CODES
 
 HEADER = """# Error codes
 
@@ -16,10 +16,23 @@ source line or the segments involved. This file is generated from
 """
 
 
+WARNINGS_HEADER = """
+## Warning codes
+
+Warnings (`zjit.errors.AsmWarning`, a `UserWarning`) never fail a build. The
+assembler issues them through Python's `warnings` module; the `zjit` commands print
+them on stderr as `FILE:LINE: warning: CODE: message`.
+
+| code | meaning |
+|---|---|
+"""
+
+
 def render() -> str:
     """The whole Markdown document."""
     rows = [f"| `{code}` | {cat} | {meaning} |" for code, (cat, meaning) in CODES.items()]
-    return HEADER + "\n".join(rows) + "\n"
+    warn_rows = [f"| `{code}` | {meaning} |" for code, meaning in WARNING_CODES.items()]
+    return HEADER + "\n".join(rows) + "\n" + WARNINGS_HEADER + "\n".join(warn_rows) + "\n"
 
 
 if __name__ == "__main__":

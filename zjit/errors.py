@@ -79,9 +79,19 @@ CODES: dict[str, tuple[str, str]] = {
     "ASM_SYNTAX": ("usage", "assembly text does not parse"),
     "ASM_RANGE": ("usage", "an operand or branch displacement is out of range"),
     "ASM_LABEL": ("usage", "undefined or duplicate label"),
+    # --- command line -------------------------------------------------------------
+    "USAGE": ("usage", "the command line is invalid (bad option value, options that cannot be "
+                       "combined, a listing this build cannot produce)"),
     # --- engine internals surfaced to the user --------------------------------
     "COMPILE_FAILED": ("policy", "the JIT compiler failed for this module"),
 }
+
+WARNING_CODES: dict[str, str] = {
+    "ASM_LABEL_BINDING": "a label alone on a line after data binds to the next instruction "
+                         "but is used as a value (it could be read as the data address)",
+}
+"""Stable codes of the warnings the assembler issues (:class:`AsmWarning`); a warning
+never fails a build."""
 
 
 class ZjitError(Exception):
@@ -178,9 +188,39 @@ class PolicyError(ZjitError):
 
 
 class AsmError(ZjitError):
-    """Assembly text is invalid; ``line`` names the source line."""
+    """Assembly text is invalid; ``line`` names the source line.
+
+    The assembler reports every error of a file: the exception raised is the first
+    one (lowest line), ``errors`` holds all of them in line order (itself first; at
+    most 1000) and ``omitted`` counts those left out beyond that.
+    """
 
     category = "usage"
+
+    def __init__(self, code: str, message: str, **where: Any) -> None:
+        super().__init__(code, message, **where)
+        self.errors: tuple[AsmError, ...] = (self,)
+        self.omitted = 0
+
+
+class AsmWarning(UserWarning):
+    """Something in assembly text that assembles but may not mean what it says.
+
+    ``code`` is one of :data:`WARNING_CODES`; ``path`` and ``line`` name the source line.
+    The assembler issues these through :mod:`warnings` unless its caller takes them.
+    """
+
+    def __init__(self, code: str, message: str, *, path: str | None, line: int) -> None:
+        if code not in WARNING_CODES:
+            raise ValueError(f"unregistered warning code {code!r}")
+        self.code = code
+        self.message = message
+        self.path = path
+        self.line = line
+        super().__init__(f"{code}: {message}")
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
 
 
 class TrapError(Exception):

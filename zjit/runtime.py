@@ -102,11 +102,15 @@ class Engine:
         self._lock = threading.Lock()
         self._compiled: dict[str, Executable] = {}
 
-    def load(self, src: Source) -> Module:
+    def load(self, src: Source, format: str = "auto") -> Module:
         """Parse (unless given a ModuleImage), verify and prepare a module.
 
-        Raises ContainerError, VerifyError or PolicyError; code is prepared once
-        per distinct verified module (keyed by its digest) and reused.
+        ``src`` is a path (a container, an assembly source ``.s``/``.asm``/``.zasm``,
+        raw code ``.bin``/``.code``/``.raw``), bytes or a ModuleImage; ``format``
+        ``"asm"`` or ``"raw"`` says how to read a path or bytes instead of sniffing
+        (docs/formats.md). Raises ContainerError, AsmError, VerifyError or
+        PolicyError; code is prepared once per distinct verified module (keyed by
+        its digest) and reused.
         """
         from zjit.verifier import verify
 
@@ -115,7 +119,7 @@ class Engine:
         else:
             from .container.detect import load_image
 
-            image = load_image(src)
+            image = load_image(src, format=format)
         program = verify(image, self.policy)
         with self._lock:
             executable = self._compiled.get(program.digest)

@@ -20,3 +20,4 @@ def split_path(path: str | os.PathLike[str]) -> tuple[str, str]:
 def path_str(path: str | os.PathLike[str]) -> str:
     """``str(pathlib.Path(path))``."""
     return split_path(path)[0]
+

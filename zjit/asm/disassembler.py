@@ -18,7 +18,8 @@ from zjit.errors import VerifyError
 from zjit.image import ModuleImage, SegmentDesc
 from zjit.isa import BY_OPCODE, COND_NAMES, NUM_REGS, REG_NAMES, Fmt, OpInfo, sext
 
-from .assembler import MAX_ADDRESS, primitives_used
+from .assembler import primitives_used
+from .datalayout import MAX_ADDRESS
 from .parser import is_register
 from .syntax import LAYOUTS, Kind, Src
 

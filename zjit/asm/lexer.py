@@ -33,8 +33,8 @@ class Token:
     col: int
 
 
-_IDENT_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_.$")
-_IDENT_CHARS = _IDENT_START | frozenset("0123456789")
+IDENT_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_.$")
+IDENT_CHARS = IDENT_START | frozenset("0123456789")
 _PUNCT = frozenset(",:()+-#")
 _ESCAPES = {"n": 10, "t": 9, "r": 13, "0": 0, "\\": 92, "'": 39, '"': 34, "a": 7, "b": 8,
             "f": 12, "v": 11, "e": 27}
@@ -86,9 +86,9 @@ def tokenize(text: str, line: int, path: str | None = None) -> list[Token]:
             i += 1
         elif c == ";":
             break
-        elif c in _IDENT_START:
+        elif c in IDENT_START:
             j = i + 1
-            while j < n and text[j] in _IDENT_CHARS:
+            while j < n and text[j] in IDENT_CHARS:
                 j += 1
             toks.append(Token(Tok.IDENT, text[i:j], None, i + 1))
             i = j

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from zjit.errors import AsmError
 from zjit.isa import BY_MNEMONIC, REG_INDEX, OpInfo
 
-from .lexer import Tok, Token, tokenize
+from .hints import close_registers, close_words, did_you_mean
+from .lexer import IDENT_CHARS, IDENT_START, Tok, Token, tokenize
 
 DATA_DIRECTIVES = frozenset({"DB", "DW", "DD", "DQ", "RESB", "ALIGN"})
 """Directives that place bytes in guest memory (a label before them names data)."""
@@ -17,6 +18,8 @@ PASS_DIRECTIVES = frozenset({"ORG", "PUBLIC", "ENTRY", "SEGMENT", "ENDS", "MEMOR
 CODE_DIRECTIVES = frozenset({"WORD"})
 """Directives that place words in CODE."""
 DIRECTIVES = DATA_DIRECTIVES | PASS_DIRECTIVES | CODE_DIRECTIVES
+KEYWORDS = frozenset(BY_MNEMONIC) | DIRECTIVES | {"EQU", "STR"}
+"""Every word that may start an instruction or directive (for hints)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,11 @@ class Statement:
     """One source line after parsing.
 
     ``kind`` is ``"instr"`` (``op`` set), ``"directive"``, ``"equ"`` (``name`` is
-    the symbol, ``operands`` its value) or ``"empty"`` (labels only, or nothing).
+    the symbol, ``operands`` its value), ``"empty"`` (labels only, or nothing) or
+    ``"bad"``: a line that did not parse, reduced to what could be recovered (its
+    labels, and in ``name`` its first word upper-cased, ``EQU`` for an EQU line whose
+    symbol is then the only label) so the rest of the file still lays out and every
+    error is reported once.
     """
 
     line: int
@@ -145,7 +152,8 @@ def _parse_operand(toks: list[Token], line: int, path: str | None, src: str) -> 
                           line, path)
         base = toks[1]
         if base.kind is not Tok.IDENT or not is_register(base.text):
-            raise _syntax(f"memory operand {text!r} needs a base register first", line, path)
+            hint = did_you_mean(close_registers(base.text)) if base.kind is Tok.IDENT else ""
+            raise _syntax(f"memory operand {text!r} needs a base register first{hint}", line, path)
         inner = toks[2:-1]
         if not inner:
             disp = Expr(((1, 0),), "0")
@@ -226,9 +234,54 @@ def parse_line(src: str, line: int, path: str | None = None) -> Statement:
         return Statement(line, tuple(labels), "directive", word, operands)
     if len(toks) >= 2 and toks[1].text == ":":
         raise _syntax(f"bad label {head.text!r}", line, path)
-    raise _syntax(f"unknown mnemonic or directive {head.text!r}", line, path)
+    hint = did_you_mean(close_words(word, KEYWORDS, fold_case=True))
+    raise _syntax(f"unknown mnemonic or directive {head.text!r}{hint}", line, path)
 
 
-def parse(text: str, path: str | None = None) -> list[Statement]:
-    """Parse a whole source text (lines numbered from 1)."""
-    return [parse_line(src, n, path) for n, src in enumerate(text.splitlines(), start=1)]
+def _word_at(src: str, pos: int) -> tuple[str, int]:
+    """The identifier starting at or after blanks from ``pos`` (``""`` if none), and
+    where it ends."""
+    while pos < len(src) and src[pos] in " \t":
+        pos += 1
+    end = pos
+    if end < len(src) and src[end] in IDENT_START:
+        end += 1
+        while end < len(src) and src[end] in IDENT_CHARS:
+            end += 1
+    return src[pos:end], end
+
+
+def recover(src: str, line: int) -> Statement:
+    """What a line that failed to parse still tells: its labels and first word."""
+    labels: list[str] = []
+    pos = 0
+    while True:
+        word, end = _word_at(src, pos)
+        after = end
+        while after < len(src) and src[after] in " \t":
+            after += 1
+        if not word or after >= len(src) or src[after] != ":":
+            break
+        labels.append(word)
+        pos = after + 1
+    head, end = _word_at(src, pos)
+    second, _ = _word_at(src, end)
+    if head and second.upper() == "EQU":
+        return Statement(line, (head,), "bad", "EQU", ())
+    if head.upper() == "EQU" and len(labels) == 1:
+        return Statement(line, tuple(labels), "bad", "EQU", ())
+    return Statement(line, tuple(n for n in labels if not is_register(n)), "bad", head.upper(), ())
+
+
+def parse(text: str, path: str | None = None) -> tuple[list[Statement], list[AsmError]]:
+    """Parse a whole source text (lines numbered from 1): every line becomes a
+    statement (``"bad"`` where it failed to parse) and every failure an error."""
+    stmts: list[Statement] = []
+    errors: list[AsmError] = []
+    for n, src in enumerate(text.splitlines(), start=1):
+        try:
+            stmts.append(parse_line(src, n, path))
+        except AsmError as err:
+            errors.append(err)
+            stmts.append(recover(src, n))
+    return stmts, errors

@@ -14,5 +14,5 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        sys.stderr.write(f"zjit: error: {message}\n")
+        sys.stderr.write(f"zjit: error: USAGE: {message}\n")
         raise SystemExit(EXIT_USAGE)

@@ -1,29 +1,68 @@
-"""Shared helpers of the ``asm``, ``disasm`` and ``verify`` commands: loading a module
-file with a clean error, and printing errors as ``file: CODE at where: message``."""
+"""Shared helpers of the commands that take a module file: loading it (containers,
+assembly sources, raw code) with clean errors, and printing errors and warnings as
+``file: CODE at where: message`` / ``file:line: CODE: message``."""
 
 from __future__ import annotations
 
 import sys
 
-from zjit.errors import ContainerError, ZjitError
+from zjit.container.names import INPUT_FORMATS
+from zjit.errors import AsmWarning, ContainerError, ZjitError
 from zjit.image import ModuleImage
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
-def fail(message: str) -> None:
-    """Print one ``zjit: ...`` diagnostic line on stderr."""
-    sys.stderr.write(f"zjit: {message}\n")
+MAX_SHOWN = 20
+"""Errors printed for one input; the rest are counted on a ``... N more`` line."""
 
 
-def report(err: ZjitError, file: str) -> None:
-    """Print an error with its code and location; assembler errors as ``file:line``."""
+def fail(message: str, command: str) -> None:
+    """Print a usage problem of ``command`` on stderr: ``zjit: CMD: USAGE: message``."""
+    sys.stderr.write(f"zjit: {command}: USAGE: {message}\n")
+
+
+def add_format_option(p: argparse.ArgumentParser) -> None:
+    """``--format auto|asm|raw``: how to read the MODULE argument."""
+    p.add_argument("--format", choices=INPUT_FORMATS, default="auto",
+                   help="how to read MODULE: auto (containers by content, .s/.asm/.zasm assembled, "
+                        ".bin/.code/.raw raw code; the default), asm (assembly source) or raw (code words)")
+
+
+def shown_errors(err: ZjitError) -> tuple[list[ZjitError], int]:
+    """The errors to print for ``err`` (every error of an assembly, at most
+    :data:`MAX_SHOWN`) and how many more there are."""
+    errors: list[ZjitError] = list(getattr(err, "errors", (err,)))
+    more = len(errors) - MAX_SHOWN + int(getattr(err, "omitted", 0))
+    return errors[:MAX_SHOWN], max(more, 0)
+
+
+def error_line(err: ZjitError, file: str) -> str:
+    """One error as printed: ``file:line: CODE: message`` for assembler errors, else
+    ``file: CODE at where: message`` (with a newline)."""
     if err.line is not None and err.offset is None and err.pc is None:
-        sys.stderr.write(f"{file}:{err.line}: {err.code}: {err.message}\n")
-        return
+        return f"{file}:{err.line}: {err.code}: {err.message}\n"
     where = err.where()
     if err.path == file:  # the file name is already in front
         where = where[len(file):].lstrip()
     at = f" at {where}" if where and where != "input" else ""
-    sys.stderr.write(f"{file}: {err.code}{at}: {err.message}\n")
+    return f"{file}: {err.code}{at}: {err.message}\n"
+
+
+def report(err: ZjitError, file: str) -> None:
+    """Print an error (all of an assembly's, up to :data:`MAX_SHOWN`) with its code and
+    location; assembler errors as ``file:line``."""
+    errors, more = shown_errors(err)
+    for e in errors:
+        sys.stderr.write(error_line(e, file))
+    if more:
+        sys.stderr.write(f"zjit: {file}: ... {more} more error(s)\n")
+
+
+def print_warning(warning: AsmWarning) -> None:
+    """Print an assembler warning: ``file:line: warning: CODE: message``."""
+    sys.stderr.write(f"{warning.path}:{warning.line}: warning: {warning.code}: {warning.message}\n")
 
 
 def read_bytes(path: str) -> bytes:
@@ -36,8 +75,9 @@ def read_bytes(path: str) -> bytes:
         raise ContainerError("BAD_PATH", f"cannot read {path}: {reason}", path=path) from None
 
 
-def load_module(path: str) -> ModuleImage:
-    """Load any supported container (.zasm.bin, ROM, module.json) from a file."""
+def load_module(path: str, fmt: str = "auto") -> ModuleImage:
+    """Load a module file: a container, an assembly source (assembled, warnings
+    printed) or raw code; ``fmt`` as for ``--format``."""
     from zjit.container.detect import load_image
 
-    return load_image(path)
+    return load_image(path, format=fmt, warn=print_warning)

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from zjit.cli.exits import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
-from zjit.errors import AsmError, ContainerError, ZjitError
+from zjit.container.names import SOURCE_SUFFIXES
+from zjit.errors import ContainerError, ZjitError
 from zjit.image import ModuleImage
 
-from ._tooling import fail, read_bytes, report
+from ._tooling import fail, print_warning, read_bytes, report
 
 WRITERS = {
     "zasm": ("zjit.container.zasm_bin", "write_zasm_bin", ".zasm.bin"),
@@ -41,18 +42,9 @@ def _writer(fmt: str) -> Callable[[ModuleImage], bytes] | None:
     return writer
 
 
-def _decode_source(raw: bytes, name: str) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise AsmError("ASM_SYNTAX", f"source is not UTF-8 text (byte {exc.start})", line=line,
-                       path=name) from None
-
-
 def _default_output(source: str, fmt: str) -> str:
     stem = source
-    for ext in (".s", ".asm", ".zasm"):
+    for ext in SOURCE_SUFFIXES:
         if stem.lower().endswith(ext):
             stem = stem[: -len(ext)]
             break
@@ -62,20 +54,21 @@ def _default_output(source: str, fmt: str) -> str:
 def main(args: argparse.Namespace) -> int:
     """Assemble; exit 0 on success, 3 when the source or the container is rejected."""
     from zjit.asm import assemble
+    from zjit.container.text import decode_source
 
     source: str = args.source
     fmt = args.format or ("rom" if (args.output or "").lower().endswith(".rom") else "zasm")
     if source == "-" and not args.output:
-        fail("asm: reading stdin needs -o OUT")
+        fail("reading stdin needs -o OUT", "asm")
         return EXIT_USAGE
     out_path: str = args.output or _default_output(source, fmt)
     writer = _writer(fmt)
     if writer is None:
-        fail(f"asm: the {fmt} writer is not available")
+        fail(f"the {fmt} writer is not available", "asm")
         return EXIT_USAGE
     try:
         raw = sys.stdin.buffer.read() if source == "-" else read_bytes(source)
-        image = assemble(_decode_source(raw, source), name=source)
+        image = assemble(decode_source(raw, source), name=source, warn=print_warning)
         blob = writer(image)
     except ZjitError as err:
         report(err, source)

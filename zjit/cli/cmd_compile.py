@@ -20,7 +20,11 @@ from zjit.isa import DEFAULT_MAX_CALL_DEPTH
 
 def add_parser(p: argparse.ArgumentParser) -> None:
     """Register the command's arguments."""
-    p.add_argument("module", metavar="MODULE", help=".zasm.bin, ROM, module.json or raw code")
+    from zjit.cli._tooling import add_format_option
+
+    p.add_argument("module", metavar="MODULE",
+                   help=".zasm.bin, ROM, module.json, assembly source (.s) or raw code (.bin)")
+    add_format_option(p)
     p.add_argument("--target", required=True, choices=["x86_64", "aarch64"], help="target architecture")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory (created if missing)")
     p.add_argument("-O", "--opt-level", type=int, choices=[0, 1, 2], default=2, help="optimisation level (default 2)")
@@ -54,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
     )
     try:
         source = read_bytes(args.module)
-        image = load_module(args.module)
+        image = load_module(args.module, args.format)
         manifest = build_aot(image, args.output, options, source_bytes=source, source_path=args.module)
     except ZjitError as err:
         report(err, args.module)

@@ -14,7 +14,7 @@ from typing import Any
 from zjit.cli.exits import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
 from zjit.errors import ContainerError, ZjitError
 
-from ._tooling import fail, load_module, report
+from ._tooling import add_format_option, fail, load_module, report
 
 # --- hook for the JIT backend -------------------------------------------------------
 # ``--native TARGET`` and ``--ir`` call into LISTING_MODULE, which the JIT side
@@ -31,7 +31,9 @@ NATIVE_TARGETS = ("x86_64", "aarch64")
 
 def add_parser(p: argparse.ArgumentParser) -> None:
     """Register the command's arguments."""
-    p.add_argument("module", metavar="MODULE", help=".zasm.bin, ROM or module.json")
+    p.add_argument("module", metavar="MODULE",
+                   help=".zasm.bin, ROM, module.json, assembly source (.s) or raw code (.bin)")
+    add_format_option(p)
     p.add_argument("--native", choices=NATIVE_TARGETS, default=None,
                    help="list the generated machine code for TARGET instead")
     p.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2), default=2,
@@ -76,15 +78,15 @@ def main(args: argparse.Namespace) -> int:
 
     path: str = args.module
     if args.native and args.ir:
-        fail("disasm: choose one of --native and --ir")
+        fail("choose one of --native and --ir", "disasm")
         return EXIT_USAGE
     try:
-        image = load_module(path)
+        image = load_module(path, args.format)
         if args.native or args.ir:
             text = _backend_listing(args, image)
             if text is None:
                 what = f"--native {args.native}" if args.native else "--ir"
-                fail(f"disasm: {what} listing not available in this build")
+                fail(f"{what} listing not available in this build", "disasm")
                 return EXIT_USAGE
         else:
             text = disassemble(image)

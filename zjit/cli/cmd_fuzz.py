@@ -83,20 +83,28 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _replay(path: str, engines: list[str]) -> int:
-    from zjit.errors import ZjitError
+    """Re-run one reproducer; errors are printed as the other commands do
+    (``FILE: CODE: message``, exit 3)."""
+    from zjit.errors import AsmError, ContainerError, ZjitError
     from zjit.fuzz.campaign import replay
     from zjit.fuzz.reproducer import ReproducerError
+
+    from ._tooling import report
 
     try:
         program, mismatch = replay(path, engines)
     except OSError as exc:
-        sys.stderr.write(f"zjit fuzz: cannot read {path}: {exc.strerror}\n")
-        return EXIT_USAGE
+        report(ContainerError("BAD_PATH", f"cannot read {path}: {exc.strerror or exc}", path=path), path)
+        return EXIT_REJECTED
+    except UnicodeDecodeError as exc:
+        report(AsmError("ASM_SYNTAX", f"reproducer is not UTF-8 text (byte {exc.start})", path=path),
+               path)
+        return EXIT_REJECTED
     except ReproducerError as exc:
-        sys.stderr.write(f"zjit fuzz: {exc}\n")
+        report(AsmError("ASM_SYNTAX", f"reproducer header: {exc}", path=path), path)
         return EXIT_REJECTED
     except ZjitError as exc:
-        sys.stderr.write(f"zjit fuzz: {exc}\n")
+        report(exc, path)
         return EXIT_REJECTED
     if mismatch is None:
         sys.stderr.write(f"zjit fuzz: {' and '.join(engines)} agree on {path}\n")

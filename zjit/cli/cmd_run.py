@@ -19,6 +19,7 @@ from zjit.cli._values import seconds_value as _seconds_value
 from zjit.cli._values import size_arg as _size
 from zjit.cli._values import size_value as _size_value
 from zjit.cli.exits import EXIT_OK, EXIT_REJECTED, EXIT_TRAP, EXIT_USAGE
+from zjit.container.names import INPUT_FORMATS
 from zjit.errors import ZjitError
 
 TYPE_CHECKING = False  # argparse and typing stay unimported on this path (docs/startup.md)
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from types import FrameType
     from typing import BinaryIO
 
+    from zjit.errors import AsmWarning
     from zjit.result import Result, Trap
 
 
@@ -36,6 +38,13 @@ def _engine_value(text: str) -> str:
     from zjit.runtime import BACKENDS
 
     if text not in BACKENDS:
+        raise ValueError(f"invalid choice: {text!r}")
+    return text
+
+
+def _format_value(text: str) -> str:
+    """An input format (auto, asm, raw); like argparse's ``choices``."""
+    if text not in INPUT_FORMATS:
         raise ValueError(f"invalid choice: {text!r}")
     return text
 
@@ -49,6 +58,7 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], object] | None, object]] = {
     "--json": ("json", None, False),
     "--call": ("call", str, None),
     "--timeout": ("timeout", _seconds_value, None),
+    "--format": ("format", _format_value, "auto"),
 }
 
 
@@ -94,9 +104,12 @@ def parse_plain(argv: Sequence[str]) -> SimpleNamespace | None:
 
 def add_parser(p: argparse.ArgumentParser) -> None:
     """Register the command's arguments."""
+    from zjit.cli._tooling import add_format_option
     from zjit.runtime import BACKENDS
 
-    p.add_argument("module", metavar="MODULE", help=".zasm.bin, ROM, module.json or raw code")
+    p.add_argument("module", metavar="MODULE",
+                   help=".zasm.bin, ROM, module.json, assembly source (.s) or raw code (.bin)")
+    add_format_option(p)
     p.add_argument("--engine", choices=sorted(BACKENDS), default="jit",
                    help="execution engine (default: jit)")
     p.add_argument("--fuel", type=_count, metavar="N", help="meter execution: N instructions' worth of fuel")
@@ -106,6 +119,12 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                    help="print the whole result as JSON on stdout (guest output inside it)")
     p.add_argument("--call", metavar="NAME", help="run the export NAME instead of the entry")
     p.add_argument("--timeout", type=_seconds, metavar="S", help="wall-clock limit per run, in seconds")
+
+
+def _print_warning(warning: AsmWarning) -> None:
+    from zjit.cli._tooling import print_warning
+
+    print_warning(warning)
 
 
 def trap_line(trap: Trap) -> str:
@@ -131,12 +150,14 @@ def main(args: argparse.Namespace | SimpleNamespace) -> int:
         try:
             stdin = open(args.stdin, "rb")  # noqa: SIM115 - closed at exit
         except OSError as exc:
-            sys.stderr.write(f"zjit: error: cannot read --stdin {args.stdin}: {exc.strerror or exc}\n")
+            sys.stderr.write(f"zjit: error: USAGE: cannot read --stdin {args.stdin}: {exc.strerror or exc}\n")
             return EXIT_USAGE
     try:
         policy = Policy(fuel=args.fuel, mem_size=args.mem_size, timeout=args.timeout)
         engine = Engine(policy, backend=args.engine)
-        module = engine.load(args.module)
+        from zjit.container.detect import load_image  # what engine.load(path) would call
+
+        module = engine.load(load_image(args.module, format=args.format, warn=_print_warning))
         if args.call is not None and args.call not in module.exports:
             from zjit.errors import PolicyError
             raise PolicyError("NO_EXPORT", f"module has no export named {args.call!r}",
@@ -144,7 +165,12 @@ def main(args: argparse.Namespace | SimpleNamespace) -> int:
         inst = module.instantiate(stdin=stdin, stdout=None if args.json else sys.stdout.buffer,
                                   log=DEFAULT)
     except ZjitError as err:
-        sys.stderr.write(f"zjit: rejected: {err}\n")
+        from zjit.cli._tooling import shown_errors
+
+        errors, more = shown_errors(err)  # every error of an assembly source
+        sys.stderr.write("".join(f"zjit: rejected: {e}\n" for e in errors))
+        if more:
+            sys.stderr.write(f"zjit: rejected: ... {more} more error(s)\n")
         return EXIT_REJECTED
 
     # _signal is the C module behind `signal`, whose import builds enums (~0.6 ms);

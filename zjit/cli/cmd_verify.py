@@ -10,12 +10,14 @@ from typing import Any
 from zjit.cli.exits import EXIT_OK, EXIT_REJECTED
 from zjit.errors import ZjitError
 
-from ._tooling import load_module, report
+from ._tooling import MAX_SHOWN, add_format_option, error_line, load_module
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
     """Register the command's arguments."""
-    p.add_argument("module", metavar="MODULE", help=".zasm.bin, ROM or module.json")
+    p.add_argument("module", metavar="MODULE",
+                   help=".zasm.bin, ROM, module.json, assembly source (.s) or raw code (.bin)")
+    add_format_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
@@ -32,10 +34,11 @@ def main(args: argparse.Namespace) -> int:
 
     path: str = args.module
     errors: list[ZjitError] = []
+    omitted = 0
     summary: dict[str, Any] = {}
     debug: dict[int, Any] = {}
     try:
-        image = load_module(path)
+        image = load_module(path, args.format)
         debug = dict(image.debug)
         errors.extend(verify_all(image))
         if not errors:
@@ -52,19 +55,23 @@ def main(args: argparse.Namespace) -> int:
                 "format": image.source_format,
             }
     except ZjitError as err:
-        errors.append(err)
+        errors.extend(getattr(err, "errors", (err,)))  # an assembly reports all its errors
+        omitted = int(getattr(err, "omitted", 0))
     if args.json:
         doc: dict[str, Any] = {"file": path, "ok": not errors, **summary,
                                "errors": [_with_source(e, debug) for e in errors]}
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return EXIT_REJECTED if errors else EXIT_OK
     if errors:
-        for e in errors:
-            report(e, path)
+        for e in errors[:MAX_SHOWN]:
+            sys.stderr.write(error_line(e, path))
             src = _with_source(e, debug)["source"]
             if src:
                 sys.stderr.write(f"    (source {src})\n")
-        sys.stderr.write(f"zjit: {path}: rejected ({len(errors)} error(s))\n")
+        total = len(errors) + omitted
+        if total > MAX_SHOWN:
+            sys.stderr.write(f"zjit: {path}: ... {total - MAX_SHOWN} more error(s)\n")
+        sys.stderr.write(f"zjit: {path}: rejected ({total} error(s))\n")
         return EXIT_REJECTED
     print(f"ok: {summary['instructions']} instructions, {summary['blocks']} blocks, "
           f"{summary['functions']} functions")

@@ -1,9 +1,13 @@
 """Format detection: one entry point that loads any supported module input.
 
-Sniffing order: magic ``ZASB`` (.zasm.bin v2), magic ``ROM!`` (ROM), JSON text
-(a path ending ``.json``, or bytes that start with ``{`` and are NUL-free UTF-8:
-module.json), else raw CODE words (entry 0, no exports) when the length is a
-non-zero multiple of 4. Anything else is ``UNKNOWN_FORMAT``.
+Sniffing order for ``format="auto"``: magic ``ZASB`` (.zasm.bin v2), magic ``ROM!``
+(ROM), then the file name (``.zasm.bin``/``.rom``: that container; ``.s``/``.asm``/
+``.zasm``: an assembly source, assembled on the fly), JSON text (a path ending
+``.json``, or bytes that start with ``{`` and are NUL-free UTF-8: module.json), then
+raw CODE words (entry 0, no exports): from files named ``.bin``/``.code``/``.raw``,
+or bytes, that do not look like text. Anything else is ``UNKNOWN_FORMAT``, with a
+message saying how the input was read (:mod:`zjit.container.text`).
+``format="asm"``/``"raw"`` skip the sniffing.
 """
 
 from __future__ import annotations
@@ -11,13 +15,18 @@ from __future__ import annotations
 import os
 
 from zjit._shims.paths import split_path
+from zjit.container.names import INPUT_FORMATS, RAW_SUFFIXES, SOURCE_SUFFIXES, has_suffix
 from zjit.errors import ContainerError
 from zjit.image import ModuleImage
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from zjit.asm.assembler import WarningSink
 
 FORMATS = ("zasm", "rom")
 """Formats :func:`dump_image` can write."""
 
-_SUFFIXES = (".zasm.bin", ".rom", ".zasm", ".bin", ".code", ".json")
+_SUFFIXES = (".zasm.bin", ".rom", ".zasm", ".bin", ".code", ".raw", ".json", ".s", ".asm")
 # The container magics, here so sniffing imports no reader (tests/test_startup.py
 # checks them against zasm_bin.MAGIC and rom.MAGIC). Each reader is imported only
 # when its format is seen, so loading a .zasm.bin never imports the ROM or JSON code.
@@ -58,10 +67,23 @@ def module_name(path: str | os.PathLike[str]) -> str:
     return name or "module"
 
 
-def _from_bytes(data: bytes, name: str, source: str | os.PathLike[str] | None) -> ModuleImage:
-    """Parse ``data``; a module.json resolves its paths against the directory of
-    ``source`` (the file it came from), or the current directory when None."""
-    kind = sniff(data)
+def _from_bytes(data: bytes, name: str, source: str | os.PathLike[str] | None,
+                fmt: str = "auto", warn: WarningSink | None = None) -> ModuleImage:
+    """Parse ``data``, read from the file ``source`` (None: bytes given directly).
+
+    A module.json resolves its paths against the directory of ``source``, or the
+    current directory when None."""
+    if fmt not in INPUT_FORMATS:
+        raise ValueError(f"unknown input format {fmt!r} (expected auto, asm or raw)")
+    file_name = None if source is None else split_path(source)[1]
+    kind = "raw" if fmt == "raw" else "asm" if fmt == "asm" else sniff(data)
+    if kind not in ("zasm", "rom") and fmt == "auto" and file_name is not None:
+        if has_suffix(file_name, (".zasm.bin",)):
+            kind = "zasm"  # without its magic: the reader says so
+        elif has_suffix(file_name, (".rom",)):
+            kind = "rom"
+        elif has_suffix(file_name, SOURCE_SUFFIXES):
+            kind = "asm"
     if kind == "zasm":
         from .zasm_bin import read_zasm_bin
 
@@ -77,27 +99,37 @@ def _from_bytes(data: bytes, name: str, source: str | os.PathLike[str] | None) -
 
         base_dir = Path.cwd() if source is None else Path(source).parent
         return read_manifest_bytes(data, base_dir, name=name)
-    if kind == "raw":
+    if kind == "asm":
+        from .text import assemble_source
+
+        return assemble_source(data, name if source is None else os.fspath(source), name, warn)
+    if fmt == "raw":
         return ModuleImage(code=data, source_format="raw", name=name)
-    raise ContainerError(
-        "UNKNOWN_FORMAT",
-        f"input ({len(data)} bytes) is not a .zasm.bin, ROM, module.json or raw code "
-        "(raw code must be a non-zero multiple of 4 bytes)",
-        offset=0,
-    )
+    # Raw code: bytes of a whole number of words, or a file named like raw code
+    # (whatever its length: the verifier names what is wrong), and never text.
+    from .text import looks_like_text, not_a_module
+
+    raw = kind == "raw" if file_name is None else has_suffix(file_name, RAW_SUFFIXES)
+    if raw and not looks_like_text(data):
+        return ModuleImage(code=data, source_format="raw", name=name)
+    raise not_a_module(data, None if source is None else os.fspath(source))
 
 
-def load_image(source: bytes | bytearray | memoryview | str | os.PathLike[str], name: str | None = None) -> ModuleImage:
+def load_image(source: bytes | bytearray | memoryview | str | os.PathLike[str], name: str | None = None,
+               format: str = "auto", warn: WarningSink | None = None) -> ModuleImage:
     """Load a module from bytes or a file path, whatever its format.
 
-    Byte input that is JSON resolves its relative paths against the current
-    directory; a file path resolves them against the file's directory.
+    ``format`` is ``"auto"`` (sniff, see the module docstring), ``"asm"`` (assemble
+    the text) or ``"raw"`` (take the bytes as CODE words). Byte input that is JSON
+    resolves its relative paths against the current directory; a file path resolves
+    them against the file's directory. Assembler warnings go to ``warn`` (default:
+    :mod:`warnings`).
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _from_bytes(bytes(source), name or "module", None)
+        return _from_bytes(bytes(source), name or "module", None, format, warn)
     path, file_name = split_path(source)
     mod_name = name or module_name(source)
-    if file_name.endswith(".json") and len(file_name) > len(".json"):  # Path(source).suffix == ".json"
+    if format == "auto" and file_name.endswith(".json") and len(file_name) > len(".json"):
         from .manifest import read_manifest
 
         return read_manifest(path, name=mod_name)
@@ -106,7 +138,7 @@ def load_image(source: bytes | bytearray | memoryview | str | os.PathLike[str], 
             data = fh.read()
     except OSError as exc:
         raise ContainerError("BAD_PATH", f"cannot read {path!r}: {exc.strerror or exc}", path=path) from exc
-    return _from_bytes(data, mod_name, path)
+    return _from_bytes(data, mod_name, os.fspath(source), format, warn)
 
 
 def dump_image(image: ModuleImage, fmt: str) -> bytes:
