@@ -128,7 +128,8 @@ def compile_latency(c: dict[str, Any]) -> list[str]:
                          f"{row['cpu_ms_per_1k']:.1f} | {x(row.get('cpu_ratio'))} | {x(row.get('wall_ratio'))} |")
     lines.append("")
     if c["skipped"]:
-        lines.append(f"* Skipped (per-item cap: O2 above {c['o2_cap']:,} instructions without `--full`): "
+        lines.append(f"* Skipped (per-item cap: O2 only up to the {c['o2_cap']:,}-instruction programs "
+                     f"without `--full`): "
                      + "; ".join(c["skipped"]) + ".")
     first = next(iter(c["summary"].values()), None)
     o2 = first["rows"].get("zjit O2") if first else None
