@@ -367,7 +367,9 @@ def _secret(root: int) -> bytes:
         secret = _read_secret(root)  # another process made it first
         if secret is not None:
             return secret
-    cache_fs.write_file(root, KEY_FILE, fresh)  # damaged: replace it
+    except OSError:
+        pass  # a file system without hard links: renamed into place instead
+    cache_fs.write_file(root, KEY_FILE, fresh)  # damaged (or no links): replace it
     return fresh
 
 

@@ -240,6 +240,16 @@ def test_key_file_is_made_once_under_concurrency(tmp_path: Path) -> None:
     assert all(fresh.get(_key(i)) == PAYLOAD for i in range(8)) and fresh.stats.rejected == 0
 
 
+def test_key_file_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(*args: object, **kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    root, cache = _filled(tmp_path)
+    assert _mode(root / KEY_FILE) == 0o600 and cache.get(_key()) == PAYLOAD
+    assert [p.name for p in root.iterdir() if p.name.startswith(".tmp-")] == []
+
+
 def _foreign_uid() -> int:
     if os.geteuid() != 0:
         pytest.skip("making a file owned by another user needs root")

@@ -26,7 +26,7 @@ CALL_DEPTH_MAX = 1 << 20
 MEM_SIZE_MAX = 1 << 40
 """Largest ``mem_size`` and ``max_mem_size`` (1 TiB; the arm64 engine's address map holds 16 TiB)."""
 CODE_BYTES_MAX = 1 << 32
-"""Largest ``max_code_bytes`` (container lengths and counts are u32)."""
+"""Largest ``max_code_bytes`` (4 GiB: the containers' lengths and pcs are 32-bit)."""
 TIMEOUT_MAX = 1e9
 """Largest ``timeout`` in seconds (about 31 years; a timer thread waits at most ~292 years)."""
 BYTES_MAX = (1 << 63) - 1
