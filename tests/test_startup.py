@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import hmac
 import json
 import os
 import site
@@ -26,7 +27,7 @@ from zjit.backends import fingerprint
 
 import zjit
 from zjit import _shims
-from zjit._shims import minijson, paths, sha256
+from zjit._shims import hmac_sha256, minijson, paths, sha256
 from zjit.cli import build_parser, cmd_run
 from zjit.container import detect, rom, zasm_bin
 
@@ -51,7 +52,7 @@ NEVER = {
     # standard library modules the cache-hit path avoids (docs/startup.md); `dataclasses`
     # (with `inspect`, `ast`, `dis`, `re`...) is imported: zjit's records are dataclasses
     "typing", "pathlib", "tempfile", "hashlib", "argparse", "platform", "subprocess", "importlib.util",
-    "shutil", "signal", "importlib.metadata", "json", "bisect",
+    "shutil", "signal", "importlib.metadata", "json", "bisect", "hmac",
     # the compiler: lifting, lowering, LLVM and its worker process
     "llvmlite", "zjit.backends.middle.lift", "zjit.backends.middle.ir", "zjit.backends.objfile.compiler",
     "zjit.backends.objfile.compile_worker", "zjit.backends.llvm.module", "zjit.backends.llvm.function",
@@ -213,13 +214,14 @@ def _module_level_imports(tree: ast.Module) -> list[str]:
 def test_shims_follow_the_rule() -> None:
     """zjit/_shims holds exactly the shims REPLACES lists; each keeps a module that
     stays off the cache-hit path (NEVER; the cache-hit test checks both ways) and
-    imports only ``os`` and C modules when loaded."""
+    imports only ``os``, C modules and other shims when loaded."""
     folder = Path(_shims.__file__).parent
     assert {f.stem for f in folder.glob("*.py")} - {"__init__"} == set(_shims.REPLACES)
     for name, standard in _shims.REPLACES.items():
         assert standard in NEVER, f"zjit._shims.{name} stands for {standard}, which must stay in NEVER"
         imports = _module_level_imports(ast.parse((folder / f"{name}.py").read_text()))
-        assert [m for m in imports if m not in ("__future__", "os") and not m.startswith("_")] == [], name
+        siblings = {f".{shim}" for shim in _shims.REPLACES}
+        assert [m for m in imports if m not in ("__future__", "os", *siblings) and not m.startswith("_")] == [], name
 
 
 
@@ -240,6 +242,24 @@ def test_sha256_is_hashlib() -> None:
     h.update(b"ab")
     h.update(b"cd")
     assert h.digest() == hashlib.sha256(b"abcd").digest()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=150), st.binary(max_size=600), st.integers(0, 40))
+def test_hmac_sha256_is_hmac(key: bytes, msg: bytes, cut: int) -> None:
+    want = hmac.digest(key, msg, "sha256")
+    assert hmac_sha256.digest(key, msg) == want
+    assert hmac_sha256.digest(key, memoryview(bytearray(msg))) == want
+    assert hmac_sha256.digest(key, memoryview(msg + b"tail")[:len(msg)]) == want
+    other = want[:cut] + bytes([want[cut % 32] ^ 1]) + want[cut + 1:] if cut < 32 else want
+    assert hmac_sha256.compare_digest(want, other) == hmac.compare_digest(want, other) == (other == want)
+
+
+def test_hmac_sha256_large_inputs_are_hmac() -> None:
+    for size in (sha256.LARGE - 65, sha256.LARGE - 64, sha256.LARGE + 1):
+        msg = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+        for key in (b"k" * 32, b"k" * 64, b"k" * 65):
+            assert hmac_sha256.digest(key, msg) == hmac.digest(key, msg, "sha256")
 
 
 def test_container_magics() -> None:

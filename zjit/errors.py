@@ -223,6 +223,12 @@ class AsmWarning(UserWarning):
         return f"{self.code}: {self.message}"
 
 
+class CacheWarning(UserWarning):
+    """The on-disk code cache is not used for a directory that fails its trust
+    checks (not ours, writable by others, a symbolic link; docs/cache.md). Issued
+    once per cache object; the code is then compiled (or kept in memory) instead."""
+
+
 class TrapError(Exception):
     """Raised by ``Instance.run(raise_on_trap=True)``; wraps the trapping Result."""
 

@@ -12,6 +12,7 @@ import time
 from .errors import PolicyError, TrapError
 from .isa import MASK64, NUM_REGS, REG_INDEX, REG_NAMES
 from .machine import DEFAULT, HostIO, Machine
+from .policy import check_fuel
 from .result import Result, Trap
 
 TYPE_CHECKING = False  # typing stays unimported at run time (docs/startup.md)
@@ -89,8 +90,8 @@ class Instance:
         policy = self.module.policy
         if fuel is None:
             fuel = policy.fuel
-        elif isinstance(fuel, bool) or not isinstance(fuel, int) or fuel < 0:
-            raise PolicyError("BAD_POLICY", "fuel must be an int >= 0 or None", path="fuel")
+        else:
+            check_fuel(fuel, "run(fuel=)")
         m, host = self.machine, self.host
         m.fuel = fuel
         m.deadline = None if policy.timeout is None else time.monotonic() + policy.timeout

@@ -50,8 +50,6 @@ FORCE_STOP_AFTER = 1.0
 """Seconds after an interrupt before the CPU is stopped from outside."""
 STACK_RESERVE = 64 << 10
 """Stack kept below the guest frames (the stack guard trips before it is used)."""
-MAX_STACK = 8 << 30
-"""Largest emulated stack a run may ask for."""
 _FUNC = re.compile(r"(?:f_|\w*entry_)([0-9a-f]+)$")
 
 
@@ -198,9 +196,11 @@ class _Run(CodeRun):
     # -- the run ------------------------------------------------------------------------------
     def attach(self) -> None:
         need = self.stack_need(2 * STACK_RESERVE)
-        if need > MAX_STACK:
-            raise self.stack_error(need, MAX_STACK)
-        self.set_stack_limit(self.emu.ensure_stack(need), STACK_RESERVE)
+        try:
+            low = self.emu.ensure_stack(need)
+        except MemoryError as exc:
+            raise self.stack_error(need) from exc
+        self.set_stack_limit(low, STACK_RESERVE)
         self.emu.handler = self._svc
 
     def detach(self) -> None:

@@ -152,15 +152,15 @@ class _Run(CodeRun):
         bounds = stack.thread_stack()
         if bounds is not None and need <= self.code.stack_pointer() - bounds[0]:
             return self._call_here(entry, bounds[0])
-        size = need + (1 << 20)
-        if size > stack.MAX_THREAD_STACK:
-            raise self.stack_error(need, stack.MAX_THREAD_STACK)
 
         def on_thread() -> int:
             b = stack.thread_stack()
             return self._call_here(entry, b[0] if b is not None else 0)
 
-        return stack.run_with_stack(size, on_thread)
+        try:
+            return stack.run_with_stack(need + (1 << 20), on_thread)
+        except stack.NoStack as exc:
+            raise self.stack_error(need) from exc
 
     def _call_here(self, entry: Any, low: int) -> int:
         if low:

@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 
 CALLBACK_RESERVE = 512 << 10
 """Stack kept free below the guest's frames for memmove and host callbacks."""
-MAX_THREAD_STACK = 8 << 30
-"""Largest stack the engine will create for a run (virtual; touched lazily)."""
 UNKNOWN_FRAME = 4096
 """Frame bound assumed for code that cannot be measured."""
 _FIXED_X86 = 8 + 6 * 8 + 8 * 8 + 16
@@ -130,9 +128,15 @@ def thread_stack() -> tuple[int, int] | None:
 _spawn_lock = threading.Lock()
 
 
+class NoStack(MemoryError):
+    """A thread with the stack a run needs could not be created."""
+
+
 def run_with_stack(size: int, fn: Callable[[], T]) -> T:
     """Run ``fn`` on a new thread whose stack is at least ``size`` bytes; return its
-    result or raise its exception in the caller."""
+    result or raise its exception in the caller. :class:`NoStack` when the thread
+    cannot be created (the stack is committed lazily, but the system may still
+    refuse to reserve that much address space)."""
     result: list[T] = []
     error: list[BaseException] = []
 
@@ -148,6 +152,8 @@ def run_with_stack(size: int, fn: Callable[[], T]) -> T:
         try:
             t = threading.Thread(target=body, name="zjit-big-stack", daemon=True)
             t.start()
+        except RuntimeError as exc:  # pthread_create failed
+            raise NoStack(f"cannot create a thread with a {size >> 20} MiB stack: {exc}") from None
         finally:
             threading.stack_size(old)
     t.join()

@@ -9,8 +9,8 @@ rule, which ``tests/test_startup.py`` enforces:
   there; when either stops being true the shim no longer pays and is removed;
 * it gives exactly what the standard call gives: anything it does not handle is
   passed to the standard module itself, and a property test compares the two;
-* at module level it imports nothing but ``os`` and C modules (``_json``,
-  ``_sha256``...).
+* at module level it imports nothing but ``os``, C modules (``_json``,
+  ``_sha256``...) and other shims.
 
 Nothing else belongs here: records are standard :mod:`dataclasses`, and code
 that only the compile path, an error path or another command needs imports what
@@ -18,6 +18,7 @@ it needs where it needs it.
 """
 
 REPLACES: dict[str, str] = {
+    "hmac_sha256": "hmac",
     "minijson": "json",
     "paths": "pathlib",
     "sha256": "hashlib",
