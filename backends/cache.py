@@ -27,17 +27,17 @@ signature of the files (:mod:`zjit.backends.fingerprint`, docs/startup.md).
 
 from __future__ import annotations
 
+import hmac
 import os
 import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from hashlib import sha256
+from json import dumps
 
 from zjit import __version__ as ZJIT_VERSION
-from zjit._shims.hmac_sha256 import compare_digest, digest
-from zjit._shims.minijson import dumps
-from zjit._shims.sha256 import sha256
 
 from . import cache_fs, targets
 from .cache_fs import TMP_PREFIX, Untrusted
@@ -93,7 +93,7 @@ def encode_entry(key: str, payload: bytes, secret: bytes) -> bytes:
     """The on-disk form of one entry, authenticated under ``secret``."""
     k = key.encode()
     body = _HEADER.pack(MAGIC, FORMAT_VERSION, len(k), len(payload)) + k + payload
-    return body + digest(secret, body)
+    return body + hmac.digest(secret, body, "sha256")
 
 
 def decode_entry(key: str, blob: bytes, secret: bytes) -> bytes | None:
@@ -108,7 +108,7 @@ def decode_entry(key: str, blob: bytes, secret: bytes) -> bytes | None:
     start = _HEADER.size + klen
     if blob[_HEADER.size : start] != k or len(blob) != start + plen + MAC_BYTES:
         return None
-    if not compare_digest(digest(secret, memoryview(blob)[:-MAC_BYTES]), blob[-MAC_BYTES:]):
+    if not hmac.compare_digest(hmac.digest(secret, memoryview(blob)[:-MAC_BYTES], "sha256"), blob[-MAC_BYTES:]):
         return None
     return blob[start : start + plen]
 

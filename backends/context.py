@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass
+from hashlib import sha256
 
-from zjit._shims.sha256 import sha256
 from zjit.isa import NUM_REGS, REG_NAMES, TrapKind
 
 

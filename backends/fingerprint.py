@@ -18,9 +18,9 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from hashlib import sha256
 
 from zjit import __version__ as ZJIT_VERSION
-from zjit._shims.sha256 import sha256
 from zjit.policy import default_cache_path
 
 from . import cache_fs
@@ -80,7 +80,7 @@ def python_files(directory: str) -> list[str]:
 
 
 def _hash_sources(files: Sequence[tuple[str, str]]) -> str:
-    h = sha256(size=0)  # sources: well under LARGE
+    h = sha256()
     for name, path in files:
         try:
             with open(path, "rb") as fh:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from hashlib import sha256
+from json import dumps
 
-from zjit._shims.minijson import dumps
-from zjit._shims.sha256 import sha256
 from zjit.encoding import Instr
 from zjit.errors import VerifyError
 from zjit.image import ModuleImage
@@ -102,7 +102,7 @@ def check(image: ModuleImage, policy: Policy | None = None) -> tuple[list[Verify
 
 def digest_of(image: ModuleImage) -> str:
     """Content hash of everything that determines a module's behaviour."""
-    h = sha256(size=len(image.code) + sum(len(s.init or b"") for s in image.segments))
+    h = sha256()
     meta = {
         "entry": image.entry_pc,
         "exports": sorted(image.exports.items()),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from ._shims.paths import path_str
 from .errors import PolicyError
 from .isa import DEFAULT_MAX_CALL_DEPTH, PRIM_MASK_ALL
 
@@ -67,7 +67,7 @@ def default_cache_dir() -> Path:
 def default_cache_path() -> str:
     """:func:`default_cache_dir` as a string, without importing :mod:`pathlib`."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return path_str(os.path.join(base, "zjit"))
+    return str(Path(os.path.join(base, "zjit")))
 
 
 @dataclass(frozen=True)
@@ -130,4 +130,4 @@ class Policy:
     @property
     def resolved_cache_path(self) -> str:
         """:attr:`resolved_cache_dir` as a string, without importing :mod:`pathlib`."""
-        return path_str(self.cache_dir) if self.cache_dir is not None else default_cache_path()
+        return str(Path(self.cache_dir)) if self.cache_dir is not None else default_cache_path()

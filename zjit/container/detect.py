@@ -13,8 +13,8 @@ message saying how the input was read (:mod:`zjit.container.text`).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from zjit._shims.paths import split_path
 from zjit.container.names import INPUT_FORMATS, RAW_SUFFIXES, SOURCE_SUFFIXES, has_suffix
 from zjit.errors import ContainerError
 from zjit.image import ModuleImage
@@ -54,9 +54,8 @@ def sniff(data: bytes) -> str:
 
 def module_name(path: str | os.PathLike[str]) -> str:
     """A module name from a file name (known suffixes removed)."""
-    name = split_path(path)[1]
+    name = Path(path).name
     if name == "module.json":
-        from pathlib import Path
 
         from .manifest import manifest_name
 
@@ -75,7 +74,7 @@ def _from_bytes(data: bytes, name: str, source: str | os.PathLike[str] | None,
     current directory when None."""
     if fmt not in INPUT_FORMATS:
         raise ValueError(f"unknown input format {fmt!r} (expected auto, asm or raw)")
-    file_name = None if source is None else split_path(source)[1]
+    file_name = None if source is None else Path(source).name
     kind = "raw" if fmt == "raw" else "asm" if fmt == "asm" else sniff(data)
     if kind not in ("zasm", "rom") and fmt == "auto" and file_name is not None:
         if has_suffix(file_name, (".zasm.bin",)):
@@ -93,7 +92,6 @@ def _from_bytes(data: bytes, name: str, source: str | os.PathLike[str] | None,
 
         return read_rom(data, name=name)
     if kind == "json":
-        from pathlib import Path
 
         from .manifest import read_manifest_bytes
 
@@ -127,7 +125,7 @@ def load_image(source: bytes | bytearray | memoryview | str | os.PathLike[str], 
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _from_bytes(bytes(source), name or "module", None, format, warn)
-    path, file_name = split_path(source)
+    path, file_name = str(Path(source)), Path(source).name
     mod_name = name or module_name(source)
     if format == "auto" and file_name.endswith(".json") and len(file_name) > len(".json"):
         from .manifest import read_manifest
