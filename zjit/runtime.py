@@ -115,7 +115,7 @@ class Engine:
         else:
             from .container.detect import load_image
 
-            image = load_image(src)
+            image = load_image(src, policy=self.policy)
         program = verify(image, self.policy)
         with self._lock:
             executable = self._compiled.get(program.digest)

@@ -14,6 +14,12 @@ from zjit._paths import split_path
 from zjit.errors import ContainerError
 from zjit.image import ModuleImage
 
+from .bounded import module_file_limit, read_regular
+
+TYPE_CHECKING = False  # typing-only import (docs/startup.md)
+if TYPE_CHECKING:
+    from zjit.policy import Policy
+
 FORMATS = ("zasm", "rom")
 """Formats :func:`dump_image` can write."""
 
@@ -51,14 +57,14 @@ def module_name(path: str | os.PathLike[str]) -> str:
 
         from .manifest import manifest_name
 
-        return manifest_name(Path(path).resolve())
+        return manifest_name(Path(path))
     for suffix in _SUFFIXES:
         if name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return name or "module"
 
 
-def _from_bytes(data: bytes, name: str, source: str | os.PathLike[str] | None) -> ModuleImage:
+def _from_bytes(data: bytes, name: str, source: str | os.PathLike[str] | None, policy: Policy | None) -> ModuleImage:
     """Parse ``data``; a module.json resolves its paths against the directory of
     ``source`` (the file it came from), or the current directory when None."""
     kind = sniff(data)
@@ -76,7 +82,7 @@ def _from_bytes(data: bytes, name: str, source: str | os.PathLike[str] | None) -
         from .manifest import read_manifest_bytes
 
         base_dir = Path.cwd() if source is None else Path(source).parent
-        return read_manifest_bytes(data, base_dir, name=name)
+        return read_manifest_bytes(data, base_dir, name=name, policy=policy)
     if kind == "raw":
         return ModuleImage(code=data, source_format="raw", name=name)
     raise ContainerError(
@@ -87,26 +93,33 @@ def _from_bytes(data: bytes, name: str, source: str | os.PathLike[str] | None) -
     )
 
 
-def load_image(source: bytes | bytearray | memoryview | str | os.PathLike[str], name: str | None = None) -> ModuleImage:
+def load_image(source: bytes | bytearray | memoryview | str | os.PathLike[str], name: str | None = None,
+               policy: Policy | None = None) -> ModuleImage:
     """Load a module from bytes or a file path, whatever its format.
 
     Byte input that is JSON resolves its relative paths against the current
-    directory; a file path resolves them against the file's directory.
+    directory; a file path resolves them against the file's directory. Files are
+    read within ``policy``'s caps (default :class:`~zjit.policy.Policy`): regular
+    files only (else ``BAD_PATH``), a module file over
+    :func:`~zjit.container.bounded.module_file_limit` is ``FILE_TOO_LARGE`` before a
+    byte is read.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _from_bytes(bytes(source), name or "module", None)
+        return _from_bytes(bytes(source), name or "module", None, policy)
     path, file_name = split_path(source)
     mod_name = name or module_name(source)
     if file_name.endswith(".json") and len(file_name) > len(".json"):  # Path(source).suffix == ".json"
         from .manifest import read_manifest
 
-        return read_manifest(path, name=mod_name)
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise ContainerError("BAD_PATH", f"cannot read {path!r}: {exc.strerror or exc}", path=path) from exc
-    return _from_bytes(data, mod_name, path)
+        return read_manifest(path, name=mod_name, policy=policy)
+    if policy is None:
+        from zjit.policy import Policy
+
+        policy = Policy()
+    limit = module_file_limit(policy)
+    data = read_regular(path, limit, label=repr(path), where=path, too_large=lambda size: ContainerError(
+        "FILE_TOO_LARGE", f"{path!r} is {size} bytes, the policy allows module files up to {limit}", path=path))
+    return _from_bytes(data, mod_name, path, policy)
 
 
 def dump_image(image: ModuleImage, fmt: str) -> bytes:
