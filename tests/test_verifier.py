@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from reference_verifier import reference_verify
 from zjit.fuzz.generators import random_program
 from zjit.verifier import VerifiedProgram, verify, verify_all
-from zjit.verifier.decode import _mark_extensions, _mark_extensions_in_order
+from zjit.verifier.decode import _LD_RD_BYTES, _mark_extensions, _mark_extensions_in_order
 from zjit.verifier.fields import check_fields, valid_registers, word_bounds
 from zjit.verifier.verify import MAX_ERRORS_KEPT
 
@@ -337,3 +337,14 @@ def test_extension_words_all_at_once_equal_in_order(words: list[int]) -> None:
     first = _mark_extensions(code, fast, 0)
     second = _mark_extensions_in_order(code, slow, 0)
     assert fast == slow and (first and _error_tuple(first)) == (second and _error_tuple(second))
+
+
+def test_sentinel_ld_bytes_match_the_field_rules() -> None:
+    # _mark_extensions recognises a valid sentinel LD from its bytes: RS2 = 0 and
+    # RD << 4 | RS1 among _LD_RD_BYTES (RS1 = 0); check that against the rules.
+    ld = BY_MNEMONIC["LD"]
+    for rd in range(16):
+        for rs1 in range(16):
+            for rs2 in range(16):
+                ok = check_fields(ld, rd, rs1, rs2, -2048) is None
+                assert ok == (rs2 == 0 and bytes([rd << 4 | rs1]) in _LD_RD_BYTES), (rd, rs1, rs2)

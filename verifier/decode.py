@@ -27,13 +27,15 @@ _NOT_OPCODE = 0xFD
 assert BY_OPCODE[EXTENSION] is None and BY_OPCODE[INVALID] is None and BY_OPCODE[_NOT_OPCODE] is None
 # Opcode bytes that equal a marker are invalid opcodes anyway; they become another
 # invalid opcode so that only the scan's own markers carry the marker values.
-_UNMARK = bytes(range(256)).replace(bytes([INVALID, EXTENSION]), bytes([_NOT_OPCODE, _NOT_OPCODE]))
+_UNMARK = bytes(_NOT_OPCODE if b in (INVALID, EXTENSION) else b for b in range(256))
 
 _LD = next(op for op in BY_OPCODE if op is not None and op.family is Family.LDI)
-assert _LD.fmt is Fmt.LDI and (LD_IMM32 & 0xFFF, LD_IMM64 & 0xFFF) == (0x800, 0x801)
 # A valid LD (RS1 = RS2 = 0, RD a register) whose IMM12 is a sentinel, byte by byte:
-# IMM12 bits 0..7 (0x00: one extension word, 0x01: two), RS2 << 4 | IMM12 bits 8..11
-# (0x08), RD << 4 | RS1, the opcode.
+# IMM12 bits 0..7 (LD_IMM32: one extension word, LD_IMM64: two), RS2 << 4 | IMM12
+# bits 8..11 (the sentinels share them), RD << 4 | RS1, the opcode.
+_IMM32_LOW, _IMM64_LOW = LD_IMM32 & 0xFF, LD_IMM64 & 0xFF
+_SENTINEL_HIGH = (LD_IMM32 & 0xFFF) >> 8
+assert _LD.fmt is Fmt.LDI and _SENTINEL_HIGH == (LD_IMM64 & 0xFFF) >> 8 and _IMM32_LOW != _IMM64_LOW
 _LD_RD_BYTES = bytes(rd << 4 for rd in range(16) if check_fields(_LD, rd, 0, 0, 0) is None)
 
 
@@ -43,9 +45,9 @@ def _is_byte(*values: int) -> bytes:
 
 
 _IS_LD = _is_byte(_LD.opcode)
-_IS_SENTINEL_HIGH = _is_byte(0x08)
+_IS_SENTINEL_HIGH = _is_byte(_SENTINEL_HIGH)
 _IS_LD_RD = _is_byte(*_LD_RD_BYTES)
-_IS_IMM32, _IS_IMM64 = _is_byte(0x00), _is_byte(0x01)
+_IS_IMM32, _IS_IMM64 = _is_byte(_IMM32_LOW), _is_byte(_IMM64_LOW)
 
 
 def words_of(code: bytes) -> memoryview | array[int]:
@@ -109,7 +111,8 @@ def _mark_extensions_in_order(code: bytes, kinds: bytearray, code_offset: int) -
     """:func:`_mark_extensions` one LD after the other, as a sequential decoder does."""
     import re  # only here: the start-up path avoids it (docs/startup.md)
 
-    pattern = b"[\\x00\\x01]\\x08[" + re.escape(_LD_RD_BYTES) + b"]" + re.escape(bytes([_LD.opcode]))
+    pattern = b"".join((b"[", re.escape(bytes([_IMM32_LOW, _IMM64_LOW])), b"]", re.escape(bytes([_SENTINEL_HIGH])),
+                        b"[", re.escape(_LD_RD_BYTES), b"]", re.escape(bytes([_LD.opcode]))))
     n = len(kinds)
     free = 0  # first word not consumed by an earlier LD
     for m in re.finditer(pattern, code):
