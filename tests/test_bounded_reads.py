@@ -1,8 +1,8 @@
 """Hostile files (issue 11, findings 2 and 3): only regular files are read, and every
 size is checked against its limit before anything is read or allocated.
 
-A FIFO would block ``open()`` forever, so each case runs under a deadline (an
-interval timer whose handler raises); a sparse multi-GiB file must be refused from
+A FIFO would block ``open()`` forever, so each case runs under the fuzz campaign's
+guard (an interval timer whose handler raises); a sparse multi-GiB file must be refused from
 its ``fstat`` size, so those cases also bound the growth of the peak resident set.
 """
 
@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import resource
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from zjit.fuzz.containers import guard
 
 from zjit.container.detect import load_image
 from zjit.container.manifest import read_manifest
@@ -34,26 +34,6 @@ RET = words_to_bytes([pack(BY_MNEMONIC["RET"].opcode)])
 GiB = 1 << 30
 
 
-class Hung(Exception):
-    """Raised by the deadline's timer inside a call that blocked."""
-
-
-@contextlib.contextmanager
-def deadline(seconds: float = 5.0) -> Iterator[None]:
-    """Fail (instead of hanging the suite) when the body blocks, e.g. in open()."""
-
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise Hung(f"still blocked after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
 @contextlib.contextmanager
 def rss_growth_below(limit: int) -> Iterator[None]:
     """The peak resident set may grow by less than ``limit`` bytes inside the body."""
@@ -64,7 +44,7 @@ def rss_growth_below(limit: int) -> Iterator[None]:
 
 
 def error_of(fn: Any, *args: Any, **kw: Any) -> ZjitError:
-    with deadline(), pytest.raises(ZjitError) as info:
+    with guard(5.0), pytest.raises(ZjitError) as info:
         fn(*args, **kw)
     return info.value
 
