@@ -5,7 +5,7 @@ DEMO_OUT ?= $(or $(TMPDIR),/tmp)/zjit-demo
 
 STAMP := .zjit-installed
 
-.PHONY: install demo test test-fast lint bench fuzz clean
+.PHONY: install demo test test-fast lint bench fuzz fuzz-containers clean
 
 # Editable install with the dev extras; the other targets install once on demand.
 install:
@@ -46,6 +46,11 @@ bench: $(STAMP)
 
 fuzz: $(STAMP)
 	$(PYTHON) -m zjit fuzz --seconds 60
+
+# Mutation fuzzing of the container readers (docs/fuzzing.md): FUZZ_INPUTS per format.
+FUZZ_INPUTS ?= 1000000
+fuzz-containers: $(STAMP)
+	$(PYTHON) -m zjit.fuzz.containers --inputs $(FUZZ_INPUTS)
 
 clean:
 	rm -rf $(STAMP) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis fuzz-failures

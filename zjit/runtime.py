@@ -119,7 +119,7 @@ class Engine:
         else:
             from .container.detect import load_image
 
-            image = load_image(src, format=format)
+            image = load_image(src, format=format, policy=self.policy)
         program = verify(image, self.policy)
         with self._lock:
             executable = self._compiled.get(program.digest)
