@@ -114,13 +114,17 @@ def _limited_address_space() -> None:
 
 
 @pytest.mark.parametrize("target", ["/dev/zero", "fifo"])
-def test_zjit_verify_of_a_device_or_fifo_exits_3_with_bad_path(tmp_path: Path, target: str) -> None:
+@pytest.mark.parametrize("command", [["verify"], ["asm", "-o", "{out}/x.zasm.bin"],
+                                     ["compile", "--target", "x86_64", "-o", "{out}/aot"]])
+def test_zjit_commands_on_a_device_or_fifo_exit_3_with_bad_path(tmp_path: Path, target: str,
+                                                                command: list[str]) -> None:
     # in a child with a bounded address space: an unbounded read must not take the machine
     if target == "fifo":
-        target = str(tmp_path / "pipe.zasm.bin")
+        target = str(tmp_path / "pipe.s")
         os.mkfifo(target)
-    proc = subprocess.run([sys.executable, "-m", "zjit", "verify", target], capture_output=True, text=True,
-                          timeout=60, preexec_fn=_limited_address_space)
+    argv = [a.format(out=tmp_path) for a in command]
+    proc = subprocess.run([sys.executable, "-m", "zjit", argv[0], target, *argv[1:]], capture_output=True,
+                          text=True, timeout=60, preexec_fn=_limited_address_space)
     assert proc.returncode == 3, proc.stderr
     assert "BAD_PATH" in proc.stderr and "Traceback" not in proc.stderr
 
