@@ -96,17 +96,20 @@ def emit_branch(fe: FnEmitter, t: Terminator) -> None:
     fe.emit(f"br i1 {c}, label %{block_label(t.taken)}, label %{block_label(t.fallthrough)}{md}")
 
 
-def state_args(fe: FnEmitter, state: list[Operand], room: str) -> str:
-    """The argument list passing S with guest state ``state`` (registers, CMP halves)."""
+def state_args(fe: FnEmitter, state: list[Operand], room: str, callee: int) -> str:
+    """The argument list passing S with guest state ``state`` (registers, CMP
+    halves) to ``callee`` (CMP ``undef`` when the callee never reads it)."""
     regs = ", ".join(f"i64 {fe.val(v)}" for v in state[:NUM_REGS])
-    cmp = fe.pack_cmp(state[CMPL], state[CMPR])
+    cmp = fe.pack_cmp(state[CMPL], state[CMPR]) if fe.functions[callee].cmp_read else "undef"
     return f"ptr {fe.ctx}, ptr {fe.mem()}, i64 {room}, {regs}, i64 {cmp}, i64 {fe.fuel}"
 
 
 def _return_value(fe: FnEmitter, state: list[Operand]) -> str:
-    """This function's return struct: S as it is now."""
+    """This function's return struct: S as it is now (CMP ``undef`` when no
+    caller reads it)."""
+    cmp = fe.pack_cmp(state[CMPL], state[CMPR]) if fe.fn.cmp_returned else "undef"
     values = {CTX: f"ptr {fe.ctx}", MEM: f"ptr {fe.mem()}", ROOM: f"i64 {fe.room}",
-              CMP: f"i64 {fe.pack_cmp(state[CMPL], state[CMPR])}", FUEL: f"i64 {fe.fuel}"}
+              CMP: f"i64 {cmp}", FUEL: f"i64 {fe.fuel}"}
     values.update({REG0 + i: f"i64 {fe.val(state[i])}" for i in range(NUM_REGS)})
     cur = "poison"
     for i, pos in enumerate(fe.abi.ret_fields):
@@ -140,7 +143,7 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
     d1, res = fe.tmp("d"), fe.tmp("r")
     fe.emit(f"{d1} = sub i64 {fe.room}, 1")
     abi = fe.abi
-    fe.emit(f"{res} = call {abi.cc} {abi.ret} @{func_name(t.callee)}({state_args(fe, t.args, d1)})")
+    fe.emit(f"{res} = call {abi.cc} {abi.ret} @{func_name(t.callee)}({state_args(fe, t.args, d1, t.callee)})")
 
     def field(pos: int, hint: str) -> str:
         idx = abi.ret_index(pos)
@@ -173,7 +176,8 @@ def emit_tail_call(fe: FnEmitter, t: Terminator) -> None:
     (no checks; the callee's result is this function's)."""
     assert isinstance(t, TailCall)
     res, abi = fe.tmp("r"), fe.abi
-    fe.emit(f"{res} = musttail call {abi.cc} {abi.ret} @{func_name(t.callee)}({state_args(fe, t.args, fe.room)})")
+    args = state_args(fe, t.args, fe.room, t.callee)
+    fe.emit(f"{res} = musttail call {abi.cc} {abi.ret} @{func_name(t.callee)}({args})")
     fe.emit(f"ret {abi.ret} {res}")
 
 

@@ -33,7 +33,10 @@ TRAP_HELPER = "zjit.trap"
 TRAP_PARAMS = ("ctx", "kind", "pc", "HL", "DE", "A", "BC", "IX", "addr", "fuel", "len")
 """The trap helper's parameters, in order (all i64 but ctx): the guest registers
 and fuel at their positions in S (HL..IX 3..7, fuel 9), kind/pc/addr/len in the
-places of mem, room and CMP and one more."""
+places of mem, room and CMP and one more. With the order ``(ctx, kind, pc, addr,
+len, HL, ...)`` every stub moves all registers, and the register allocator
+shuffled values on hot paths to prepare for that: fib_rec ran 17% slower
+(docs/jit.md)."""
 _STORES = {"kind": ("trap_kind", 0), "pc": ("trap_pc", 0), "addr": ("trap_addr", 0),
            "len": ("trap_len", 0), "fuel": ("fuel", 0),
            **{r: ("regs", 8 * i) for i, r in enumerate(("HL", "DE", "A", "BC", "IX"))}}

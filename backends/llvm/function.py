@@ -76,8 +76,11 @@ class Chunk:
 class FnEmitter:
     """Builds the text of one LLVM function from an IR function."""
 
-    def __init__(self, fn: IRFunction, opts: CodegenOptions, has_readonly: bool) -> None:
+    def __init__(self, fn: IRFunction, opts: CodegenOptions, has_readonly: bool,
+                 functions: dict[int, IRFunction] | None = None) -> None:
         self.fn = fn
+        self.functions = functions if functions is not None else {fn.entry: fn}
+        """Every function of the module (what callees read and return)."""
         self.opts = opts
         self.abi: GuestABI = guest_abi(opts.triple)
         self.has_readonly = has_readonly

@@ -76,10 +76,12 @@ def entry_symbol(pc: int, opts: CodegenOptions) -> str:
 
 
 def lower_function(fn: IRFunction, opts: CodegenOptions, has_readonly: bool,
-                   md_counter: list[int] | None = None) -> FnEmitter:
+                   md_counter: list[int] | None = None,
+                   functions: dict[int, IRFunction] | None = None) -> FnEmitter:
     """Emit one guest function; the result holds its chunks and requirements.
-    ``md_counter`` numbers loop metadata nodes across a module."""
-    fe = FnEmitter(fn, opts, has_readonly)
+    ``md_counter`` numbers loop metadata nodes across a module; ``functions`` are
+    the module's functions (callees)."""
+    fe = FnEmitter(fn, opts, has_readonly, functions)
     if md_counter is not None:
         fe.md_counter = md_counter
     order = list(fn.blocks.values())
@@ -206,7 +208,7 @@ def lower(module: IRModule, opts: CodegenOptions) -> LoweredModule:
     loop_nodes: list[int] = []
     md_counter = [100]
     for fn in module.functions.values():
-        fe = lower_function(fn, opts, module.has_readonly, md_counter)
+        fe = lower_function(fn, opts, module.has_readonly, md_counter, module.functions)
         bodies.append(function_text(fe))
         loop_nodes += fe.loop_ids.values()
         intrinsics |= fe.intrinsics

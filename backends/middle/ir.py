@@ -221,6 +221,10 @@ class IRFunction:
     modifies: tuple[int, ...] = tuple(range(7))
     """State variables a call of this function may change (itself or through its
     callees); only these are returned to the caller."""
+    cmp_returned: bool = True
+    """Some caller may read CMP after this function returns (else it returns no CMP)."""
+    cmp_read: bool = True
+    """The function may read the CMP it is called with (else callers pass none)."""
     cold: bool = False
     """Runs a bounded number of times per run (no loop, not called from a loop or
     a recursion): compiled for compile speed (:mod:`zjit.backends.middle.plan`)."""

@@ -31,7 +31,7 @@ from zjit.verifier import VerifiedProgram
 from zjit.encoding import Instr
 from zjit.isa import MASK32, MASK64, OPS, Family
 
-from .effects import call_components, returned_vars
+from .effects import call_components, effects
 from .fold import fold
 from .graphs import on_cycles
 from .guest import intra_successors, operands_of
@@ -364,7 +364,8 @@ def lift(program: VerifiedProgram) -> IRModule:
     entries = set(program.functions) | extra
     order = [*program.functions, *sorted(extra)]
     shapes = {e: verifier_shape(program, e, entries) for e in order}
-    mods_of = returned_vars(program, shapes)
+    facts = effects(program, shapes)
+    mods_of = facts.modifies
     comp = call_components(shapes)
     recursive = on_cycles({e: [c for _, c in sh.calls + sh.tails] for e, sh in shapes.items()}, comp)
     cold = cold_functions(shapes)
@@ -372,6 +373,8 @@ def lift(program: VerifiedProgram) -> IRModule:
     for e in order:
         fn = funcs[e] = lift_function(program, e, entries, mods_of, comp, recursive)
         fn.modifies = mods_of[e]
+        fn.cmp_returned = facts.cmp_returned[e]
+        fn.cmp_read = facts.cmp_read[e]
         fn.cold = e in cold
     return IRModule(funcs, program.entry, dict(program.exports), program.has_readonly,
                     program.prims_used, program.digest, program.image.name)
