@@ -194,9 +194,9 @@ class CodeRun:
             path="Policy.max_call_depth",
         )
 
-    def set_stack_limit(self, low: int, reserve: int) -> None:
+    def set_stack_limit(self, low: int, reserve: int, ctx: Any = None) -> None:
         """Let guest calls go down to ``reserve`` bytes (and one frame) above ``low``."""
-        self.ctx.stack_limit = low + reserve + self.code.info.frame_bound
+        (self.ctx if ctx is None else ctx).stack_limit = low + reserve + self.code.info.frame_bound
 
     # -- host calls --------------------------------------------------------------------
     def host_call(self, op: int, a: int, b: int, c: int, d: int) -> int:
