@@ -142,7 +142,7 @@ class _Run(CodeRun):
     def __init__(self, program: VerifiedProgram, machine: Machine, code: Arm64Code, emu: Emulator,
                  registers: list[int]) -> None:
         self.emu = emu
-        self._state_lock = threading.Lock()
+        self._state_lock = threading.RLock()  # re-entered by a signal handler (Ctrl-C) in interrupt()
         self._running = False
         self._forced: threading.Timer | None = None
         self.stopped = False
