@@ -49,7 +49,7 @@ def _spin_pc() -> int:
 def test_zjit_run_exits_1_with_a_timeout_trap_on_sigint(engine: str, tmp_path: Path) -> None:
     mod = tmp_path / "spin.zasm.bin"
     mod.write_bytes(dump_image(assemble(SPIN, "spin.s"), "zasm"))
-    env = dict(os.environ, ZJIT_CACHE_DIR=str(tmp_path / "cache"))
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))  # a cold compile, then the run
     proc = subprocess.Popen([sys.executable, "-m", "zjit", "run", "--engine", engine, str(mod)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
