@@ -26,14 +26,15 @@ import os
 import threading
 
 from ..context import CTX_SIZE, HC_RUNNING, OFFSETS, Ctx
+from ..targets import HOST_NAME
 from . import stack as stacks
 from .stack import Stack
 
 KEEP_IDLE = 8
 """Idle guest threads kept in the process (the least recently used beyond are ended)."""
 
-SYS_FUTEX = 202
-"""x86-64 (the only host this engine runs on natively today)."""
+SYS_FUTEX = {"x86_64": 202, "aarch64": 98}.get(HOST_NAME, 202)
+"""The futex system call number of this host."""
 FUTEX_WAIT_PRIVATE = 128
 FUTEX_WAKE_PRIVATE = 129
 _EINTR, _EAGAIN, _ETIMEDOUT = 4, 11, 110
