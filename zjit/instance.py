@@ -14,6 +14,7 @@ from .isa import MASK64, NUM_REGS, REG_INDEX, REG_NAMES
 from .machine import DEFAULT, HostIO, Machine
 from .policy import check_fuel
 from .result import Result, Trap
+from .sigint import SigintGuard
 
 TYPE_CHECKING = False  # typing stays unimported at run time (docs/startup.md)
 if TYPE_CHECKING:
@@ -97,8 +98,22 @@ class Instance:
         m.deadline = None if policy.timeout is None else time.monotonic() + policy.timeout
         host.take_output()
         host.log_records.clear()
-        outcome = self.module.executable.execute(m, pc, regs)
-        if outcome.trap is not None and outcome.trap.name == "TIMEOUT":
+        guard = SigintGuard.install(m)  # Ctrl-C -> TIMEOUT on every engine (zjit/sigint.py)
+        try:
+            outcome = self.module.executable.execute(m, pc, regs)
+        except BaseException:
+            if guard is not None and guard.count:
+                m.interrupted = False  # our request: the run is over
+            raise
+        finally:
+            if guard is not None:
+                guard.restore()
+        timed_out = outcome.trap is not None and outcome.trap.name == "TIMEOUT"
+        if guard is not None:
+            cause = guard.cause(timed_out)
+            if cause is not None:
+                outcome.cause = cause
+        if timed_out:
             m.interrupted = False  # the pending interrupt was delivered
         result = self._result(outcome)
         if raise_on_trap and result.trap is not None:

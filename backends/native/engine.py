@@ -5,10 +5,12 @@ shared :class:`~zjit.backends.engine.CompilingBackend`: once per
 :class:`~zjit.machine.Specialisation`, cached in memory and on disk; a cache
 hit imports neither llvmlite nor the lowering) and maps the object with the
 W^X loader (:mod:`.loader`). A run (:class:`_Run`) fills a fresh context
-(:class:`~zjit.backends.context.Ctx`) from the machine, calls the entry point
-through ctypes (the GIL is released while guest code runs) with enough native
-stack (:mod:`.stack`), and copies registers, fuel, heap top and I/O positions
-back; host calls come back through the ctypes callbacks of :mod:`.hostcalls`.
+(:class:`~zjit.backends.context.Ctx`) from the machine and runs the entry on a
+native guest thread of its own (:mod:`.thread`: ``pthread_create`` of the
+object's ``rt_thread_main``, on a stack sized for the guest's call depth,
+:mod:`.stack`); the calling thread serves the host requests the guest posts in
+the context (:mod:`.hostcalls`) until the guest thread finishes, then copies
+registers, fuel, heap top and I/O positions back.
 
 Runs are independent: every run has its own context and host-call state, so one
 executable may run on many threads at once. Compiled code is unmapped when its
@@ -19,24 +21,23 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import weakref
 
 from zjit.verifier import VerifiedProgram
 
 from zjit.errors import PolicyError
 from zjit.machine import Machine, Outcome
 
-from ..context import Ctx
+from ..context import RT_HOST_REQUEST, RT_THREAD_MAIN, Ctx
 from ..engine import CodeInfo, CompilingBackend
 from ..run import CodeRun
 from ..targets import HOST_SUPPORTED, HOST_TRIPLE
-from . import hostcalls, stack
+from . import hostcalls, stack, thread
 
 TYPE_CHECKING = False  # no typing import at run time (start-up, docs/startup.md)
 if TYPE_CHECKING:
     from typing import Any
 
-ENTRY_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
-SP_FN = ctypes.CFUNCTYPE(ctypes.c_uint64)
 OUT_BUFFER_BYTES = 64 << 10
 """Native output buffer per run (in-memory output only)."""
 
@@ -47,10 +48,14 @@ class CompiledCode:
     def __init__(self, loaded: Any, info: CodeInfo) -> None:
         self.loaded = loaded
         self.info = info
-        self.entries = {pc: ENTRY_FN(loaded.symbol(sym)) for pc, sym in info.entries.items()}
-        self.stack_pointer = SP_FN(loaded.symbol(info.stack_symbol))
+        self.entries = {pc: loaded.symbol(sym) for pc, sym in info.entries.items()}
+        self.thread_main = loaded.symbol(RT_THREAD_MAIN)
+        self.host_request = loaded.symbol(RT_HOST_REQUEST)
         self.active = 0
         self._lock = threading.Lock()
+        # Idle guest threads sleep inside this code: end them before it is unmapped
+        # (the finalizer holds ``loaded``, so its own unmapping finalizer runs later).
+        self._retire = weakref.finalize(self, _retire_threads, self.thread_main, loaded)
 
     def enter(self) -> None:
         with self._lock:
@@ -67,7 +72,12 @@ class CompiledCode:
         with self._lock:
             if self.active:
                 raise RuntimeError("cannot close JIT code while it is running")
+            self._retire()
             self.loaded.close()
+
+
+def _retire_threads(routine: int, loaded: Any) -> None:
+    thread.retire(routine)
 
 
 class JitBackend(CompilingBackend):
@@ -97,12 +107,15 @@ class JitBackend(CompilingBackend):
 
     def run(self, program: VerifiedProgram, machine: Machine, code: Any, entry: Any,
             registers: list[int]) -> Outcome:
-        """Call ``entry`` (an entry function of ``code``) on this thread or, when
-        its stack is too small for the guest's call depth, on a new one."""
-        run = _Run(program, machine, code, registers)
+        """Run ``entry`` (the address of an entry function of ``code``) on a guest
+        thread, serving its host requests on this one."""
         code.enter()
         try:
-            return run.go(entry)
+            run = _Run(program, machine, code, registers)
+            try:
+                return run.go(entry)
+            finally:
+                thread.release(run.guest)
         finally:
             code.leave()
 
@@ -113,7 +126,13 @@ class _Run(CodeRun):
     code: CompiledCode
 
     def bind(self) -> Ctx:
-        ctx = Ctx()
+        need = self.stack_need(stack.RESERVE)
+        try:
+            self.guest = thread.acquire(self.code.thread_main, need)
+        except (MemoryError, OSError) as exc:  # the mapping or pthread_create refused
+            raise self.stack_error(need) from exc
+        ctx = self.guest.reset()
+        self.set_stack_limit(self.guest.stack.low, stack.RESERVE, ctx)
         mem = self.machine.memory
         self.membuf = (ctypes.c_char * len(mem)).from_buffer(mem)
         ctx.mem_base = ctypes.addressof(self.membuf)
@@ -132,37 +151,21 @@ class _Run(CodeRun):
         return ctypes.addressof(self.out), OUT_BUFFER_BYTES
 
     def host_functions(self) -> dict[str, int]:
-        return hostcalls.ADDRESSES
-
-    def attach(self) -> None:
-        self._key = hostcalls.register(self)
-
-    def detach(self) -> None:
-        hostcalls.unregister(self._key)
+        return {"host_call": self.code.host_request, **_C_FUNCTIONS}
 
     def release(self) -> None:
         del self.membuf  # release the export of machine.memory
 
     def call(self, entry: Any) -> int:
-        """Call the entry with enough native stack for the guest's call depth."""
-        info = self.code.info
-        if info.call_depth_bound == 0:
-            return int(entry(ctypes.addressof(self.ctx)))
-        need = self.stack_need(stack.CALLBACK_RESERVE)
-        bounds = stack.thread_stack()
-        if bounds is not None and need <= self.code.stack_pointer() - bounds[0]:
-            return self._call_here(entry, bounds[0])
+        """Start the run on the guest thread, serve it until it finishes, and
+        return the entry's status."""
+        self.guest.go(entry)
+        self.wait(hostcalls.server(self, self.guest.address))
+        return int(self.ctx.run_status)
 
-        def on_thread() -> int:
-            b = stack.thread_stack()
-            return self._call_here(entry, b[0] if b is not None else 0)
 
-        try:
-            return stack.run_with_stack(need + (1 << 20), on_thread)
-        except stack.NoStack as exc:
-            raise self.stack_error(need) from exc
-
-    def _call_here(self, entry: Any, low: int) -> int:
-        if low:
-            self.set_stack_limit(low, stack.CALLBACK_RESERVE)
-        return int(entry(ctypes.addressof(self.ctx)))
+_C_FUNCTIONS = {
+    "fn_memmove": ctypes.cast(ctypes.memmove, ctypes.c_void_p).value or 0,
+    "fn_memset": ctypes.cast(ctypes.memset, ctypes.c_void_p).value or 0,
+}
+"""The C library functions generated code calls through the context."""
