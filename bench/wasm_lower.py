@@ -71,6 +71,7 @@ class Lowering:
         self.out: list[str] = []
 
     def emit(self, *lines: str) -> None:
+        """Append WAT instructions."""
         self.out.extend(lines)
 
     def trap(self, kind: TrapKind, pc: int) -> None:
@@ -110,6 +111,7 @@ class Lowering:
             self.trap_if(TrapKind.WRITE_PROTECT, pc)
 
     def address(self, ins: Instr) -> None:
+        """``$t`` = the access address ``rs1 + imm``."""
         self.emit(f"local.get {REGS[ins.rs1]}")
         if ins.imm:
             self.emit(i64(ins.imm), "i64.add")
@@ -178,6 +180,7 @@ class Lowering:
             raise AssertionError(op)
 
     def bulk(self, ins: Instr) -> None:
+        """LDIR or FILL: nothing when BC is 0, else check the spans, then copy or fill."""
         self.emit("local.get $bc", "i64.eqz", "i32.eqz", "if")
         if ins.op.operation == "ldir":
             self.span_check("$hl", "$bc", False, ins.pc)

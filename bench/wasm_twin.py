@@ -149,6 +149,8 @@ class _Translator:
         return [("tree", dst)]
 
     def transfer(self, shape: Shape, src: int, targets: tuple[int, ...]) -> list[_Task]:
+        """Code leaving block ``src`` for its ``targets`` (none, one, or a
+        conditional JR's taken and not-taken successors)."""
         if len(targets) < 2:
             return self.edge(shape, src, targets[0]) if targets else []
         cond = condition(self.prog.blocks[src].instrs[-1])
@@ -161,6 +163,7 @@ class _Translator:
 
     # -- block dispatcher (irreducible graphs) ---------------------------------------
     def region(self, root: int) -> list[int]:
+        """The blocks of the function of ``root``, in pc order."""
         seen = {root}
         todo = [root]
         while todo:
