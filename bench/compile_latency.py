@@ -9,7 +9,8 @@ timed regions. Then, back to back, each zjit configuration (O0, O2 and, when thi
 zjit has them, the tiers) loads the image with a new Engine and the cache off,
 and each Wasmtime configuration compiles the binary. Both CPU time (of this
 process and its children: zjit compiles in a worker process, Wasmtime in threads;
-see :mod:`cpu_clock`) and wall time are recorded.
+see :mod:`cpu_clock`) and wall time are recorded. ``twins`` counts the twins'
+functions and those translated with the block dispatcher (irreducible control flow).
 
 Per-item cap: configurations that compile everything at O2 (``O2``,
 ``tier=optimized``) are skipped for the sizes above ``O2_CAP`` (the 100k
@@ -103,14 +104,17 @@ def measure(sizes: tuple[int, ...] = SIZES, samples: dict[int, int] | None = Non
                 twin = translate(module)
                 wasm = wat_to_wasm(twin.wat)
                 item["wasm_bytes"] = len(wasm)
+                item["twin_functions"], item["twin_dispatched"] = twin.functions, twin.dispatched
                 for name, engine in engines.items():
                     item["wasmtime"][name] = _timed(wasmtime.Module, engine, wasm)
                 if jit and size == min(sizes) and seed == 0:
                     item["twin_checked"] = _check_twin(module, twin, engines["default"], errors,
                                                        f"compile bench {size}")
             items.append(item)
+    twins = {"functions": sum(i.get("twin_functions", 0) for i in items),
+             "dispatched": sum(i.get("twin_dispatched", 0) for i in items)}
     return {"items": items, "summary": _summary(items), "skipped": skipped, "o2_cap": O2_CAP,
-            "full": full}
+            "full": full, "twins": twins}
 
 
 def _summary(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -131,6 +131,10 @@ def compile_latency(c: dict[str, Any]) -> list[str]:
         lines.append(f"* Skipped (per-item cap: O2 only up to the {c['o2_cap']:,}-instruction programs "
                      f"without `--full`): "
                      + "; ".join(c["skipped"]) + ".")
+    twins = c.get("twins")
+    if twins and twins["functions"]:
+        lines.append(f"* WebAssembly twins: {twins['functions']:,} functions, {twins['dispatched']:,} of them "
+                     f"irreducible (translated with the block dispatcher, the rest structured).")
     first = next(iter(c["summary"].values()), None)
     o2 = first["rows"].get("zjit O2") if first else None
     if o2 is not None and first is not None and first["instructions"] <= 1500:

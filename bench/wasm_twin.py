@@ -1,72 +1,58 @@
 """ZASM -> WebAssembly text: the Wasmtime twin of a verified module.
 
 :func:`translate` turns a loaded :class:`zjit.Module` into a WAT module that
-computes the same thing (compile-latency bench: Wasmtime compiles the twin of each
-generated program; ``tests/test_bench_wasm.py`` runs twins of small programs
-against zjit's interpreter). The mapping:
+computes the same thing, translated the way a ZASM-to-WebAssembly compiler would
+(compile-latency bench: Wasmtime compiles the twin of each generated program;
+``tests/test_bench_wasm.py`` runs twins against zjit's interpreter). The mapping:
 
-* **Functions.** Guest function entries (the module entry and every CALL target)
-  become wasm functions; each owns the blocks reachable from its entry without
-  entering another function's entry (shared blocks are copied). An edge into
-  another function's entry (a jump or fall-through) is a ``return_call``: the
-  call stack stays as it was, as for a ZASM ``JR``. Exports inside a function's
-  blocks start that function at their block; other exports get a function of
-  their own.
+* **Functions.** Every guest function entry (the module entry, each export and
+  each CALL target: the verified program's ``functions``) becomes a wasm
+  function ``$f<pc>`` that owns the blocks reachable from its entry without
+  entering another entry (a block reachable from two entries is copied). An
+  edge into another entry (a jump or fall-through) is a ``return_call``: the
+  call stack stays as it was, as for a ZASM ``JR``.
 * **Registers and CMP** are the locals ``$hl $de $a $bc $ix`` (i64) and
   ``$cl $cr`` (i32); since ZASM registers are global, every wasm function takes
-  all seven as parameters and returns them (multi-value), plus ``$start``, the
-  index of the block to begin with.
-* **Control flow** inside a function: ``loop`` + ``br_table`` block dispatcher on
-  ``$next``; a fall-through to the next block in pc order is a plain fall-through.
-* **Calls**: the depth counter ``$depth`` (a global) is checked against
-  ``max_call_depth`` (trap CALL_DEPTH) and the callee is a direct ``call``.
-* **Memory**: guest memory is linear memory (same size rounded up to 64 KiB
-  pages, data segments from the module's segments); every access is checked
-  explicitly against the guest size (``a + n <= mem_size`` in 64 bits) and stores
-  against the read-only ranges, as ZASM requires, so the twin traps where the
-  guest traps whatever Wasmtime's own bounds strategy is. LDIR and FILL check
-  their spans first, then use ``memory.copy`` / ``memory.fill``.
-* **Primitives** are imports ``zasm.in/out/log/alloc/free/ctl`` with the
-  signature ``(pc: i32, hl, de, a, bc, ix: i64) -> hl: i64``: the host checks
-  spans and does the work (:mod:`wasm_twin_host`). Guest traps call the import
-  ``zasm.trap(kind, pc, hl, de, a, bc, ix)``, which does not return.
+  all seven as parameters and returns them (multi-value).
+* **Control flow** inside a function is structured: for a reducible graph,
+  Ramsey's translation ("Beyond Relooper", ICFP 2022; :mod:`cfg_structure`):
+  a node of the dominator tree is emitted inside one ``block`` per dominator
+  tree child that is a merge node (two or more forward in-edges; the child of
+  highest reverse postorder outermost) and its code follows the ``end`` of its
+  block; a loop header's code is wrapped in a ``loop``. A back edge is
+  ``br $L<header>``, an edge to a merge node ``br $B<node>`` (``br_if`` when
+  conditional), an edge to any other node places that node's code right there.
+  An irreducible graph falls back to a ``loop`` + ``br_table`` block dispatcher
+  (:attr:`WasmTwin.dispatched` counts those functions).
+* **Instructions** (:mod:`wasm_lower`): every check ZASM requires is explicit
+  (bounds and write protection on every access, DIV0, the call depth against
+  ``max_call_depth`` around a direct ``call``); primitives are imports
+  ``zasm.in/out/log/alloc/free/ctl`` ``(pc: i32, hl, de, a, bc, ix: i64) -> hl``
+  whose host checks spans and does the work (:mod:`wasm_twin_host`); guest traps
+  call the import ``zasm.trap(kind, pc, hl, de, a, bc, ix)``, which does not
+  return. Guest memory is linear memory (the guest size rounded up to 64 KiB
+  pages, data segments from the module's segments).
 
 Not modelled: fuel and TIMEOUT (the twin runs unmetered and uninterruptible).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from cfg_structure import Shape, analyse
+from wasm_lower import REGS, STATE, STATE_TYPES, Lowering, condition, get_state, i32
+from zjit.backends.middle.guest import intra_successors
+
 import zjit
-from zjit.encoding import Instr
-from zjit.isa import MASK32, MASK64, REG_NAMES, Family, TrapKind, sext
+from zjit.isa import Family
 from zjit.memory import build_memory
 
-REGS = tuple(f"${name.lower()}" for name in REG_NAMES)
-"""Locals of the five guest registers, in register-index order."""
-STATE = (*REGS, "$cl", "$cr")
-STATE_TYPES = "i64 i64 i64 i64 i64 i32 i32"
 PRIM_SIG = "(param i32 i64 i64 i64 i64 i64) (result i64)"
 PAGE = 1 << 16
-
-_COND = ("", "i32.eq", "i32.ne", "i32.lt_s", "i32.le_s", "i32.gt_s", "i32.ge_s",
-         "i32.lt_u", "i32.le_u", "i32.gt_u", "i32.ge_u")
-"""JR condition code -> i32 comparison of ($cl, $cr)."""
-_ALU = {"add": "add", "sub": "sub", "mul": "mul", "and": "and", "or": "or", "xor": "xor"}
-_SHIFT = {"sla": "shl", "sra": "shr_s", "srl": "shr_u", "rol": "rotl", "ror": "rotr"}
-_CMPSET = {"eq": "eq", "ne": "ne", "lts": "lt_s", "les": "le_s", "gts": "gt_s", "ges": "ge_s",
-           "ltu": "lt_u", "leu": "le_u", "gtu": "gt_u", "geu": "ge_u"}
-_LOAD = {  # (bytes, signed, to 64 bits) -> instructions producing the i64 value
-    (1, False, False): ["i64.load8_u"], (1, True, False): ["i32.load8_s", "i64.extend_i32_u"],
-    (2, False, False): ["i64.load16_u"], (2, True, False): ["i32.load16_s", "i64.extend_i32_u"],
-    (4, False, False): ["i64.load32_u"], (8, False, True): ["i64.load"],
-    (1, False, True): ["i64.load8_u"], (1, True, True): ["i64.load8_s"],
-    (2, False, True): ["i64.load16_u"], (2, True, True): ["i64.load16_s"],
-    (4, False, True): ["i64.load32_u"], (4, True, True): ["i64.load32_s"],
-}
-_STORE = {1: "i64.store8", 2: "i64.store16", 4: "i64.store32", 8: "i64.store"}
+_Task = str | tuple[str, int]
+"""Structured emission work item: a line, or ("tree" | "end_block", pc)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +62,8 @@ class WasmTwin:
     ``exports`` maps the module entry (``None``) and each export name to the wasm
     export that starts there. ``mem_size`` is the guest memory size, ``heap_start``
     the first ALLOC address, ``readonly`` the write-protected ranges.
+    ``functions`` counts the wasm functions made from guest code, ``dispatched``
+    those whose control flow is irreducible (block dispatcher, not structured).
     """
 
     wat: str
@@ -84,21 +72,7 @@ class WasmTwin:
     heap_start: int
     readonly: tuple[tuple[int, int], ...]
     functions: int
-
-
-@dataclass(slots=True)
-class _Func:
-    root: int
-    blocks: list[int]
-    index: dict[int, int]
-
-
-def _i64(value: int) -> str:
-    return f"i64.const {sext(value & MASK64, 64)}"
-
-
-def _i32(value: int) -> str:
-    return f"i32.const {sext(value & MASK32, 32)}"
+    dispatched: int
 
 
 class _Translator:
@@ -109,240 +83,165 @@ class _Translator:
         self.mem_size = memory.mem_size
         self.heap_start = memory.heap_start
         self.readonly = memory.readonly
-        self.max_depth = module.policy.max_call_depth
-        self.entries: set[int] = {prog.entry}
-        self.entries.update(i.target for i in prog.instrs if i.op.family is Family.CALL)
-        self.funcs: dict[int, _Func] = {}
-        for root in sorted(self.entries):
-            self.funcs[root] = self.region(root)
-        self.starts: dict[str | None, tuple[int, int]] = {None: (prog.entry, self.funcs[prog.entry].index[prog.entry])}
-        for name, pc in sorted(prog.exports.items(), key=lambda kv: kv[1]):
-            home = next((f for f in self.funcs.values() if pc in f.index), None)
-            if home is None:
-                self.entries.add(pc)
-                home = self.funcs[pc] = self.region(pc)
-            self.starts[name] = (home.root, home.index[pc])
-        self.out: list[str] = []
+        self.low = Lowering(memory.mem_size, memory.readonly, module.policy.max_call_depth)
+        self.out = self.low.out
+        self.entries = frozenset(prog.functions)
+        self.dispatched = 0
 
-    # -- layout --------------------------------------------------------------------
-    def successors(self, leader: int) -> Iterable[int]:
-        """Successors inside the guest function (a CALL's target is not)."""
+    def inner(self, root: int, pc: int) -> tuple[int, ...]:
+        """Successors of block ``pc`` inside the function of ``root``."""
+        return tuple(s for s in intra_successors(self.prog.blocks[pc]) if s == root or s not in self.entries)
+
+    # -- one block -----------------------------------------------------------------
+    def body(self, leader: int) -> tuple[int, ...]:
+        """Emit a block's code up to its control transfer (a RET returns); its exits."""
         block = self.prog.blocks[leader]
-        calls = block.instrs[-1].op.family is Family.CALL
-        return block.successors[1:] if calls else block.successors
+        *straight, last = block.instrs
+        for ins in straight:
+            self.low.instr(ins)
+        fam = last.op.family
+        if fam is Family.CALL:
+            self.low.call(last, f"$f{last.target}")
+        elif fam is Family.RET:
+            self.out.extend([*get_state(), "return"])
+        elif fam is not Family.JR:
+            self.low.instr(last)
+        return intra_successors(block)
 
-    def region(self, root: int) -> _Func:
+    def tail_call(self, pc: int) -> list[str]:
+        """Continue at another function's entry, the call stack unchanged."""
+        return [*get_state(), f"return_call $f{pc}"]
+
+    # -- structured control flow (reducible graphs) ----------------------------------
+    def structured(self, shape: Shape) -> None:
+        """Ramsey's translation, iterative: a stack of lines and subtrees to emit."""
+        stack: list[_Task] = [("tree", shape.root)]
+        out = self.out
+        while stack:
+            task = stack.pop()
+            if isinstance(task, str):
+                out.append(task)
+                continue
+            kind, x = task
+            if kind == "end_block":
+                if out[-1] == f"br $B{x}":  # a jump to the code right after the block
+                    out.pop()
+                out.append("end")
+                continue
+            merges = shape.merge_children.get(x, ())
+            if x in shape.headers:
+                out.append(f"loop $L{x}")
+                stack.append("end")
+            for y in reversed(merges):  # the highest reverse postorder outermost
+                out.append(f"block $B{y}")
+                stack.append(("tree", y))
+                stack.append(("end_block", y))
+            stack.extend(reversed(self.transfer(shape, x, self.body(x))))
+
+    def edge(self, shape: Shape, src: int, dst: int) -> list[_Task]:
+        """Code for the edge ``src -> dst``: a branch, a tail call, or ``dst`` itself."""
+        if dst not in shape.rpo:
+            return list(self.tail_call(dst))
+        if shape.is_back_edge(src, dst):
+            return [f"br $L{dst}"]
+        if dst in shape.merges:
+            return [f"br $B{dst}"]
+        return [("tree", dst)]
+
+    def transfer(self, shape: Shape, src: int, targets: tuple[int, ...]) -> list[_Task]:
+        """Code leaving block ``src`` for its ``targets`` (none, one, or a
+        conditional JR's taken and not-taken successors)."""
+        if len(targets) < 2:
+            return self.edge(shape, src, targets[0]) if targets else []
+        cond = condition(self.prog.blocks[src].instrs[-1])
+        taken, other = (self.edge(shape, src, t) for t in targets)
+        if len(taken) == 1 and isinstance(taken[0], str) and taken[0].startswith("br "):
+            return [*cond, "br_if" + taken[0][2:], *other]
+        if len(other) == 1 and isinstance(other[0], str) and other[0].startswith("br "):
+            return [*cond, "i32.eqz", "br_if" + other[0][2:], *taken]
+        return [*cond, "if", *taken, "else", *other, "end"]
+
+    # -- block dispatcher (irreducible graphs) ---------------------------------------
+    def region(self, root: int) -> list[int]:
+        """The blocks of the function of ``root``, in pc order."""
         seen = {root}
         todo = [root]
         while todo:
-            for s in self.successors(todo.pop()):
-                if s not in seen and s not in self.entries:
+            for s in self.inner(root, todo.pop()):
+                if s not in seen:
                     seen.add(s)
                     todo.append(s)
-        blocks = sorted(seen)
-        return _Func(root, blocks, {pc: i for i, pc in enumerate(blocks)})
+        return sorted(seen)
 
-    # -- emission helpers ----------------------------------------------------------
-    def emit(self, *lines: str) -> None:
-        self.out.extend(lines)
+    def dispatcher(self, root: int) -> None:
+        """``loop`` + ``br_table`` on ``$next`` (a fall-through to the next block in
+        pc order is a plain fall-through)."""
+        blocks = self.region(root)
+        index = {pc: k for k, pc in enumerate(blocks)}
 
-    def start_of(self, root: int) -> str:
-        """The ``$start`` argument that enters function ``root`` at its entry."""
-        return _i32(self.funcs[root].index[root])
+        def goto(pc: int, fallthrough: int | None) -> None:
+            if pc not in index:
+                self.out.extend(self.tail_call(pc))
+            elif pc != fallthrough:
+                self.out.extend([i32(index[pc]), "local.set $next", "br $dispatch"])
 
-    def trap(self, kind: TrapKind, pc: int) -> None:
-        self.emit(_i32(kind.value), _i32(pc), *(f"local.get {r}" for r in REGS), "call $trap",
-                  "unreachable")
-
-    def trap_if(self, kind: TrapKind, pc: int) -> None:
-        """Trap when the i32 on the stack is non-zero."""
-        self.emit("if")
-        self.trap(kind, pc)
-        self.emit("end")
-
-    def goto(self, fn: _Func, pc: int, fallthrough: int | None) -> None:
-        """Continue at ``pc``: fall through, dispatch, or tail-call another function."""
-        if pc in fn.index:
-            if pc != fallthrough:
-                self.emit(_i32(fn.index[pc]), "local.set $next", "br $dispatch")
-            return
-        self.emit(self.start_of(pc), *(f"local.get {r}" for r in STATE), f"return_call $f{pc}")
-
-    def span_check(self, addr: str, length: str | int, write: bool, pc: int) -> None:
-        """Trap OOB unless ``addr + length <= mem_size`` (no overflow), then, for a
-        write, WRITE_PROTECT if the span touches a read-only range. ``addr`` and a
-        non-constant ``length`` are locals; a constant length is known non-zero."""
-        size = self.mem_size
-        if isinstance(length, int):
-            if length > size:
-                self.emit("i32.const 1")
-            else:
-                self.emit(f"local.get {addr}", _i64(size - length), "i64.gt_u")
-        else:
-            self.emit(f"local.get {length}", _i64(size), "i64.gt_u",
-                      f"local.get {addr}", _i64(size), f"local.get {length}", "i64.sub", "i64.gt_u",
-                      "i32.or")
-        self.trap_if(TrapKind.OOB, pc)
-        if not write:
-            return
-        for lo, hi in self.readonly:
-            # overlap: addr < hi and addr + length > lo (addr + length <= mem_size here)
-            self.emit(f"local.get {addr}", _i64(hi), "i64.lt_u")
-            if isinstance(length, int):
-                self.emit(f"local.get {addr}", _i64(lo - length), "i64.gt_s" if lo < length else "i64.gt_u")
-            else:
-                self.emit(f"local.get {addr}", f"local.get {length}", "i64.add", _i64(lo), "i64.gt_u")
-            self.emit("i32.and")
-            self.trap_if(TrapKind.WRITE_PROTECT, pc)
-
-    def address(self, ins: Instr) -> None:
-        self.emit(f"local.get {REGS[ins.rs1]}")
-        if ins.imm:
-            self.emit(_i64(ins.imm), "i64.add")
-        self.emit("local.set $t")
-
-    # -- instructions --------------------------------------------------------------
-    def instr(self, fn: _Func, ins: Instr, fallthrough: int | None) -> None:
-        op, fam = ins.op, ins.op.family
-        d, a, b = (REGS[r] if r < len(REGS) else "" for r in (ins.rd, ins.rs1, ins.rs2))  # JR: RS1 = cond
-        w = "i64" if op.width == 64 else "i32"
-        wrap = () if w == "i64" else ("i32.wrap_i64",)
-        widen = () if w == "i64" else ("i64.extend_i32_u",)
-        if fam is Family.ALU:
-            self.emit(f"local.get {a}", f"local.get {b}", f"i64.{_ALU[op.operation]}")
-            if op.width == 32:
-                self.emit(_i64(MASK32), "i64.and")
-            self.emit(f"local.set {d}")
-        elif fam is Family.DIV:
-            self.emit(f"local.get {b}", *wrap, f"{w}.eqz")
-            self.trap_if(TrapKind.DIV0, pc=ins.pc)
-            signed = op.operation in ("divs", "rems")
-            kind = op.operation[:3] + ("_s" if signed else "_u")
-            if op.operation == "divs":  # INT_MIN / -1 wraps (wasm would trap): negate instead
-                self.emit(f"local.get {b}", *wrap, f"{w}.const -1", f"{w}.eq", f"if (result {w})",
-                          f"{w}.const 0", f"local.get {a}", *wrap, f"{w}.sub", "else",
-                          f"local.get {a}", *wrap, f"local.get {b}", *wrap, f"{w}.div_s", "end")
-            else:  # rem_s of INT_MIN by -1 is 0 in wasm, as in ZASM
-                self.emit(f"local.get {a}", *wrap, f"local.get {b}", *wrap, f"{w}.{kind}")
-            self.emit(*widen, f"local.set {d}")
-        elif fam is Family.SHIFT:
-            self.emit(f"local.get {a}", *wrap, f"{w}.const {ins.imm}", f"{w}.{_SHIFT[op.operation]}",
-                      *widen, f"local.set {d}")
-        elif fam is Family.BITCOUNT:
-            name = "popcnt" if op.operation == "popc" else op.operation
-            self.emit(f"local.get {d}", *wrap, f"{w}.{name}", *widen, f"local.set {d}")
-        elif fam is Family.CMPSET:
-            self.emit(f"local.get {a}", *wrap, f"local.get {b}", *wrap, f"{w}.{_CMPSET[op.operation]}",
-                      "i64.extend_i32_u", f"local.set {d}")
-        elif fam is Family.INCDEC:
-            self.emit(f"local.get {d}", "i64.const 1", "i64.add" if op.operation == "inc" else "i64.sub",
-                      _i64(MASK32), "i64.and", f"local.set {d}")
-        elif fam is Family.MOV:
-            self.emit(f"local.get {a}", f"local.set {d}")
-        elif fam is Family.LDI:
-            self.emit(_i64(ins.imm), f"local.set {d}")
-        elif fam is Family.NOP:
-            pass
-        elif fam is Family.CP:
-            rhs = (f"local.get {b}", "i32.wrap_i64") if op.operation == "cp" else (_i32(ins.imm),)
-            self.emit(f"local.get {a}", "i32.wrap_i64", "local.set $cl", *rhs, "local.set $cr")
-        elif fam is Family.LOAD:
-            self.address(ins)
-            self.span_check("$t", op.width, False, ins.pc)
-            self.emit("local.get $t", "i32.wrap_i64", *_LOAD[(op.width, op.signed, op.ext64)],
-                      f"local.set {d}")
-        elif fam is Family.STORE:
-            self.address(ins)
-            self.span_check("$t", op.width, True, ins.pc)
-            self.emit("local.get $t", "i32.wrap_i64", f"local.get {b}", _STORE[op.width])
-        elif fam is Family.BULK:
-            self.bulk(ins)
-        elif fam is Family.PRIM:
-            self.emit(_i32(ins.pc), *(f"local.get {r}" for r in REGS), f"call $prim_{op.operation}",
-                      "local.set $hl")
-        elif fam is Family.JR:
-            if ins.rs1 == 0:
-                self.goto(fn, ins.target, fallthrough)
-                return
-            self.emit("local.get $cl", "local.get $cr", _COND[ins.rs1], "if")
-            self.goto(fn, ins.target, None)
-            self.emit("end")
-            self.goto(fn, ins.next_pc, fallthrough)
-        elif fam is Family.CALL:
-            self.call(fn, ins, fallthrough)
-        elif fam is Family.RET:
-            self.emit(*(f"local.get {r}" for r in STATE), "return")
-        else:  # pragma: no cover - every family is handled above
-            raise AssertionError(op)
-
-    def bulk(self, ins: Instr) -> None:
-        self.emit("local.get $bc", "i64.eqz", "i32.eqz", "if")
-        if ins.op.operation == "ldir":
-            self.span_check("$hl", "$bc", False, ins.pc)
-            self.span_check("$de", "$bc", True, ins.pc)
-            self.emit("local.get $de", "i32.wrap_i64", "local.get $hl", "i32.wrap_i64",
-                      "local.get $bc", "i32.wrap_i64", "memory.copy")
-        else:
-            self.span_check("$hl", "$bc", True, ins.pc)
-            self.emit("local.get $hl", "i32.wrap_i64", "local.get $a", "i32.wrap_i64",
-                      "local.get $bc", "i32.wrap_i64", "memory.fill")
-        self.emit("end")
-
-    def call(self, fn: _Func, ins: Instr, fallthrough: int | None) -> None:
-        self.emit("global.get $depth", _i32(self.max_depth), "i32.ge_u")
-        self.trap_if(TrapKind.CALL_DEPTH, ins.pc)
-        self.emit("global.get $depth", "i32.const 1", "i32.add", "global.set $depth",
-                  self.start_of(ins.target), *(f"local.get {r}" for r in STATE), f"call $f{ins.target}",
-                  *(f"local.set {r}" for r in reversed(STATE)),
-                  "global.get $depth", "i32.const 1", "i32.sub", "global.set $depth")
-        self.goto(fn, ins.next_pc, fallthrough)
+        self.out.extend([i32(index[root]), "local.set $next", "loop $dispatch",
+                         *(f"block $b{k}" for k in reversed(range(len(blocks)))),
+                         "local.get $next", "br_table " + " ".join(f"$b{k}" for k in range(len(blocks))) + " $b0"])
+        for k, leader in enumerate(blocks):
+            self.out.append("end")
+            nxt = blocks[k + 1] if k + 1 < len(blocks) else None
+            targets = self.body(leader)
+            if len(targets) == 2:
+                self.out.extend([*condition(self.prog.blocks[leader].instrs[-1]), "if"])
+                goto(targets[0], None)
+                self.out.append("end")
+            if targets:
+                goto(targets[-1], nxt)
+        self.out.append("end")
 
     # -- functions and module ------------------------------------------------------
-    def function(self, fn: _Func) -> None:
+    def function(self, root: int) -> None:
         params = " ".join(f"(param {r} {'i32' if r in ('$cl', '$cr') else 'i64'})" for r in STATE)
-        self.emit(f"(func $f{fn.root} (param $start i32) {params} (result {STATE_TYPES})",
-                  "(local $next i32) (local $t i64)",
-                  "local.get $start", "local.set $next", "loop $dispatch")
-        self.emit(*(f"block $b{k}" for k in reversed(range(len(fn.blocks)))))
-        self.emit("local.get $next", "br_table " + " ".join(f"$b{k}" for k in range(len(fn.blocks))) + " $b0")
-        for k, leader in enumerate(fn.blocks):
-            self.emit(f"end ;; block {k} at pc {leader:#x}")
-            nxt = fn.blocks[k + 1] if k + 1 < len(fn.blocks) else None
-            block = self.prog.blocks[leader]
-            for ins in block.instrs[:-1]:
-                self.instr(fn, ins, None)
-            self.instr(fn, block.instrs[-1], nxt)
-            if not block.instrs[-1].op.ends_block:
-                self.goto(fn, block.end, nxt)
-        self.emit("end", "unreachable", ")")
+        self.out.append(f"(func $f{root} {params} (result {STATE_TYPES}) (local $t i64)")
+        shape = analyse(root, lambda pc: self.inner(root, pc))
+        if shape is None:
+            self.dispatched += 1
+            self.out.append("(local $next i32)")
+            self.dispatcher(root)
+        else:
+            self.structured(shape)
+        self.out.extend(["unreachable", ")"])
 
-    def module(self) -> WasmTwin:
+    def preamble(self) -> Iterator[str]:
         pages = max(1, -(-self.mem_size // PAGE))
-        self.emit("(module",
-                  '(import "zasm" "trap" (func $trap (param i32 i32 i64 i64 i64 i64 i64)))')
+        yield '(import "zasm" "trap" (func $trap (param i32 i32 i64 i64 i64 i64 i64)))'
         for bit, name in enumerate(("in", "out", "log", "alloc", "free", "ctl")):
             if self.prog.prims_used >> bit & 1:
-                self.emit(f'(import "zasm" "{name}" (func $prim_{name} {PRIM_SIG}))')
-        self.emit(f'(memory (export "memory") {pages} {pages})',
-                  '(global $depth (export "depth") (mut i32) (i32.const 0))')
+                yield f'(import "zasm" "{name}" (func $prim_{name} {PRIM_SIG}))'
+        yield f'(memory (export "memory") {pages} {pages})'
+        yield '(global $depth (export "depth") (mut i32) (i32.const 0))'
         for seg in self.prog.image.segments:
             if seg.init:
                 text = "".join(f"\\{b:02x}" for b in seg.init)
-                self.emit(f'(data (i32.const {seg.base}) "{text}")')
-        for root in sorted(self.funcs):
-            self.function(self.funcs[root])
+                yield f'(data (i32.const {seg.base}) "{text}")'
+
+    def module(self) -> WasmTwin:
+        self.out.extend(["(module", *self.preamble()])
+        for root in sorted(self.entries):
+            self.function(root)
         exports: dict[str | None, str] = {}
-        for name, (root, start) in self.starts.items():
-            export = "entry" if name is None else f"export:{name}"
-            exports[name] = export
+        starts: list[tuple[str | None, int]] = [(None, self.prog.entry), *self.prog.exports.items()]
+        for name, pc in starts:
+            export = exports[name] = "entry" if name is None else f"export:{name}"
             args = " ".join(f"(param {r} i64)" for r in REGS)
-            self.emit(f'(func (export "{export}") {args} (result {STATE_TYPES})',
-                      "i32.const 0", "global.set $depth", _i32(start),
-                      *(f"local.get {r}" for r in REGS), "i32.const 0", "i32.const 0",
-                      f"call $f{root})")
-        self.emit(")")
+            self.out.extend([f'(func (export "{export}") {args} (result {STATE_TYPES})',
+                             "i32.const 0", "global.set $depth",
+                             *(f"local.get {r}" for r in REGS), "i32.const 0", "i32.const 0",
+                             f"call $f{pc})"])
+        self.out.append(")")
         return WasmTwin("\n".join(self.out) + "\n", exports, self.mem_size, self.heap_start,
-                        self.readonly, len(self.funcs))
+                        self.readonly, len(self.entries), self.dispatched)
 
 
 def translate(module: zjit.Module) -> WasmTwin:

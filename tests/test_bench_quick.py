@@ -70,6 +70,8 @@ def test_compile_latency_piece_loads_and_compiles() -> None:
     if bench_run.wasm_engines():
         assert set(item["wasmtime"]) == {"default", "same_safety"}
         assert item["twin_checked"] is True
+        assert out["twins"] == {"functions": item["twin_functions"], "dispatched": 0}  # all structured
+        assert item["twin_functions"] > 1
         assert out["summary"]["400"]["rows"]["wasmtime default"]["cpu_ratio"] == 1.0
 
 
