@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc: int = handler(args)
     except KeyboardInterrupt:
-        sys.stderr.write("zjit: interrupted\n")
+        sys.stderr.write("zjit: INTERRUPTED: stopped by Ctrl-C\n")
         return EXIT_INTERRUPTED
     return rc
 
