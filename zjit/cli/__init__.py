@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "asm": "assemble ZASM text into a .zasm.bin or ROM container",
     "disasm": "list a module's ZASM code (or its native code / IR)",
     "fuzz": "differential fuzzing of the engines against the interpreter",
+    "cache": "show (info) or empty (clear) the on-disk code cache",
 }
 
 
