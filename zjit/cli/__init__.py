@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "disasm": "list a module's ZASM code (or its native code / IR)",
     "fuzz": "differential fuzzing of the engines against the interpreter",
     "cache": "show (info) or empty (clear) the on-disk code cache",
+    "examples": "list, print or copy the example programs shipped with zjit",
 }
 
 
