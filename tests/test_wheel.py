@@ -78,10 +78,10 @@ def _dependency_dirs() -> list[str]:
 
 def test_installed_wheel_runs_the_readme_commands_elsewhere(wheel: Path, tmp_path: Path) -> None:
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True)
+    venv.create(env_dir, with_pip=False)  # this pip installs into it (no ensurepip needed)
     python = env_dir / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--quiet",
-                    "--disable-pip-version-check", str(wheel)], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
+                    "--quiet", "--disable-pip-version-check", str(wheel)], check=True, timeout=300)
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                                capture_output=True, text=True, check=True).stdout.strip())
     (site / "zjit-test-dependencies.pth").write_text("\n".join(_dependency_dirs()) + "\n")

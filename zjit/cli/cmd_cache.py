@@ -70,6 +70,9 @@ def cache_info(directory: str, chosen_by: str = "--dir") -> CacheInfo:
     except cache_fs.Untrusted as exc:
         info.trusted, info.reason = False, exc.reason
         return info
+    except OSError as exc:  # unreadable: not usable either
+        info.trusted, info.reason = False, f"cannot be opened: {exc.strerror or exc}"
+        return info
     try:
         with os.scandir(root) as it:
             shards = sorted(d.name for d in it if len(d.name) == 2 and d.is_dir(follow_symlinks=False))
