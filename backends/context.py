@@ -18,7 +18,7 @@ import ctypes
 from dataclasses import dataclass
 from hashlib import sha256
 
-from zjit.isa import NUM_REGS, REG_NAMES, TrapKind
+from zjit.isa import CTL_NO_HANDLER, NUM_REGS, REG_NAMES, TrapKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,7 @@ FIELDS: tuple[Field, ...] = (
     Field("interrupt", "u64", "non-zero: trap TIMEOUT at the next poll (set by other threads)"),
     Field("fuel", "u64", "in: fuel at the start; out: fuel left (metered code)"),
     Field("regs", "u64", "in: registers at the start; out: at the end or at the trap", NUM_REGS),
-    Field("trap_kind", "u64", "out: trap kind code when the entry returns ZJIT_TRAPPED"),
+    Field("trap_kind", "u64", "out: trap kind code when the entry returns TRAPPED (1)"),
     Field("trap_pc", "u64", "out: pc of the trapping instruction (or block leader)"),
     Field("trap_addr", "u64", "out: address of the failing access or span (OOB, WRITE_PROTECT)"),
     Field("trap_len", "u64", "out: length of the failing access or span"),
@@ -67,7 +67,7 @@ FIELDS: tuple[Field, ...] = (
     Field("out_cap", "u64", "output buffer capacity (0: every OUT calls host_call)", invariant=True),
     Field("out_room", "u64", "bytes of captured output and log still allowed (issue 13; not enforced yet)"),
     Field("host_result", "i64", "value a host call returns for HL (IN, CTL)"),
-    Field("host_call", "fn", "host_call(ctx, op, a, b, c, d): the host primitives (ZJIT_HOST_*)", invariant=True),
+    Field("host_call", "fn", "host_call(ctx, op, a, b, c, d): the host primitives (HOST_* codes)", invariant=True),
     Field("fn_memmove", "fn", "memmove(dst, src, n) (C library)", invariant=True),
     Field("fn_memset", "fn", "memset(dst, byte, n) (C library)", invariant=True),
     Field("ftab", "ptr", "code address per entry id (tier-up indirection; 0 when unused)", invariant=True),
@@ -162,8 +162,8 @@ assert all(getattr(Ctx, f.name).offset == OFFSETS[f.name] for f in FIELDS)
 
 _C_TYPES = {"u64": "uint64_t", "i64": "int64_t", "ptr": "void *", "fn": "void *"}
 _C_SPECIAL = {
-    "host_call": "zjit_host_call_fn host_call",
-    "run_entry": "int32_t (*run_entry)(struct zjit_ctx *)",
+    "host_call": "{p}host_call_fn host_call",
+    "run_entry": "int32_t (*run_entry)(struct {p}ctx *)",
     "ftab": "const uint64_t *ftab",
     "fn_memmove": "void *(*fn_memmove)(void *, const void *, size_t)",
     "fn_memset": "void *(*fn_memset)(void *, int, size_t)",
@@ -174,52 +174,73 @@ _C_SPECIAL = {
 }
 
 
-def c_header(entries: dict[str, str] | None = None, guard: str = "ZJIT_H") -> str:
+def c_header(entries: dict[str, str] | None = None, prefix: str = "zjit_") -> str:
     """C declarations of the context, trap codes, status values and entry points.
 
-    ``entries`` maps an entry symbol to a comment (e.g. the export it runs).
+    ``entries`` maps an entry symbol to a comment (e.g. the export it runs). Every
+    name the header declares starts with ``prefix`` (types, e.g. ``zjit_ctx``) or
+    its upper-case form (macros, e.g. ``ZJIT_TRAP_OOB``), so the headers of modules
+    built with different prefixes can be included in one translation unit.
     """
+    p, P = prefix, prefix.upper()
     lines = [
         f"/* zjit run context (layout {LAYOUT_DIGEST}); generated from backends/context.py. */",
-        f"#ifndef {guard}",
-        f"#define {guard}",
+        f"#ifndef {p}ZJIT_H",
+        f"#define {p}ZJIT_H",
         "#include <stddef.h>",
         "#include <stdint.h>",
         "",
-        "struct zjit_ctx;",
-        "/* The host primitives (op: ZJIT_HOST_*): 0 on success (HL result in host_result),",
-        "   non-zero to stop the run with a HOST trap at the primitive. */",
-        "typedef int64_t (*zjit_host_call_fn)(struct zjit_ctx *ctx, uint64_t op, uint64_t a,",
-        "                                     uint64_t b, uint64_t c, uint64_t d);",
+        f"struct {p}ctx;",
+        f"/* The host primitives (op: {P}HOST_*): return 0 on success (the HL result of IN",
+        "   and CTL in ctx->host_result), non-zero to stop the run with a HOST trap at the",
+        "   primitive (which then has had no effect). The generated code has checked the",
+        "   spans. Addresses among a, b, c, d are GUEST addresses: offsets into guest",
+        "   memory, not host pointers; the host pointer is ctx->mem_base + address.",
+        f"     {P}HOST_IN  (a dst, b cap): read at most cap bytes to guest dst;",
+        "                       ctx->host_result = bytes read (0 at end of input)",
+        f"     {P}HOST_OUT (a src, b len): first write the out_len bytes pending in",
+        "                       out_ptr (then out_len = 0), then len bytes at guest src",
+        f"     {P}HOST_LOG (a topic, b topic_len, c msg, d msg_len)",
+        f"     {P}HOST_CTL (a req, b req_len, c resp, d resp_cap): write at most",
+        "                       resp_cap bytes to guest resp; ctx->host_result = the",
+        "                       response length or a negative error (-7: no handler)",
+        "   Output the code appends to out_ptr (out_cap > 0) reaches host_call only",
+        "   when the buffer is full: the host must write the out_len bytes still",
+        "   pending after every run, trapped or not, or they are lost. */",
+        f"typedef int64_t (*{p}host_call_fn)(struct {p}ctx *ctx, uint64_t op, uint64_t a,",
+        f"{' ' * (len(p) + 32)}uint64_t b, uint64_t c, uint64_t d);",
         "",
-        "typedef struct zjit_ctx {",
+        f"typedef struct {p}ctx {{",
     ]
     for f in FIELDS:
-        decl = _C_SPECIAL.get(f.name) or f"{_C_TYPES[f.kind]}{'' if f.kind in ('fn', 'ptr') else ' '}{f.name}"
+        special = _C_SPECIAL.get(f.name)
+        decl = special.replace("{p}", p) if special else \
+            f"{_C_TYPES[f.kind]}{'' if f.kind in ('fn', 'ptr') else ' '}{f.name}"
         if f.count > 1:
             decl += f"[{f.count}]"
         lines.append(f"    {decl + ';':<58} /* +{OFFSETS[f.name]:3d} {f.doc} */")
     lines += [
-        "} zjit_ctx;",
+        f"}} {p}ctx;",
         "",
-        f"_Static_assert(sizeof(zjit_ctx) == {CTX_SIZE}, \"zjit_ctx layout\");",
+        f"_Static_assert(sizeof({p}ctx) == {CTX_SIZE}, \"{p}ctx layout\");",
         "",
         "/* Registers in regs[] */",
+        f"#define {P}NUM_REGS {NUM_REGS}",
     ]
-    lines += [f"#define ZJIT_REG_{name} {i}" for i, name in enumerate(REG_NAMES)]
+    lines += [f"#define {P}REG_{name} {i}" for i, name in enumerate(REG_NAMES)]
     lines += ["", "/* Entry return values */",
-              f"#define ZJIT_OK {STATUS_OK}", f"#define ZJIT_TRAPPED {STATUS_TRAPPED}", "",
+              f"#define {P}OK {STATUS_OK}", f"#define {P}TRAPPED {STATUS_TRAPPED}", "",
               "/* Trap kinds (trap_kind) */"]
-    lines += [f"#define ZJIT_TRAP_{k.name} {int(k)}" for k in TrapKind]
-    lines += [f"#define ZJIT_TRAP_NATIVE_STACK {TRAP_STACK} /* native stack guard (engine error) */",
-              f"#define ZJIT_TRAP_OUTPUT_LIMIT {TRAP_OUTPUT_LIMIT} /* output budget (reported as HOST) */", "",
+    lines += [f"#define {P}TRAP_{k.name} {int(k)}" for k in TrapKind]
+    lines += [f"#define {P}TRAP_NATIVE_STACK {TRAP_STACK} /* native stack guard (engine error) */",
+              f"#define {P}TRAP_OUTPUT_LIMIT {TRAP_OUTPUT_LIMIT} /* output budget (reported as HOST) */", "",
               "/* host_call operations */"]
-    lines += [f"#define ZJIT_HOST_{name.upper()} {code}" for name, code in HOST_OPS.items()]
-    lines.append("")
+    lines += [f"#define {P}HOST_{name.upper()} {code}" for name, code in HOST_OPS.items()]
+    lines += [f"#define {P}CTL_NO_HANDLER ({CTL_NO_HANDLER}) /* CTL's result when the host has no handler */", ""]
     if entries:
         lines.append("/* Entry points: run from the given pc with regs[] as the initial registers. */")
         for sym, comment in entries.items():
-            lines.append(f"int32_t {sym}(zjit_ctx *ctx); /* {comment} */")
+            lines.append(f"int32_t {sym}({p}ctx *ctx); /* {comment} */")
         lines.append("")
-    lines += [f"#endif /* {guard} */", ""]
+    lines += [f"#endif /* {p}ZJIT_H */", ""]
     return "\n".join(lines)

@@ -74,7 +74,9 @@ def _compile(module_file: Path, out: Path, *extra: str) -> dict[str, Any]:
 
 def test_outputs_and_manifest(module_file: Path, tmp_path: Path) -> None:
     m = _compile(module_file, tmp_path, "--target", "x86_64")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "prog.o", "segments", "zjit.h"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "prog.o", "segments", "zjit.h",
+                                                         "zjit_module.c", "zjit_module.h"]
+    assert m["helper"] == {"source": "zjit_module.c", "header": "zjit_module.h"}
     assert m["format"] == "zjit-aot/1"
     assert m["llvm_version"].startswith("22.") and m["zjit_version"] == zjit.__version__
     assert m["target"]["triple"] == "x86_64-unknown-linux-gnu"

@@ -1,7 +1,8 @@
 """``zjit compile MODULE --target x86_64|aarch64 -o DIR``: ahead-of-time build.
 
-Writes ``DIR/<name>.o``, ``DIR/zjit.h``, ``DIR/segments/<segment>.bin`` and
-``DIR/manifest.json`` (``formats.md`` 5, docs/aot.md). Exit status: 0 built,
+Writes ``DIR/<name>.o``, ``DIR/zjit.h``, the C helper ``DIR/<prefix>module.c``
+and ``.h``, ``DIR/segments/<segment>.bin`` and ``DIR/manifest.json``
+(``formats.md`` 5, docs/aot.md). Exit status: 0 built,
 2 usage error, 3 module rejected (container, verify, segment or policy error, or
 the compiler failed).
 """
@@ -16,6 +17,16 @@ from zjit.cli._values import size_arg as _size
 from zjit.cli.exits import EXIT_OK, EXIT_REJECTED, EXIT_USAGE
 from zjit.errors import ZjitError
 from zjit.isa import DEFAULT_MAX_CALL_DEPTH
+
+
+def _prefix(text: str) -> str:
+    from zjit.backends.aot import check_prefix
+
+    try:
+        prefix: str = check_prefix(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return prefix
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
@@ -36,6 +47,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                    help="guest memory size to check segments against (default: module minimum or 2 MiB)")
     p.add_argument("--cpu", default="generic", metavar="NAME", help="LLVM CPU name (default generic)")
     p.add_argument("--name", metavar="NAME", help="object file name without .o (default: the module name)")
+    p.add_argument("--prefix", type=_prefix, default="zjit_", metavar="NAME",
+                   help="start of every global symbol and of every name in zjit.h and the C helper "
+                        "(default zjit_); modules built with different prefixes link into one program")
     p.add_argument("--json", action="store_true", help="print the manifest on stdout")
 
 
@@ -56,6 +70,7 @@ def main(args: argparse.Namespace) -> int:
         max_call_depth=args.max_call_depth,
         mem_size=args.mem_size,
         name=args.name,
+        prefix=args.prefix,
     )
     try:
         source = read_bytes(args.module)
@@ -76,6 +91,7 @@ def main(args: argparse.Namespace) -> int:
     else:
         sys.stderr.write(
             f"zjit: wrote {args.output}/{manifest['object']} ({args.target}, "
-            f"{len(manifest['segments'])} segment(s), entry {manifest['entry']['symbol']})\n"
+            f"{len(manifest['segments'])} segment(s), entry {manifest['entry']['symbol']}), "
+            f"{manifest['header']} and the C helper {manifest['helper']['source']}\n"
         )
     return EXIT_OK

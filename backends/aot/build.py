@@ -1,11 +1,12 @@
-"""Ahead-of-time build outputs (``formats.md`` 5): object, header, segments, manifest.
+"""Ahead-of-time build outputs (``formats.md`` 5): object, header, helper, segments, manifest.
 
 :func:`build_aot` verifies a module, lowers it with the same lowering as the JIT
 (:mod:`zjit.backends.llvm`), compiles it for the requested target in the compile
-worker and writes::
+worker and writes (``P`` is the symbol prefix, ``zjit_`` by default)::
 
-    DIR/<name>.o               relocatable ELF object, entry points zjit_entry_<pc>
+    DIR/<name>.o               relocatable ELF object, entry points P entry_<pc>
     DIR/zjit.h                 context layout, trap codes, entry prototypes
+    DIR/Pmodule.c, Pmodule.h   the C helper (instance, run, default I/O; c_helper.py)
     DIR/segments/<seg>.bin     one file per initialised segment
     DIR/manifest.json          everything a host needs to know (docs/aot.md)
 
@@ -27,13 +28,24 @@ from typing import Any
 
 from zjit import __version__ as ZJIT_VERSION
 from zjit.image import ModuleImage
-from zjit.isa import DEFAULT_MAX_CALL_DEPTH, PRIM_NAMES
+from zjit.isa import DEFAULT_MAX_CALL_DEPTH, PRIM_NAMES, TrapKind
 from zjit.policy import Policy
 
-from .targets import TARGETS, bundled_llvm_version, llvmlite_version
+from ..targets import TARGETS, bundled_llvm_version, llvmlite_version
 
 MANIFEST_FORMAT = "zjit-aot/1"
+DEFAULT_PREFIX = "zjit_"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
+_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+
+def check_prefix(prefix: str) -> str:
+    """``prefix`` if it can start C identifiers (a letter, then letters, digits and
+    ``_``; at most 64 characters); ValueError otherwise."""
+    if not _PREFIX.fullmatch(prefix):
+        raise ValueError(f"symbol prefix {prefix!r} must be a letter followed by letters, digits or '_' "
+                         "(at most 64 characters)")
+    return prefix
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,10 @@ class AotOptions:
     max_call_depth: int = DEFAULT_MAX_CALL_DEPTH
     mem_size: int | None = None
     name: str | None = None
+    prefix: str = DEFAULT_PREFIX
+    """Starts every global symbol of the object and every name of the header and
+    helper (macros: its upper-case form), so modules built with different prefixes
+    link into one program."""
 
 
 def safe_file_name(name: str) -> str:
@@ -85,18 +101,34 @@ def build_aot(
     """Build and write the AOT outputs for ``image``; returns the manifest.
 
     Raises :class:`~zjit.errors.ZjitError` subclasses for rejected modules (verify,
-    segment, policy) and ``PolicyError("COMPILE_FAILED")`` when LLVM fails.
+    segment, policy; an invalid prefix is ``BAD_POLICY``) and
+    ``PolicyError("COMPILE_FAILED")`` when LLVM fails.
     """
     from zjit.verifier import verify
 
+    from zjit.errors import PolicyError
     from zjit.memory import build_memory
 
-    from .context import CTX_SIZE, HOST_OPS, LAYOUT_DIGEST, STATUS_OK, STATUS_TRAPPED, c_header
-    from .llvm import CodegenOptions, lower
-    from .middle.lift import lift
-    from .objfile import elf
-    from .objfile.compiler import compile_ir
+    from ..context import (
+        CTX_SIZE,
+        HOST_OPS,
+        LAYOUT_DIGEST,
+        STATUS_OK,
+        STATUS_TRAPPED,
+        TRAP_OUTPUT_LIMIT,
+        TRAP_STACK,
+        c_header,
+    )
+    from ..llvm import CodegenOptions, lower
+    from ..middle.lift import lift
+    from ..objfile import elf
+    from ..objfile.compiler import compile_ir
+    from .c_helper import HelperModule, helper_file_names, helper_sources
 
+    try:
+        prefix = check_prefix(options.prefix)
+    except ValueError as exc:
+        raise PolicyError("BAD_POLICY", str(exc)) from None
     target = TARGETS[options.target]
     policy = Policy(
         fuel=options.fuel,
@@ -108,7 +140,8 @@ def build_aot(
     program = verify(image, policy)
     memory = build_memory(image, policy)  # checks segments against the memory size
     cg = CodegenOptions(
-        triple=target.triple, opt_level=options.opt_level, fuel=options.fuel is not None, cpu=options.cpu
+        triple=target.triple, opt_level=options.opt_level, fuel=options.fuel is not None, cpu=options.cpu,
+        symbol_prefix=prefix,
     )
     lowered = lower(lift(program), cg)
     obj = compile_ir(lowered.text, triple=target.triple, opt_level=options.opt_level, cpu=options.cpu)
@@ -152,8 +185,28 @@ def build_aot(
 
     obj_name = f"{name}.o"
     _write_atomic(out / obj_name, obj)
-    header = c_header(comments)
+    header = c_header(comments, prefix)
     _write_atomic(out / "zjit.h", header.encode())
+    helper_c, helper_h = helper_file_names(prefix)
+    trap_names = {int(k): k.name for k in TrapKind} | {TRAP_STACK: "NATIVE_STACK", TRAP_OUTPUT_LIMIT: "OUTPUT_LIMIT"}
+    c_text, h_text = helper_sources(HelperModule(
+        prefix=prefix,
+        module_name=image.name or name,
+        object_name=obj_name,
+        entry_symbol=entry_symbols[program.entry],
+        exports={n: entry_symbols[pc] for n, pc in program.exports.items()},
+        # trailing zero bytes are left to the zeroed memory
+        segments=tuple((seg.base, seg.init.rstrip(b"\0")) for seg in image.segments
+                       if seg.init is not None and seg.init.strip(b"\0")),
+        readonly=tuple(memory.readonly),
+        mem_size=memory.mem_size,
+        heap_start=memory.heap_start,
+        max_call_depth=options.max_call_depth,
+        fuel=options.fuel,
+        trap_names=trap_names,
+    ))
+    _write_atomic(out / helper_h, h_text.encode())
+    _write_atomic(out / helper_c, c_text.encode())
 
     def entry_desc(pc: int) -> dict[str, Any]:
         return {"pc": pc, "symbol": entry_symbols[pc]}
@@ -176,6 +229,7 @@ def build_aot(
         "object_sha256": _sha256(obj),
         "undefined_symbols": undefined,
         "header": "zjit.h",
+        "helper": {"source": helper_c, "header": helper_h},
         "abi": {
             "entry_prototype": "int32_t entry(zjit_ctx *ctx)",
             "host_call_prototype": "int64_t host_call(zjit_ctx *ctx, uint64_t op, uint64_t a, uint64_t b, "
