@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -90,6 +91,7 @@ def test_installed_wheel_runs_the_readme_commands_elsewhere(wheel: Path, tmp_pat
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env["ZJIT_CACHE_DIR"] = str(tmp_path / "cache")
+    env["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}"  # the installed zjit for make
     zjit = str(env_dir / "bin" / "zjit")
 
     def run(*argv: str, stdin: bytes = b"") -> str:
@@ -114,3 +116,6 @@ def test_installed_wheel_runs_the_readme_commands_elsewhere(wheel: Path, tmp_pat
     assert run(zjit, "run", "examples/upper.s", stdin=b"wheel\n") == "WHEEL\n"
     assert run(zjit, "run", "examples/segments/module.json", "--json").count('"HL": 42') == 1
     assert run(str(python), "-m", "zjit", "run", "examples/loop.s") == "5050\n"
+    # the AOT example (docs/aot.md) builds with the installed zjit
+    if platform.machine() == "x86_64" and shutil.which("gcc") and shutil.which("make"):
+        assert run("make", "-s", "-C", "examples/aot", "run", stdin=b"wheel\nok\n") == "WHEEL\nOK\n2\n"
