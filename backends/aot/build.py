@@ -231,8 +231,8 @@ def build_aot(
         "header": "zjit.h",
         "helper": {"source": helper_c, "header": helper_h},
         "abi": {
-            "entry_prototype": "int32_t entry(zjit_ctx *ctx)",
-            "host_call_prototype": "int64_t host_call(zjit_ctx *ctx, uint64_t op, uint64_t a, uint64_t b, "
+            "entry_prototype": f"int32_t entry({prefix}ctx *ctx)",
+            "host_call_prototype": f"int64_t host_call({prefix}ctx *ctx, uint64_t op, uint64_t a, uint64_t b, "
                                    "uint64_t c, uint64_t d)",
             "host_ops": dict(HOST_OPS),
             "context_size": CTX_SIZE,
