@@ -408,3 +408,37 @@ def test_c_literals_are_escaped() -> None:
     assert c_string('a"b\\c?\n') == '"a\\042b\\134c\\077\\012"'
     assert c_string("é") == '"\\303\\251"'
     assert c_comment("x */ y\n") == "x *_/ y?"
+
+
+@needs_gcc
+def test_odd_names_and_segments_compile(tmp_path: Path) -> None:
+    """Export and module names that are no C identifiers, several read-only ranges,
+    a zero-filled and an all-zero segment: the helper compiles cleanly and runs."""
+    from zjit.image import ModuleImage, SegmentDesc
+
+    code = assemble("        PUBLIC main\nmain:   LD HL, 0x1000\n        LD8U HL, (HL)\n        RET\n", "m").code
+    image = ModuleImage(code=code, exports={"main": 0, 'say "hi"?\\': 0, "zähler */": 0}, name="odd */ name",
+                        segments=(SegmentDesc("a", 0x1000, 16, "r", b"\x2a" + bytes(15)),
+                                  SegmentDesc("b", 0x2000, 16, "rw", None),
+                                  SegmentDesc("c", 0x3000, 16, "r", bytes(16)),
+                                  SegmentDesc("d", 0x5000, 8, "r", b"12345678")))
+    m = build_aot(image, tmp_path, AotOptions(target="x86_64", prefix="odd_", opt_level=0))
+    assert m["memory"]["readonly_ranges"] == [[0x1000, 0x1010], [0x3000, 0x3010], [0x5000, 0x5008]]
+    (tmp_path / "main.c").write_text(r"""
+#include <stdio.h>
+#include <string.h>
+#include "odd_module.h"
+int main(void) {
+    odd_instance *inst = odd_instantiate();
+    for (const char *const *e = odd_exports; *e != NULL; e++) {
+        odd_result r = odd_run(inst, *e, NULL, 0);
+        printf("%s|%d %llu\n", *e, r.status, (unsigned long long)r.regs[ODD_REG_HL]);
+    }
+    printf("%d\n", memcmp(odd_memory(inst) + 0x5000, "12345678", 8));
+    odd_free(inst);
+    return 0;
+}
+""")
+    subprocess.run(["gcc", *CFLAGS, "-o", "main", "main.c", "odd_module.c", m["object"]], cwd=tmp_path, check=True)
+    done = subprocess.run([str(tmp_path / "main")], capture_output=True, timeout=60, check=True)
+    assert done.stdout.decode() == 'main|0 42\nsay "hi"?\\|0 42\nzähler */|0 42\n0\n'

@@ -123,7 +123,7 @@ def build_aot(
     from ..middle.lift import lift
     from ..objfile import elf
     from ..objfile.compiler import compile_ir
-    from .c_helper import HelperModule, helper_file_names, helper_sources
+    from .c_helper import HelperModule, c_comment, helper_file_names, helper_sources
 
     try:
         prefix = check_prefix(options.prefix)
@@ -161,7 +161,7 @@ def build_aot(
         label = ", ".join(names) if names else "entry"
         if pc == program.entry and names:
             label = "entry, " + label
-        comments[sym] = f"runs from pc {pc:#x} ({label})"
+        comments[sym] = c_comment(f"runs from pc {pc:#x} ({label})")
 
     segments: list[dict[str, Any]] = []
     used_files: set[str] = set()
