@@ -185,10 +185,11 @@ class CompilerPool:
         self.started = 0
         """Workers started so far (for tests and statistics)."""
 
-    def compile(self, ir_text: str, *, triple: str, opt_level: int, cpu: str = "generic") -> bytes:
+    def compile(self, ir_text: str, *, triple: str, opt_level: int, cpu: str = "generic",
+                stencils: bool = False) -> bytes:
         """Compile ``ir_text`` in a worker; see :func:`compile_ir`."""
         _check_args(opt_level, triple, cpu)
-        request = proto.encode_request(ir_text, triple, opt_level, cpu)
+        request = proto.encode_request(ir_text, triple, opt_level, cpu, proto.FLAG_STENCILS if stencils else 0)
         worker = self._acquire()
         with self._cond:
             self._busy.add(worker)
@@ -330,22 +331,25 @@ atexit.register(_shutdown_default)
 os.register_at_fork(after_in_child=_forget_default_in_child)
 
 
-def compile_ir(ir_text: str, *, triple: str, opt_level: int, cpu: str = "generic") -> bytes:
-    """Compile LLVM IR text to a PIC, small-code-model relocatable ELF object.
+def compile_ir(ir_text: str, *, triple: str, opt_level: int, cpu: str = "generic",
+               stencils: bool = False) -> bytes:
+    """Compile LLVM IR text to a PIC, small-code-model relocatable ELF object
+    (``stencils``: a stencil object, see :mod:`.stencils`).
 
     ``opt_level`` 0 runs no IR passes and codegen at O0; 1 runs SROA, instcombine
     and simplifycfg with codegen at O1; 2 runs ``compile_worker.O2_PASSES`` with
     codegen at O2.
     Invalid IR or a crashing worker raises ``PolicyError("COMPILE_FAILED")``.
     """
-    return default_pool().compile(ir_text, triple=triple, opt_level=opt_level, cpu=cpu)
+    return default_pool().compile(ir_text, triple=triple, opt_level=opt_level, cpu=cpu, stencils=stencils)
 
 
-def compile_ir_inprocess(ir_text: str, *, triple: str, opt_level: int, cpu: str = "generic") -> bytes:
+def compile_ir_inprocess(ir_text: str, *, triple: str, opt_level: int, cpu: str = "generic",
+                         stencils: bool = False) -> bytes:
     """Same as :func:`compile_ir` but in this process (imports llvmlite; for tests)."""
     _check_args(opt_level, triple, cpu)
     try:
-        return proto.compile_object(ir_text, triple, opt_level, cpu)
+        return proto.compile_object(ir_text, triple, opt_level, cpu, proto.FLAG_STENCILS if stencils else 0)
     except proto.CompileFailure as exc:
         raise PolicyError("COMPILE_FAILED", str(exc)) from None
 

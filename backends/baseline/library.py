@@ -1,0 +1,288 @@
+"""The stencil library of one target: built once, cached on disk, shared in memory.
+
+:func:`library` returns the :class:`StencilLibrary` for a triple and CPU. The
+first call in a process looks it up in the code cache; on a miss it is built:
+the stencil IR (:mod:`zjit.backends.llvm.stencils`) is compiled in the compile
+workers (several modules in parallel, stencil mode), the stencils are taken from
+the objects with the project's ELF reader (:mod:`zjit.backends.objfile.stencils`),
+and the runtime module (PIC, compiled and linked as ordinary code) becomes the
+block every baseline code buffer starts with. The result is stored in the code
+cache (key: the stencil format, target, CPU, context layout and, as for all
+code, zjit's version, sources and LLVM version), so the build runs once per
+zjit version x target x CPU. The library is cached in the policy's cache
+directory when its disk cache is on, else in the default one: it is part of
+zjit, not of a guest module.
+
+The payload is ``MAGIC, u32 len(meta), meta (JSON), code``; the JSON lists each
+stencil's code range and holes. Anything malformed is rebuilt, never used.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from zjit.errors import PolicyError
+
+from ..context import LAYOUT_DIGEST
+from ..llvm.stencils import (
+    CONT,
+    RUNTIME_SYMBOLS,
+    SHIFT_HOLE,
+    SHIFT_NEG_HOLE,
+    SHIFT_PROBES,
+    TARGET,
+    TIERUP,
+    TRAP,
+    VALUE_HOLES,
+    TrapExit,
+)
+from ..objfile.elf import ObjectFileError
+from ..objfile.stencils import PATCHERS, PC_RELATIVE, REL32, Hole, Patcher, RawStencil, diff_hole, extract
+from ..targets import target_for_triple
+
+MAGIC = b"ZJITSTL1"
+FORMAT = 1
+_HEAD = struct.Struct("<8sI")
+
+SLOTS: dict[str, int] = {name: i for i, name in enumerate(VALUE_HOLES)}
+"""Value hole symbol -> its slot in the values an instruction hands a stencil."""
+
+
+Ref = tuple[int, int, int, Patcher]
+"""A pc-relative hole: (offset, what it refers to, adjustment, patcher); the field
+gets ``target - (start of the stencil + offset) + adjustment``."""
+
+
+@dataclass(slots=True, eq=False)
+class Stencil:
+    """A stencil ready for copying: code without the trailing continuation jump
+    (:attr:`tail` holds it), its value holes and its pc-relative holes by kind."""
+
+    name: str
+    code: bytes
+    tail: bytes
+    values: tuple[tuple[int, int, Patcher], ...]
+    """(offset, value slot, patcher) of each value hole."""
+    runtime: tuple[Ref, ...]
+    """Holes referring to a runtime routine (the ref is its offset)."""
+    cont: tuple[Ref, ...]
+    """Holes referring to the continuation, besides the trailing jump."""
+    target: tuple[Ref, ...]
+    """Holes referring to the branch target."""
+    traps: tuple[Ref, ...]
+    """Holes referring to trap exit k (the ref is k)."""
+    tierup: tuple[Ref, ...]
+    """Holes referring to the tier-up stub."""
+    tail_refs: tuple[Ref, ...]
+    """The holes of :attr:`tail` (offsets from the start of the stencil)."""
+    exits: tuple[TrapExit, ...] = ()
+    """What each trap exit is (kind, address and length shapes)."""
+
+    @property
+    def simple(self) -> bool:
+        """No hole at all (besides the trailing jump)."""
+        return not (self.values or self.runtime or self.cont or self.target or self.traps or self.tierup)
+
+
+@dataclass
+class StencilLibrary:
+    """Every stencil of one target plus the runtime block."""
+
+    triple: str
+    cpu: str
+    runtime: bytes
+    """Code every buffer starts with (position independent, page-aligned start)."""
+    symbols: dict[str, int]
+    """Runtime routine -> offset in :attr:`runtime`."""
+    stencils: dict[str, Stencil]
+    build_seconds: float = 0.0
+    """Wall time of the build (0 when it came from a cache)."""
+    dispatch: dict[int, Any] | None = None
+    """The assembler's dispatch table (built on first use)."""
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _merge_shift_probes(raw: dict[str, RawStencil]) -> dict[str, RawStencil]:
+    """x86-64: one stencil with an 8-bit count hole per pair of shift probes."""
+    a, b = SHIFT_PROBES
+    out: dict[str, RawStencil] = {}
+    for name, st in raw.items():
+        base, sep, count = name.partition("__")
+        if not sep:
+            out[name] = st
+        elif count == str(a):
+            w = 32 if base.split("_")[0][-2:] != "64" else 64
+            out[base] = diff_hole(st, raw[f"{base}__{b}"], base,
+                                  [(SHIFT_HOLE, a, b), (SHIFT_NEG_HOLE, w - a, w - b)])
+    return out
+
+
+def build(triple: str, cpu: str = "generic", workers: int = 0) -> tuple[bytes, StencilLibrary]:
+    """Compile and extract the library of ``triple``; its cache payload too."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..llvm.stencils import library_plan
+    from ..objfile.compiler import compile_ir, default_pool
+    from ..objfile.linker import link_image
+
+    t0 = time.perf_counter()
+    n = workers or default_pool().max_workers
+    plan = library_plan(triple, cpu, chunks=4 * n)
+    with ThreadPoolExecutor(max_workers=n) as ex:
+        rt_future = ex.submit(compile_ir, plan.runtime, triple=triple, opt_level=2, cpu=cpu)
+        objs = list(ex.map(lambda m: compile_ir(m, triple=triple, opt_level=2, cpu=cpu, stencils=True),
+                           plan.modules))
+        rt_obj = rt_future.result()
+    machine = target_for_triple(triple).elf_machine
+    raw: dict[str, RawStencil] = {}
+    for obj in objs:
+        raw.update(extract(obj, machine))
+    raw = _merge_shift_probes(raw)
+    image = link_image(rt_obj, 0)
+    text = image.region("text")
+    if text is None or len(image.regions) != 1:
+        raise ObjectFileError("the stencil runtime module must be code only")
+    runtime = text.data[: image.code_size]
+    symbols = {name: image.symbols[name] for name in RUNTIME_SYMBOLS if name in image.symbols}
+    specs = {s.name: s for s in plan.specs}
+    meta: dict[str, object] = {"format": FORMAT, "triple": triple, "cpu": cpu, "layout": LAYOUT_DIGEST,
+                               "runtime": len(runtime), "symbols": symbols}
+    blob = bytearray(runtime)
+    entries = []
+    for name, st in sorted(raw.items()):
+        spec = specs.get(name) or specs.get(f"{name}__{SHIFT_PROBES[0]}")
+        if spec is None:
+            raise ObjectFileError(f"stencil object has an unknown function {name!r}")
+        entries.append([name, len(blob), len(st.code), st.tail,
+                        [[h.offset, h.kind, h.symbol, h.addend] for h in st.holes],
+                        [[t.kind, t.addr, t.length] for t in spec.traps]])
+        blob += st.code
+    meta["stencils"] = entries
+    payload = _encode(meta, bytes(blob))
+    lib = decode(payload, triple, cpu)
+    assert lib is not None
+    lib.build_seconds = time.perf_counter() - t0
+    return payload, lib
+
+
+def _encode(meta: dict[str, object], blob: bytes) -> bytes:
+    raw = json.dumps(meta, separators=(",", ":")).encode()
+    return _HEAD.pack(MAGIC, len(raw)) + raw + blob
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def decode(payload: bytes, triple: str, cpu: str) -> StencilLibrary | None:
+    """The library in a cache payload, or None when it is not exactly one."""
+    try:
+        magic, n = _HEAD.unpack_from(payload)
+        if magic != MAGIC:
+            return None
+        meta = json.loads(payload[_HEAD.size:_HEAD.size + n])
+        blob = memoryview(payload)[_HEAD.size + n:]
+        if (meta["format"] != FORMAT or meta["triple"] != triple or meta["cpu"] != cpu
+                or meta["layout"] != LAYOUT_DIGEST):
+            return None
+        runtime = bytes(blob[: meta["runtime"]])
+        symbols = {str(k): int(v) for k, v in meta["symbols"].items()}
+        if set(symbols) - set(RUNTIME_SYMBOLS) or any(not 0 <= v < len(runtime) for v in symbols.values()):
+            return None
+        stencils: dict[str, Stencil] = {}
+        for name, off, size, tail, holes, traps in meta["stencils"]:
+            if not (0 <= off and off + size <= len(blob) and 0 <= tail <= size):
+                return None
+            code = bytes(blob[off:off + size])
+            hs = tuple(Hole(int(o), str(k), str(s), int(a)) for o, k, s, a in holes)
+            stencils[str(name)] = _stencil(str(name), code, int(tail), hs, symbols,
+                                           tuple(TrapExit(int(k), str(a), str(b)) for k, a, b in traps))
+    except (ValueError, KeyError, TypeError, struct.error):
+        return None
+    return StencilLibrary(triple, cpu, runtime, symbols, stencils)
+
+
+def _ref_target(symbol: str, symbols: dict[str, int]) -> tuple[str, int]:
+    if symbol == CONT:
+        return "cont", 0
+    if symbol == TARGET:
+        return "target", 0
+    if symbol == TIERUP:
+        return "tierup", 0
+    if symbol.startswith(TRAP) and symbol[len(TRAP):].isdigit():
+        return "traps", int(symbol[len(TRAP):])
+    return "runtime", symbols[symbol]  # KeyError: not a known routine
+
+
+def _stencil(name: str, code: bytes, tail: int, holes: tuple[Hole, ...], symbols: dict[str, int],
+             exits: tuple[TrapExit, ...]) -> Stencil:
+    end = len(code) - tail
+    values: list[tuple[int, int, Patcher]] = []
+    refs: dict[str, list[Ref]] = {"runtime": [], "cont": [], "target": [], "traps": [], "tierup": [], "tail": []}
+    for h in holes:
+        if not 0 <= h.offset < len(code):
+            raise ValueError(f"hole outside stencil {name}")
+        patcher = PATCHERS[h.kind]
+        if h.kind in PC_RELATIVE:
+            adj = h.addend - (4 if h.kind == REL32 else 0)
+            kind, ref = _ref_target(h.symbol, symbols)
+            if kind == "traps" and ref >= len(exits):
+                raise ValueError(f"stencil {name} has no trap exit {ref}")
+            refs["tail" if h.offset >= end else kind].append((h.offset, ref, adj, patcher))
+        else:
+            values.append((h.offset, SLOTS[h.symbol], patcher))
+    return Stencil(name, code[:end], code[end:], tuple(values), tuple(refs["runtime"]), tuple(refs["cont"]),
+                   tuple(refs["target"]), tuple(refs["traps"]), tuple(refs["tierup"]), tuple(refs["tail"]), exits)
+
+
+# --------------------------------------------------------------------------- the process-wide libraries
+
+_LOCK = threading.Lock()
+_BUILD_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LIBRARIES: dict[tuple[str, str], StencilLibrary] = {}
+
+
+def library_key(triple: str, cpu: str) -> str:
+    """The code cache key of the library of ``triple`` and ``cpu``."""
+    from ..cache import cache_key
+
+    return cache_key("stencil-library", triple=triple, cpu=cpu,
+                     options={"kind": "stencils", "format": FORMAT, "layout": LAYOUT_DIGEST})
+
+
+def library(triple: str, cpu: str = "generic", cache_dir: str | None = None) -> StencilLibrary:
+    """The stencil library of ``triple`` (from memory, the disk cache, or built).
+
+    ``cache_dir`` is where the disk cache lives (None: the default directory).
+    Raises ``PolicyError("COMPILE_FAILED")`` when it cannot be built.
+    """
+    key = (triple, cpu)
+    lib = _LIBRARIES.get(key)
+    if lib is not None:
+        return lib
+    with _LOCK:
+        lock = _BUILD_LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        lib = _LIBRARIES.get(key)
+        if lib is not None:
+            return lib
+        from ..cache import CodeCache
+
+        cache = CodeCache(cache_dir)
+        ckey = library_key(triple, cpu)
+        payload = cache.get(ckey)
+        lib = decode(payload, triple, cpu) if payload is not None else None
+        if lib is None:
+            try:
+                payload, lib = build(triple, cpu)
+            except (ObjectFileError, KeyError, ValueError) as exc:
+                raise PolicyError("COMPILE_FAILED", f"cannot build the stencil library for {triple}: {exc}") from None
+            cache.put(ckey, payload)
+        _LIBRARIES[key] = lib
+        return lib
