@@ -50,28 +50,35 @@ FIELDS: tuple[Field, ...] = (
     Field("ro_hi", "u64", "highest read-only end (0 when there is none)", invariant=True),
     Field("max_depth", "u64", "maximum guest call depth (Policy.max_call_depth)", invariant=True),
     Field("stack_limit", "u64", "lowest native stack address guest calls may reach", invariant=True),
-    Field("interrupt", "u64", "non-zero: trap TIMEOUT at the next check (set by other threads)"),
-    Field("fuel", "u64", "in: fuel at the start; out: fuel left (metered builds; also carries fuel back from calls)"),
+    Field("interrupt", "u64", "non-zero: trap TIMEOUT at the next poll (set by other threads)"),
+    Field("fuel", "u64", "in: fuel at the start; out: fuel left (metered code)"),
     Field("regs", "u64", "in: registers at the start; out: at the end or at the trap", NUM_REGS),
     Field("trap_kind", "u64", "out: trap kind code when the entry returns ZJIT_TRAPPED"),
     Field("trap_pc", "u64", "out: pc of the trapping instruction (or block leader)"),
     Field("trap_addr", "u64", "out: address of the failing access or span (OOB, WRITE_PROTECT)"),
     Field("trap_len", "u64", "out: length of the failing access or span"),
     Field("heap_top", "u64", "bump allocator top (ALLOC), in and out"),
-    Field("in_mode", "u64", "0: input is in memory (in_ptr/in_len/in_pos); 1: call host_in", invariant=True),
+    Field("in_mode", "u64", "0: input is in memory (in_ptr/in_len/in_pos); 1: IN calls host_call", invariant=True),
     Field("in_ptr", "ptr", "in-memory input bytes", invariant=True),
     Field("in_len", "u64", "in-memory input length", invariant=True),
     Field("in_pos", "u64", "bytes of in-memory input consumed, in and out"),
     Field("out_ptr", "ptr", "output buffer (out_cap bytes)", invariant=True),
     Field("out_len", "u64", "bytes pending in the output buffer"),
-    Field("out_cap", "u64", "output buffer capacity (0: every OUT calls host_out)", invariant=True),
-    Field("host_result", "i64", "value a host function returns for HL (IN, CTL)"),
-    Field("host_in", "fn", "IN from a stream: (ctx, dst, cap, 0, 0)", invariant=True),
-    Field("host_out", "fn", "flush the buffer, then output (ctx, src, len, 0, 0)", invariant=True),
-    Field("host_log", "fn", "LOG: (ctx, topic, topic_len, msg, msg_len)", invariant=True),
-    Field("host_ctl", "fn", "CTL: (ctx, req, req_len, resp, resp_cap)", invariant=True),
+    Field("out_cap", "u64", "output buffer capacity (0: every OUT calls host_call)", invariant=True),
+    Field("out_room", "u64", "bytes of captured output and log still allowed (issue 13; not enforced yet)"),
+    Field("host_result", "i64", "value a host call returns for HL (IN, CTL)"),
+    Field("host_call", "fn", "host_call(ctx, op, a, b, c, d): the host primitives (ZJIT_HOST_*)", invariant=True),
     Field("fn_memmove", "fn", "memmove(dst, src, n) (C library)", invariant=True),
     Field("fn_memset", "fn", "memset(dst, byte, n) (C library)", invariant=True),
+    Field("ftab", "ptr", "code address per entry id (tier-up indirection; 0 when unused)", invariant=True),
+    Field("exit_sp", "u64", "rt_enter's stack pointer, where a trap returns to (runtime)"),
+    Field("trap_sp", "u64", "out: stack pointer of the trapping code (backtraces)"),
+    Field("trap_ret", "u64", "out: return address into the trapping code (backtraces)"),
+    Field("hc_state", "u64", "native engine: host request state word (futex, low 32 bits)"),
+    Field("hc_op", "u64", "native engine: host request operation"),
+    Field("hc_args", "u64", "native engine: host request arguments", 4),
+    Field("run_entry", "fn", "native engine: entry rt_thread_main calls", invariant=True),
+    Field("run_status", "u64", "native engine: the entry's return value"),
     Field("user", "ptr", "embedder's opaque pointer; generated code never touches it"),
 )
 """The context structure, in order."""
@@ -103,17 +110,37 @@ STATUS_TRAPPED = 1
 """Entry return value: the run trapped (``trap_*`` and ``regs`` filled in)."""
 TRAP_STACK = 255
 """Internal trap kind: the native stack guard fired (never a guest-visible trap)."""
+TRAP_OUTPUT_LIMIT = 254
+"""Internal trap kind: the output budget ``out_room`` ran out (reported as HOST; issue 13)."""
+
+HOST_OPS: dict[str, int] = {"in": 1, "out": 2, "log": 3, "ctl": 4}
+"""``host_call`` operation codes, by primitive. Arguments ``(a, b, c, d)``: IN
+``(dst, cap)``, OUT ``(src, len)`` (flush the buffer first, then write), LOG
+``(topic, topic_len, msg, msg_len)``, CTL ``(req, req_len, resp, resp_cap)``;
+IN and CTL leave their HL result in ``host_result``. Codes from 64 up are
+engine-internal."""
+
+RT_THREAD_MAIN = "rt_thread_main"
+"""Local symbol of every object's guest-thread start routine (``void *(void *ctx)``)."""
+RT_HOST_REQUEST = "rt_host_request"
+"""Local symbol of every object's futex-based ``host_call`` (native engine)."""
+
+HC_RUNNING = 0
+"""``hc_state``: the guest thread runs (the engine thread waits)."""
+HC_REQUEST = 1
+"""``hc_state``: a host request is posted in ``hc_op``/``hc_args`` (the guest thread waits)."""
+HC_SERVED = 2
+"""``hc_state``: the request was served; ``host_call`` returns 0."""
+HC_FAILED = 3
+"""``hc_state``: the request failed (the host keeps the exception); ``host_call`` returns 1."""
+HC_FINISHED = 4
+"""``hc_state``: the guest thread stored ``run_status`` and ends."""
 
 
 def reg_offset(index: int) -> int:
     """Byte offset of register ``index`` inside ``regs``."""
     return OFFSETS["regs"] + 8 * index
 
-
-HOST_FN = ctypes.CFUNCTYPE(
-    ctypes.c_int32, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64
-)
-"""ctypes type of the host function pointers (returns 0 on success)."""
 
 _CTYPES = {"u64": ctypes.c_uint64, "i64": ctypes.c_int64, "ptr": ctypes.c_void_p, "fn": ctypes.c_void_p}
 
@@ -130,8 +157,11 @@ class Ctx(ctypes.Structure):
 assert ctypes.sizeof(Ctx) == CTX_SIZE
 assert all(getattr(Ctx, f.name).offset == OFFSETS[f.name] for f in FIELDS)
 
-_C_TYPES = {"u64": "uint64_t", "i64": "int64_t", "ptr": "void *", "fn": "zjit_host_fn "}
+_C_TYPES = {"u64": "uint64_t", "i64": "int64_t", "ptr": "void *", "fn": "void *"}
 _C_SPECIAL = {
+    "host_call": "zjit_host_call_fn host_call",
+    "run_entry": "int32_t (*run_entry)(struct zjit_ctx *)",
+    "ftab": "const uint64_t *ftab",
     "fn_memmove": "void *(*fn_memmove)(void *, const void *, size_t)",
     "fn_memset": "void *(*fn_memset)(void *, int, size_t)",
     "mem_base": "uint8_t *mem_base",
@@ -154,14 +184,15 @@ def c_header(entries: dict[str, str] | None = None, guard: str = "ZJIT_H") -> st
         "#include <stdint.h>",
         "",
         "struct zjit_ctx;",
-        "/* Host function: returns 0 on success, non-zero to stop the run with a HOST trap. */",
-        "typedef int32_t (*zjit_host_fn)(struct zjit_ctx *ctx, uint64_t a, uint64_t b,",
-        "                                uint64_t c, uint64_t d);",
+        "/* The host primitives (op: ZJIT_HOST_*): 0 on success (HL result in host_result),",
+        "   non-zero to stop the run with a HOST trap at the primitive. */",
+        "typedef int64_t (*zjit_host_call_fn)(struct zjit_ctx *ctx, uint64_t op, uint64_t a,",
+        "                                     uint64_t b, uint64_t c, uint64_t d);",
         "",
         "typedef struct zjit_ctx {",
     ]
     for f in FIELDS:
-        decl = _C_SPECIAL.get(f.name) or f"{_C_TYPES[f.kind]}{'' if f.kind == 'fn' else ' '}{f.name}"
+        decl = _C_SPECIAL.get(f.name) or f"{_C_TYPES[f.kind]}{'' if f.kind in ('fn', 'ptr') else ' '}{f.name}"
         if f.count > 1:
             decl += f"[{f.count}]"
         lines.append(f"    {decl + ';':<58} /* +{OFFSETS[f.name]:3d} {f.doc} */")
@@ -177,7 +208,11 @@ def c_header(entries: dict[str, str] | None = None, guard: str = "ZJIT_H") -> st
               f"#define ZJIT_OK {STATUS_OK}", f"#define ZJIT_TRAPPED {STATUS_TRAPPED}", "",
               "/* Trap kinds (trap_kind) */"]
     lines += [f"#define ZJIT_TRAP_{k.name} {int(k)}" for k in TrapKind]
-    lines += [f"#define ZJIT_TRAP_NATIVE_STACK {TRAP_STACK} /* native stack guard (engine error) */", ""]
+    lines += [f"#define ZJIT_TRAP_NATIVE_STACK {TRAP_STACK} /* native stack guard (engine error) */",
+              f"#define ZJIT_TRAP_OUTPUT_LIMIT {TRAP_OUTPUT_LIMIT} /* output budget (reported as HOST) */", "",
+              "/* host_call operations */"]
+    lines += [f"#define ZJIT_HOST_{name.upper()} {code}" for name, code in HOST_OPS.items()]
+    lines.append("")
     if entries:
         lines.append("/* Entry points: run from the given pc with regs[] as the initial registers. */")
         for sym, comment in entries.items():

@@ -46,7 +46,6 @@ class CodeInfo:
     """Metadata stored with the object code (JSON in the cache payload)."""
 
     entries: dict[int, str]
-    stack_symbol: str
     frame_bound: int
     call_depth_bound: int | None
     """Deepest possible guest call nesting (None: recursive, bounded by the policy)."""
@@ -57,7 +56,6 @@ class CodeInfo:
         return json.dumps({
             "layout": LAYOUT_DIGEST,
             "entries": {str(pc): sym for pc, sym in self.entries.items()},
-            "stack_symbol": self.stack_symbol,
             "frame_bound": self.frame_bound,
             "call_depth_bound": self.call_depth_bound,
         }, sort_keys=True).encode()
@@ -71,8 +69,7 @@ class CodeInfo:
                 return None
             entries = {int(pc): str(sym) for pc, sym in d["entries"].items()}
             depth = d["call_depth_bound"]
-            info = cls(entries, str(d["stack_symbol"]), int(d["frame_bound"]),
-                       None if depth is None else int(depth))
+            info = cls(entries, int(d["frame_bound"]), None if depth is None else int(depth))
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
         if info.frame_bound <= 0 or (depth is not None and depth < 0):
@@ -145,7 +142,7 @@ class CompilingBackend:
         module = lift(program)
         low = lower(module, opts)
         obj = compile_ir(low.text, triple=opts.triple, opt_level=opts.opt_level, cpu=opts.cpu)
-        return obj, CodeInfo(low.entries, low.stack_symbol, self.measure_frames(obj), call_depth_bound(module))
+        return obj, CodeInfo(low.entries, self.measure_frames(obj), call_depth_bound(module))
 
     def prepare(self, program: VerifiedProgram, policy: Policy) -> CompiledExecutable:
         """An executable, with the code for :meth:`default_specialisation` compiled

@@ -32,6 +32,7 @@ from zjit.isa import TrapKind
 from zjit.policy import Policy
 
 from .context import FIELDS, OFFSETS, TRAP_STACK
+from .llvm.abi import HOST_CALL, MEMMOVE, MEMSET, c_field
 from .objfile import elf
 from .targets import TARGETS
 
@@ -39,6 +40,14 @@ LISTING_TARGETS = ("x86_64", "aarch64")
 TRAP_SYMBOL = "zjit.trap"
 
 _FN_FIELDS = {OFFSETS[f.name]: f.name for f in FIELDS if f.kind == "fn"}
+_ADAPTERS = {a: c_field(a) for a in (HOST_CALL, MEMMOVE, MEMSET)}
+_ROUTINES = {
+    "rt_enter": "runtime: saves registers, runs an entry body, returns 0 (or 1 after a trap)",
+    "rt_trap_exit": "runtime: leaves a run after a trap (returns 1 from rt_enter)",
+    "rt_syscall": "runtime: one system call",
+    "rt_host_request": "runtime: host_call of the native engine (posts a request, waits)",
+    "rt_thread_main": "runtime: guest thread start routine of the native engine",
+}
 _ENTRY_RE = re.compile(r"^(?P<prefix>\w*?)entry_(?P<pc>[0-9a-f]+)$")
 _FUNC_RE = re.compile(r"^f_(?P<pc>[0-9a-f]+)$")
 _IMM = r"#?(?P<imm>-?(?:0x[0-9a-f]+|\d+))"
@@ -156,8 +165,12 @@ def _describe_symbol(name: str, program: VerifiedProgram) -> str:
     if m:
         return f"entry point: runs the guest from {where(int(m['pc'], 16))}"
     if name == TRAP_SYMBOL:
-        return "trap helper: stores kind, pc, address, length and registers in the context"
-    return "runtime helper"
+        return "trap helper: stores the trap record in the context and leaves the run"
+    if name in _ADAPTERS:
+        return f"adapter: calls the C function in ctx.{_ADAPTERS[name]}"
+    if name.startswith("body_"):
+        return f"entry body (run by rt_enter) for pc {int(name[5:], 16):#x}"
+    return _ROUTINES.get(name, "runtime helper")
 
 
 def _trap_text(kind: int | None, pc: int | None, program: VerifiedProgram) -> str:
@@ -181,8 +194,9 @@ class _Arch:
 
     def __init__(self, target: str) -> None:
         self.x86 = target == "x86_64"
-        # trap helper arguments (ctx, kind, pc, ...) unless the helper says otherwise
-        self.args = ("rdi", "rsi", "rdx") if self.x86 else ("x0", "x1", "x2")
+        # trap helper arguments (ctx, kind, pc, ...; the guest calling convention:
+        # x86_regcallcc, preserve_nonecc) unless the helper says otherwise
+        self.args = ("rax", "rcx", "rdx") if self.x86 else ("x20", "x21", "x22")
 
     def reg(self, name: str) -> str:
         """Canonical (64-bit) register name."""
@@ -368,8 +382,11 @@ def _annotate(insns: list[_Insn], arch: _Arch, symbols: dict[int, str], program:
         elif arch.is_call(m):
             other_call = True
             fm = _FUNC_RE.match(symbols.get(target, "")) if target is not None else None
+            adapter = _ADAPTERS.get(symbols.get(target, "")) if target is not None else None
             if fm:
                 insn.note = f"guest CALL of pc {int(fm['pc'], 16):#x}"
+            elif adapter is not None:
+                insn.note = f"host call through ctx.{adapter} (adapter)"
             else:
                 field_name = arch.ctx_call_field(insn, fn_loads, recent)
                 if field_name is not None:

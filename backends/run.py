@@ -1,27 +1,27 @@
 """One run of compiled code: the part of a run both compiling engines share.
 
 A :class:`CodeRun` fills the run context (:mod:`.context`) from the
-:class:`~zjit.machine.Machine`, calls the code with the deadline and
-:meth:`~zjit.machine.Machine.interrupt` wired to the context's interrupt flag,
-serves the host functions the generated code calls (:meth:`CodeRun.host_call`,
-the same semantics on every engine), flushes buffered output and copies fuel,
-heap top and input position back. Engines subclass it and fill in the hooks:
+:class:`~zjit.machine.Machine`, starts the code and waits for it in
+:meth:`CodeRun.wait` (the thread that called ``run()`` stays in Python while
+guest code runs elsewhere, so the deadline, :meth:`~zjit.machine.Machine.interrupt`
+and signal handlers reach the context's interrupt flag), serves the host calls
+the generated code makes (:meth:`CodeRun.host_call`, the same semantics on
+every engine), flushes buffered output and copies fuel, heap top and input
+position back. Engines subclass it and fill in the hooks:
 
 * :meth:`~CodeRun.bind` (a context whose guest memory and read-only table are
   in place), :meth:`~CodeRun.bind_input`, :meth:`~CodeRun.bind_output` and
   :meth:`~CodeRun.host_functions`: where things live for the code;
 * :meth:`~CodeRun.attach`/:meth:`~CodeRun.detach` around the call,
-  :meth:`~CodeRun.call` the call itself, :meth:`~CodeRun.release` after the
-  copy-back.
+  :meth:`~CodeRun.call` the call itself (it waits with :meth:`CodeRun.wait`),
+  :meth:`~CodeRun.release` after the copy-back.
 
 The stack a run needs is :meth:`CodeRun.stack_need`: one frame per level of
-guest call nesting (clamped to the code's own deepest nesting) plus the entry
-wrapper and entry function.
+guest call nesting (clamped to the code's own deepest nesting) plus the entry's.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 
 from zjit.verifier import VerifiedProgram
@@ -30,11 +30,17 @@ from zjit.errors import PolicyError
 from zjit.isa import MASK64, NUM_REGS, PRIM_NAMES, TrapKind, sext
 from zjit.machine import Machine, Outcome
 
-from .context import STATUS_OK, TRAP_STACK, Ctx
+from .context import HOST_OPS, STATUS_OK, TRAP_STACK, Ctx
 
 TYPE_CHECKING = False  # no typing import at run time (start-up, docs/startup.md)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+POLL = 0.05
+"""Seconds the waiting thread sleeps at most before it looks at the deadline
+(and runs pending signal handlers)."""
+_IN, _OUT, _LOG, _CTL = (HOST_OPS[k] for k in ("in", "out", "log", "ctl"))
 
 _OUT_BIT = 1 << PRIM_NAMES.index("out")
 _MEMORY_TRAPS = (TrapKind.OOB, TrapKind.WRITE_PROTECT)
@@ -114,25 +120,45 @@ class CodeRun:
         machine, ctx = self.machine, self.ctx
         self.attach()
         machine.add_interrupt_hook(self.interrupt)
-        timer: threading.Timer | None = None
         status = None
         try:
             self.running(True)
             if machine.timed_out():
                 ctx.interrupt = 1
-            elif machine.deadline is not None:
-                timer = threading.Timer(max(0.0, machine.deadline - time.monotonic()), self.interrupt)
-                timer.daemon = True
-                timer.start()
             status = self.call(entry)
         finally:
             self.running(False)
-            if timer is not None:
-                timer.cancel()
             machine.remove_interrupt_hook(self.interrupt)
             self.detach()
             self.copy_back()
         return self.outcome(status)
+
+    def wait(self, step: Callable[[float], bool]) -> None:
+        """Wait for the guest: ``step(timeout)`` waits at most ``timeout`` seconds
+        (serving what the guest asks for) and returns True once it has stopped.
+        Past the deadline the guest is interrupted. An exception raised while
+        waiting (a signal handler's) interrupts the guest too and is raised once
+        it has stopped: the guest is never left running."""
+        deadline = self.machine.deadline
+        pending: BaseException | None = None
+        while True:
+            try:
+                timeout = POLL
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        self.interrupt()
+                        deadline = None
+                    else:
+                        timeout = min(timeout, left)
+                if step(timeout):
+                    break
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                self.interrupt()
+                if pending is None:
+                    pending = exc
+        if pending is not None:
+            raise pending
 
     def copy_back(self) -> None:
         """Flush buffered output, then copy fuel, heap top and input position back."""
@@ -149,14 +175,15 @@ class CodeRun:
 
     # -- stack -------------------------------------------------------------------------
     def stack_need(self, reserve: int) -> int:
-        """Bytes of stack the call may use: ``(depth + 2)`` frames (entry wrapper,
-        entry function, one per nested guest call; ``depth`` is the policy's limit
-        or the code's deepest nesting, whichever is smaller) plus ``reserve``."""
+        """Bytes of stack the call may use: ``depth + 4`` frames (one per nested
+        guest call, ``depth`` being the policy's limit or the code's deepest
+        nesting, whichever is smaller; the entry's function and the runtime's
+        frames) plus ``reserve``."""
         info = self.code.info
         depth = self.machine.max_call_depth
         if info.call_depth_bound is not None:
             depth = min(depth, info.call_depth_bound)
-        return int((depth + 2) * info.frame_bound + reserve)
+        return int((depth + 4) * info.frame_bound + reserve)
 
     def stack_error(self, need: int, limit: int) -> PolicyError:
         """The error for a run needing ``need`` bytes of stack, over ``limit``."""
@@ -172,33 +199,33 @@ class CodeRun:
         self.ctx.stack_limit = low + reserve + self.code.info.frame_bound
 
     # -- host calls --------------------------------------------------------------------
-    def host_call(self, name: str, a: int, b: int, c: int, d: int) -> int:
-        """The host function ``name`` (a context field) called by the code: 0 when
-        done, 1 when a handler raised (kept in :attr:`error`; the generated code
-        then traps HOST at the primitive, which has had no effect). Spans have
-        been checked by the generated code. Nothing may propagate through the
-        code's frames, so every exception is caught here."""
+    def host_call(self, op: int, a: int, b: int, c: int, d: int) -> int:
+        """The generated code's ``host_call(ctx, op, a, b, c, d)``: 0 when done, 1
+        when a handler raised (kept in :attr:`error`; the generated code then
+        traps HOST at the primitive, which has had no effect). Spans have been
+        checked by the generated code. Nothing may propagate into the code's
+        frames, so every exception is caught here."""
         try:
             host, mem = self.machine.host, self.memory
-            if name == "host_in":  # (dst, cap)
+            if op == _IN:  # (dst, cap)
                 data = host.read(b)
                 if len(data) > b:
                     raise ValueError(f"input handler returned {len(data)} bytes for a read of {b}")
                 mem[a:a + len(data)] = data
                 self.ctx.host_result = len(data)
-            elif name == "host_out":  # (src, len)
+            elif op == _OUT:  # (src, len)
                 self.flush_output()
                 host.write(bytes(mem[a:a + b]))
-            elif name == "host_log":  # (topic, topic_len, msg, msg_len)
+            elif op == _LOG:  # (topic, topic_len, msg, msg_len)
                 host.log(bytes(mem[a:a + b]), bytes(mem[c:c + d]))
-            elif name == "host_ctl":  # (req, req_len, resp, resp_cap)
+            elif op == _CTL:  # (req, req_len, resp, resp_cap)
                 value, data = host.ctl(bytes(mem[a:a + b]), d)
                 if not isinstance(value, int) or len(data) > d:
                     raise ValueError("control handler result is malformed")
                 mem[c:c + len(data)] = data
                 self.ctx.host_result = sext(value & MASK64, 64)
             else:
-                raise ValueError(f"unknown host function {name!r}")
+                raise ValueError(f"unknown host call {op}")
             return 0
         except BaseException as exc:  # noqa: BLE001 - nothing may cross the code's frames
             if self.error is None:
@@ -231,6 +258,7 @@ def machine_to_ctx(ctx: Any, machine: Machine, registers: list[int]) -> None:
     for i in range(NUM_REGS):
         ctx.regs[i] = registers[i] & MASK64
     ctx.heap_top = machine.heap_top
+    ctx.out_room = MASK64  # the output budget (issue 13) is not enforced yet
 
 
 def ctx_to_machine(ctx: Any, machine: Machine, input_in_memory: bool) -> None:

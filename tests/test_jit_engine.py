@@ -351,7 +351,7 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_payload_round_trip_and_rejects() -> None:
-    info = compiled.CodeInfo({0: "zjit_entry_0"}, "zjit_stack_pointer", 200, None)
+    info = compiled.CodeInfo({0: "zjit_entry_0"}, 200, None)
     obj, back = decode_payload(encode_payload(b"\x7fELF...", info))
     assert obj == b"\x7fELF..." and back == info
     assert decode_payload(b"") is None

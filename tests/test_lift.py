@@ -179,6 +179,7 @@ def test_calls_and_recursion_marking() -> None:
     src = """
     PUBLIC main
 main:
+    LD BC, 7
     CALL leaf
     CALL rec
     RET
@@ -203,16 +204,19 @@ out:
     assert rc.cyclic and rc.callee == rec.entry
     leaf = next(f for f in m.functions.values() if f.entry not in (p.entry, rec.entry))
     assert not leaf.blocks[leaf.entry].check_interrupt  # leaf without loops: no poll
-    assert main.blocks[main.entry].check_interrupt      # caller: polls at entry
-    # only what the callee modifies comes back; the rest keeps the caller's values
+    assert not main.blocks[main.entry].check_interrupt  # caller off any call cycle: no poll
+    assert rec.blocks[rec.entry].check_interrupt        # on a cycle of calls: polls at entry
+    # The callee hands the whole state back: the caller continues with the returned
+    # values, except constants the callee does not modify (BC stays 7).
     c0 = calls[0]
-    assert leaf.modifies == (0,) and c0.mods == (0,)
+    assert leaf.modifies == (0,)
+    assert c0.mods == (0, 1, 2, 4, 5, 6)
     nxt = main.blocks[c0.next]
-    assert nxt.entry_state[0] is c0.dests[0]
-    assert nxt.entry_state[1:] == c0.args[1:]
-    # DE; CMP too, but no caller reads it after a call, so it is not returned
+    assert nxt.entry_state[3] == Const(7, "i64")
+    assert [nxt.entry_state[v] for v in c0.mods] == c0.dests
+    # DE; CMP too, but no caller reads it after a call, so it is not in the set
     assert rec.modifies == (1,)
-    assert main.modifies == (0, 1)  # through its callees
+    assert main.modifies == (0, 1, 3)  # its own BC and, through its callees, HL and DE
 
 
 def test_cmp_returned_only_when_a_caller_reads_it() -> None:

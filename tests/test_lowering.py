@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from zjit.backends.context import CTX_SIZE, FIELDS, OFFSETS, Ctx, c_header
+from zjit.backends.context import CTX_SIZE, FIELDS, OFFSETS, TRAP_STACK, Ctx, c_header
 from zjit.backends.llvm import CodegenOptions, lower
 from zjit.backends.llvm.module import missing_emitters
 from zjit.backends.middle.lift import lift
@@ -22,6 +22,8 @@ from zjit.image import SegmentDesc
 from zjit.isa import TrapKind
 
 MEM = 1 << 20
+R_AARCH64_ADR_PREL_PG_HI21 = 275
+R_AARCH64_ADD_ABS_LO12_NC = 277
 
 
 def lowered(src: str, segments: tuple[SegmentDesc, ...] = (), **opts: object) -> str:
@@ -115,7 +117,7 @@ def test_bounds_check_before_every_access() -> None:
     assert len(trap_calls(text, TrapKind.OOB)) == 2
     # the host address is formed only after the check
     i_check = text.index(f", {MEM - 7}")
-    i_gep = text.index("getelementptr i8, ptr %c.mem_base")
+    i_gep = text.index("getelementptr i8, ptr %mem")
     assert i_check < i_gep
 
 
@@ -139,7 +141,8 @@ def test_write_protect_only_with_readonly_segments() -> None:
 def test_constant_addresses_are_decided_at_compile_time() -> None:
     text = lowered("LD HL, 0x100\n LD8U A, (HL)\n LD HL, -1\n LD8U A, (HL)\n RET\n", mem_size=MEM)
     oob = trap_calls(text, TrapKind.OOB)
-    assert len(oob) == 1 and "i64 -1, i64 1" in oob[0]
+    # trap(ctx, kind, pc, HL, DE, A, BC, IX, addr, fuel, len): address -1, length 1
+    assert len(oob) == 1 and re.search(r"i64 -1, i64 0, i64 1\)", oob[0])
     assert "br i1 false" in text
 
 
@@ -181,10 +184,19 @@ done:
 """
     text = lowered(src)
     assert len(trap_calls(text, TrapKind.CALL_DEPTH)) == 2
-    assert text.count("= icmp ne i64 %room, 0") == 2  # calls left before CALL_DEPTH
-    assert text.count("= sub i64 %room, 1") == 2
-    assert text.count("call ptr @llvm.stacksave.p0()") == 2  # the recursive call + helper
-    assert re.search(r"call fastcc %rt\.\w+ @f_", text)
+    assert len(re.findall(r"= icmp ne i64 %room[\w.]*, 0", text)) == 2  # calls left before CALL_DEPTH
+    assert len(re.findall(r"= sub i64 %room[\w.]*, 1", text)) == 2
+    assert text.count("call ptr @llvm.stacksave.p0()") == 1  # the recursive call only
+    assert len(trap_calls(text, TRAP_STACK)) == 1
+    # guest calls pass and return the whole state S in registers, nothing is
+    # tested after them (a trap leaves through the trap helper, which never returns)
+    assert len(re.findall(r"= call x86_regcallcc %S @f_\w+\(ptr %ctx[\w.]*, ptr %mem[\w.]*, i64 %d\d+, "
+                          r"(i64 [^,]+, ){5}i64 %?[\w.]+, i64 \w+\)", text)) == 2
+    guest = [d for d in text.split("\ndefine ")[1:] if re.match(r"internal \S+ %[SR] @f_", d)]
+    assert len(guest) == 2
+    assert not any(re.search(rf"ptr %ctx[\w.]*, i64 {OFFSETS['trap_kind']}\n", d) for d in guest)
+    a64 = lowered(src, triple=AARCH64_TRIPLE)
+    assert re.search(r"= call preserve_nonecc %R @f_", a64) and "%R = type { i64, i64, i64, i64, i64, i64, i64, i64 }" in a64
 
 
 def test_no_globals_and_no_relocations() -> None:
@@ -204,7 +216,8 @@ f:
     RET
 """
     text = lowered(src)
-    assert not re.search(r"^@", text, re.M), "no global variables"
+    # the only global is the list that keeps the engine-only runtime routines
+    assert re.findall(r"^@[\w.]+", text, re.M) == ["@llvm.compiler.used"], "no global variables"
     assert not re.search(r"^declare (?!.*@llvm\.)", text, re.M), "only LLVM intrinsics are declared"
     for level in (0, 2):
         obj = parse_elf(compile_ir_inprocess(text, triple=X86_64_TRIPLE, opt_level=level))
@@ -217,9 +230,12 @@ def test_aarch64_object() -> None:
     assert f'target triple = "{AARCH64_TRIPLE}"' in text
     obj = parse_elf(compile_ir_inprocess(text, triple=AARCH64_TRIPLE, opt_level=2))
     assert obj.machine == EM_AARCH64
-    assert obj.relocations == ()
+    # only the ADRP/ADD pair that passes the entry body's address to rt_enter
+    by_index = dict(enumerate(obj.symbols))
+    assert sorted(r.type for r in obj.relocations) == [R_AARCH64_ADR_PREL_PG_HI21, R_AARCH64_ADD_ABS_LO12_NC]
+    assert {by_index[r.sym].name for r in obj.relocations} <= {"body_0", ".text", ""}
     names = {s.name for s in obj.symbols}
-    assert "zjit_entry_0" in names and "zjit_stack_pointer" in names
+    assert "zjit_entry_0" in names and {"rt_enter", "rt_trap_exit", "rt_thread_main", "body_0"} <= names
 
 
 def test_context_layout_single_source() -> None:

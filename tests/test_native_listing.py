@@ -115,7 +115,7 @@ def test_metered_listing_marks_block_leaders(target: str) -> None:
 @pytest.mark.parametrize("target", ["x86_64", "aarch64"])
 def test_host_calls_and_guest_calls_are_named(target: str) -> None:
     text = native_listing(_program(), target)
-    assert "host call through ctx.host_out" in text  # OUT with a full buffer
+    assert "host call through ctx.host_call" in text  # OUT with a full buffer
     assert "host call through ctx.fn_memmove" in text  # OUT into the buffer
     text = native_listing(_program(), target, zjit.Policy(opt_level=0, use_cache=False))
     assert re.search(r"<f_0> +; guest CALL of pc 0x0$", text, re.M)  # the entry wrapper

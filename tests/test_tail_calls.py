@@ -124,14 +124,16 @@ def test_exported_labels_are_not_lifted_twice() -> None:
     assert lifted == len(p.instrs)
 
 
-def test_tail_call_group_shares_one_return_set() -> None:
+def test_tail_callees_changes_count_as_the_callers() -> None:
     p = verify(assemble(CHAIN))
     m = lift(p)
     main, mid1, mid2 = (m.functions[pc] for pc in (p.entry, p.exports["mid1"], p.exports["mid2"]))
     helper = m.functions[next(iter(mid1.callees()))]
     assert helper in [m.functions[t] for t in mid2.tail_callees()]
-    assert main.modifies == mid1.modifies == mid2.modifies == helper.modifies
-    assert len(main.modifies) > 3  # some come back through the context
+    # what a function may change includes what the functions it continues in
+    # change (every function returns all of S, so a tail call needs no more)
+    assert set(helper.modifies) <= set(mid2.modifies) <= set(mid1.modifies) <= set(main.modifies)
+    assert set(helper.modifies) == {2, 3, 4} and set(main.modifies) == {0, 1, 2, 3, 4}
 
 
 @jit_only
@@ -186,5 +188,5 @@ def test_guaranteed_tail_calls_compile_for_aarch64(fuel: bool) -> None:
         for level in (0, 2):
             text = lower(lift(verify(assemble(src))), CodegenOptions(
                 triple=AARCH64_TRIPLE, opt_level=level, fuel=fuel)).text
-            assert "musttail call fastcc" in text
+            assert "musttail call preserve_nonecc" in text
             assert compile_ir_inprocess(text, triple=AARCH64_TRIPLE, opt_level=level)

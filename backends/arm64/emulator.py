@@ -36,7 +36,7 @@ from typing import Any
 
 from ..context import CTX_SIZE, Ctx
 from ..objfile.linker import LinkedImage
-from .runtime import HOST_FUNCS, PAGE, SENTINEL_OFFSET, host_function_offsets, runtime_page
+from .runtime import PAGE, SENTINEL_OFFSET, host_function_offsets, runtime_page
 
 RT_BASE = 0x10_0000
 CTX_BASE = 0x20_0000
@@ -57,11 +57,10 @@ same instance then skips the remap); larger memory is unmapped after each run.""
 
 EXCP_SWI = 2
 """Unicorn interrupt number of ``svc``."""
-HostHandler = Callable[[int, tuple[int, int, int, int, int]], int]
-"""``(function number, x0..x4) -> status``: a host trampoline's work."""
+HostHandler = Callable[[int, int, int, int, int], int]
+"""``(op, a, b, c, d) -> status``: ``host_call``'s work (x1..x5)."""
 
 _ARGS: tuple[int, ...] = ()
-_X9 = 0
 _X0 = 0
 _SP = 0
 _LR = 0
@@ -74,14 +73,14 @@ def _page_round(n: int) -> int:
 
 def _uc() -> Any:
     """Import unicorn lazily (an engine that is never used costs nothing)."""
-    global _ARGS, _X9, _X0, _SP, _LR, _PC
+    global _ARGS, _X0, _SP, _LR, _PC
     import unicorn
     from unicorn import arm64_const as a
 
     if not _ARGS:
-        _ARGS = (a.UC_ARM64_REG_X0, a.UC_ARM64_REG_X1, a.UC_ARM64_REG_X2, a.UC_ARM64_REG_X3,
-                 a.UC_ARM64_REG_X4, a.UC_ARM64_REG_X9)
-        _X9, _X0, _SP = a.UC_ARM64_REG_X9, a.UC_ARM64_REG_X0, a.UC_ARM64_REG_SP
+        _ARGS = (a.UC_ARM64_REG_X1, a.UC_ARM64_REG_X2, a.UC_ARM64_REG_X3, a.UC_ARM64_REG_X4,
+                 a.UC_ARM64_REG_X5)
+        _X0, _SP = a.UC_ARM64_REG_X0, a.UC_ARM64_REG_SP
         _LR, _PC = a.UC_ARM64_REG_LR, a.UC_ARM64_REG_PC
     return unicorn
 
@@ -274,18 +273,14 @@ class Emulator:
         self.uc.emu_stop()
 
     def on_interrupt(self, intno: int) -> None:
-        """``svc`` from a trampoline: run the host function, status into x0."""
+        """``svc`` from the ``host_call`` trampoline: serve it, status into x0."""
         uc = self.uc
         if intno != EXCP_SWI or self.handler is None:
             self.fault = f"arm64 emulation: unexpected exception {intno} at {self.pc():#x}"
             uc.emu_stop()
             return
-        x0, x1, x2, x3, x4, x9 = uc.reg_read_batch(_ARGS)
-        if not 0 <= x9 < len(HOST_FUNCS):
-            self.fault = f"arm64 emulation: bad host function number {x9}"
-            uc.emu_stop()
-            return
-        uc.reg_write(_X0, self.handler(x9, (x0, x1, x2, x3, x4)))
+        op, a, b, c, d = uc.reg_read_batch(_ARGS)
+        uc.reg_write(_X0, self.handler(op, a, b, c, d))
 
     def close(self) -> None:
         """Release guest memory and input (the CPU itself goes with the object)."""

@@ -6,9 +6,11 @@ memory size and read-only ranges compiled in), compiled in the compile worker,
 cached in memory and on disk like JIT code (the shared
 :class:`~zjit.backends.engine.CompilingBackend`), linked at a fixed guest
 address (:func:`~zjit.backends.objfile.linker.link_image`) and run on an
-emulated CPU (:mod:`.emulator`). The run context is the same structure as the
-JIT's; its host function pointers lead to trampolines whose ``svc`` is handled
-here, in Python, by the engines' shared
+emulated CPU (:mod:`.emulator`) on a helper thread while the calling thread
+waits (:meth:`~zjit.backends.run.CodeRun.wait`: deadlines, interrupts and
+Ctrl-C reach the guest). The run context is the same structure as the JIT's;
+its ``host_call`` leads to a trampoline whose ``svc`` is handled in the hook,
+synchronously, by the engines' shared
 :meth:`~zjit.backends.run.CodeRun.host_call`. So Results and final memory match
 the interpreter and the JIT bit for bit.
 
@@ -40,7 +42,7 @@ from ..run import CodeRun
 from ..targets import AARCH64_TRIPLE
 from . import emulator as emu_mod
 from .emulator import CODE_BASE, OUT_BASE, OUT_BUFFER_BYTES, Emulator
-from .runtime import HOST_FUNCS, frame_bound
+from .runtime import frame_bound
 
 TYPE_CHECKING = False  # no typing import at run time (start-up, docs/startup.md)
 if TYPE_CHECKING:
@@ -201,22 +203,38 @@ class _Run(CodeRun):
         if need > MAX_STACK:
             raise self.stack_error(need, MAX_STACK)
         self.set_stack_limit(self.emu.ensure_stack(need), STACK_RESERVE)
-        self.emu.handler = self._svc
+        self.emu.handler = self.host_call
 
     def detach(self) -> None:
         self.emu.handler = None
 
-    def _svc(self, number: int, args: tuple[int, int, int, int, int]) -> int:
-        """A trampoline's ``svc``: host function ``number`` (x0 = ctx, x1..x4)."""
-        return self.host_call(HOST_FUNCS[number], *args[1:])
-
     def call(self, entry: Any) -> int | None:
-        try:
-            return self.emu.run(entry)
-        except RuntimeError:
-            if not self.stopped:
-                raise
-            return None
+        """Emulate on a helper thread (``svc`` host calls are served there, in the
+        hook) while this thread waits, so it sees deadlines and signals."""
+        done = threading.Event()
+        out: list[int | None] = []
+        error: list[BaseException] = []
+
+        def emulate() -> None:
+            try:
+                out.append(self.emu.run(entry))
+            except RuntimeError as exc:
+                if self.stopped:
+                    out.append(None)
+                else:
+                    error.append(exc)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                error.append(exc)
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=emulate, name="zjit-arm64", daemon=True)
+        worker.start()
+        self.wait(done.wait)
+        worker.join()
+        if error:
+            raise error[0]
+        return out[0]
 
     def outcome(self, status: int | None) -> Outcome:
         if self.stopped and (status is None or self.emu.pc() != emu_mod.SENTINEL):

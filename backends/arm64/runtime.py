@@ -2,10 +2,9 @@
 
 One read-only, executable *runtime page* holds
 
-* a trampoline per host function (``host_in``, ``host_out``, ``host_log``,
-  ``host_ctl``): ``movz x9, #k; svc #0; ret``. The engine's ``svc`` hook reads
-  the function number from x9 and the arguments from x0..x4, runs the handler in
-  Python and writes the status to x0;
+* the trampoline ``host_call`` points to: ``svc #0; ret``. The engine's ``svc``
+  hook reads ``host_call``'s arguments from x0..x5 (ctx, op, a, b, c, d), runs
+  the handler in Python and writes the status to x0;
 * ``memmove`` and ``memset`` (``fn_memmove``/``fn_memset``), plain loops that move
   8 bytes at a time, so guest block copies never leave the emulator;
 * the *sentinel*: the return address of every run (``emu_start`` stops there).
@@ -23,8 +22,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-HOST_FUNCS = ("host_in", "host_out", "host_log", "host_ctl")
-"""Host functions in trampoline order (the number in x9)."""
+HOST_FUNCS = ("host_call",)
+"""Context fields that point to a trampoline (in page order)."""
 TRAMPOLINE_SIZE = 16
 SENTINEL_OFFSET = 0x40
 MEMMOVE_OFFSET = 0x80
@@ -38,10 +37,6 @@ SVC0 = 0xD4000001
 COND = {"eq": 0, "ne": 1, "hs": 2, "lo": 3, "hi": 8, "ls": 9}
 
 Item = int | tuple[str, ...]
-
-
-def _movz_x(rd: int, imm16: int) -> int:
-    return 0xD2800000 | imm16 << 5 | rd
 
 
 def _assemble(items: Sequence[Item]) -> bytes:
@@ -141,7 +136,7 @@ def runtime_page() -> bytes:
     """The 4 KiB runtime page (see the module docstring for its layout)."""
     page = bytearray(struct.pack("<I", BRK0) * (PAGE // 4))
     for k in range(len(HOST_FUNCS)):
-        code = struct.pack("<4I", _movz_x(9, k), SVC0, RET, NOP)
+        code = struct.pack("<4I", SVC0, RET, NOP, NOP)
         page[k * TRAMPOLINE_SIZE:(k + 1) * TRAMPOLINE_SIZE] = code
     for offset, items in ((MEMMOVE_OFFSET, MEMMOVE), (MEMSET_OFFSET, MEMSET)):
         code = _assemble(items)

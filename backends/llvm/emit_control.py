@@ -1,25 +1,26 @@
 """Control emitters: block entry (interrupt poll, fuel), JR, RET, CALL, tail calls.
 
-Guest functions become internal ``fastcc`` LLVM functions taking the context,
-``%room`` (how many more guest calls may nest: ``max_depth`` minus the current
-depth, so the CALL_DEPTH check is a compare with zero) and the guest state (five
-registers, the CMP halves, fuel). They return the state variables they may modify
-(:class:`~zjit.backends.llvm.function.RetLayout`: up to three, or eight on
-aarch64, in registers, further registers through ``ctx.regs``; unmodified
-variables keep the caller's values). Fuel lives in an SSA value inside a
-function; it is passed to a callee as an argument and comes back through
-``ctx.fuel`` (stored at RET, loaded after the call). A guest CALL is a native
-call. Before it, ``room != 0`` is checked (CALL_DEPTH) and, for calls that are
-part of a recursion, as a safety net, the native stack pointer against
-``stack_limit`` (acyclic call chains have a static depth the engine sizes the
-stack for). A callee that trapped has already written the trap record, whose
-non-zero ``trap_kind`` the caller tests after the call before returning at once
-itself. Control reaching another function's entry is a ``musttail`` call with
-the same ``room``.
+Guest functions follow the guest calling convention of :mod:`.abi`: they take
+the state tuple S (ctx, mem, room, the five registers, packed CMP, fuel) and
+return it (x86-64: all of it; aarch64: without ctx and mem), values the
+function did not change passed through as they came. ``room`` is how many more
+guest calls may nest (``max_depth`` minus the current depth), so the
+CALL_DEPTH check is a compare with zero.
+
+A guest CALL is a native call: ``room != 0`` is checked at the call site
+(CALL_DEPTH at the CALL, registers before it) and, for calls that are part of a
+recursion, the native stack pointer against ``stack_limit`` (acyclic call chains
+have a static depth the engine sizes the stack for); the callee gets
+``room - 1``. After the call the caller continues with what the callee returned
+(registers, CMP, fuel, and on x86-64 ctx and mem; ``room`` is the returned one
+plus one), so nothing of the caller is live across the call. Nothing is tested
+after a call: a trap leaves the run without returning (:mod:`.emit_traps`).
+Control reaching another function's entry is a ``musttail`` call with the same
+``room``.
 
 At a block entry, in this order: the interrupt poll (loop headers and entries of
-functions that make calls or tail calls; TIMEOUT at the leader), then the fuel
-charge (metered builds; FUEL at the leader with fuel unchanged), both before
+functions on a cycle of calls or tail calls; TIMEOUT at the leader), then the
+fuel charge (metered builds; FUEL at the leader with fuel unchanged), both before
 anything of the block runs.
 """
 
@@ -29,7 +30,7 @@ from collections.abc import Callable
 
 from zjit.isa import NUM_REGS, Family, TrapKind
 
-from ..context import TRAP_STACK, reg_offset
+from ..context import TRAP_STACK
 from ..middle.ir import (
     CMPL,
     CMPR,
@@ -37,14 +38,15 @@ from ..middle.ir import (
     Call,
     IRBlock,
     Jump,
+    Operand,
     Ret,
     TailCall,
     Terminator,
     func_name,
-    state_type,
 )
-from .emit_traps import TRAPPED_LABEL, guard
-from .function import LIKELY, FnEmitter
+from .abi import CMP, CTX, FUEL, MEM, REG0, ROOM
+from .emit_traps import guard
+from .function import FnEmitter
 
 _JR_PRED = {1: "eq", 2: "ne", 3: "slt", 4: "sle", 5: "sgt", 6: "sge",
             7: "ult", 8: "ule", 9: "ugt", 10: "uge"}
@@ -64,7 +66,7 @@ def emit_block_entry(fe: FnEmitter, b: IRBlock) -> None:
     regs = b.entry_state[:NUM_REGS]
     if b.check_interrupt and fe.opts.interrupts:
         flag, ok = fe.tmp("irq"), fe.tmp("c")
-        fe.emit(f"{flag} = load volatile i64, ptr {fe.entry_ptr('interrupt')}, align 8")
+        fe.emit(f"{flag} = load volatile i64, ptr {fe.field_ptr('interrupt')}, align 8")
         fe.emit(f"{ok} = icmp eq i64 {flag}, 0")
         guard(fe, ok, int(TrapKind.TIMEOUT), b.pc, regs)
     if fe.opts.fuel:
@@ -94,36 +96,42 @@ def emit_branch(fe: FnEmitter, t: Terminator) -> None:
     fe.emit(f"br i1 {c}, label %{block_label(t.taken)}, label %{block_label(t.fallthrough)}{md}")
 
 
-def _return_value(fe: FnEmitter, state: list[str]) -> str:
-    """Build this function's return struct (its register-returned variables);
-    store fuel and the spilled registers into the context."""
-    items = [f"{state_type(v)} {state[v]}" for v in fe.layout.fields]
-    if fe.opts.fuel:
-        fe.emit(f"store i64 {fe.fuel}, ptr {fe.entry_ptr('fuel')}, align 8")
-    for v in fe.layout.spilled:
-        p = fe.tmp("p")
-        fe.emit(f"{p} = getelementptr inbounds i8, ptr %ctx, i64 {reg_offset(v)}")
-        fe.emit(f"store i64 {state[v]}, ptr {p}, align 8")
+def state_args(fe: FnEmitter, state: list[Operand], room: str, callee: int) -> str:
+    """The argument list passing S with guest state ``state`` (registers, CMP
+    halves) to ``callee`` (CMP ``undef`` when the callee never reads it)."""
+    regs = ", ".join(f"i64 {fe.val(v)}" for v in state[:NUM_REGS])
+    cmp = fe.pack_cmp(state[CMPL], state[CMPR]) if fe.functions[callee].cmp_read else "undef"
+    return f"ptr {fe.ctx}, ptr {fe.mem()}, i64 {room}, {regs}, i64 {cmp}, i64 {fe.fuel}"
+
+
+def _return_value(fe: FnEmitter, state: list[Operand]) -> str:
+    """This function's return struct: S as it is now (CMP ``undef`` when no
+    caller reads it)."""
+    cmp = fe.pack_cmp(state[CMPL], state[CMPR]) if fe.fn.cmp_returned else "undef"
+    values = {CTX: f"ptr {fe.ctx}", MEM: f"ptr {fe.mem()}", ROOM: f"i64 {fe.room}",
+              CMP: f"i64 {cmp}", FUEL: f"i64 {fe.fuel}"}
+    values.update({REG0 + i: f"i64 {fe.val(state[i])}" for i in range(NUM_REGS)})
     cur = "poison"
-    for i, item in enumerate(items):
+    for i, pos in enumerate(fe.abi.ret_fields):
         t = fe.tmp("s")
-        fe.emit(f"{t} = insertvalue {fe.ret} {cur}, {item}, {i}")
+        fe.emit(f"{t} = insertvalue {fe.abi.ret} {cur}, {values[pos]}, {i}")
         cur = t
     return cur
 
 
 def emit_ret(fe: FnEmitter, t: Terminator) -> None:
-    """RET: hand the modified state back to the caller (or the entry wrapper)."""
+    """RET: hand S back to the caller (or the entry body)."""
     assert isinstance(t, Ret)
-    st = _return_value(fe, [fe.val(v) for v in t.state])
-    fe.emit(f"ret {fe.ret} {st}")
+    st = _return_value(fe, t.state)
+    fe.emit(f"ret {fe.abi.ret} {st}")
 
 
 def emit_call(fe: FnEmitter, t: Terminator) -> None:
-    """CALL: depth check, stack guard, native call, status propagation."""
+    """CALL: depth check, stack guard (recursion), native call; then continue
+    with the state the callee returned."""
     assert isinstance(t, Call)
     ok = fe.tmp("c")
-    fe.emit(f"{ok} = icmp ne i64 %room, 0")
+    fe.emit(f"{ok} = icmp ne i64 {fe.room}, 0")
     guard(fe, ok, int(TrapKind.CALL_DEPTH), t.pc, t.regs)
     if fe.opts.stack_guard and t.cyclic:
         sp, spi, sok = fe.tmp("sp"), fe.tmp("sp"), fe.tmp("c")
@@ -132,48 +140,45 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
         fe.emit(f"{spi} = ptrtoint ptr {sp} to i64")
         fe.emit(f"{sok} = icmp uge i64 {spi}, {fe.inv('stack_limit')}")
         guard(fe, sok, TRAP_STACK, t.pc, t.regs)
-    d1, res, kind, good = fe.tmp("d"), fe.tmp("r"), fe.tmp("tk"), fe.tmp("c")
-    fe.emit(f"{d1} = sub i64 %room, 1")
-    args = ", ".join(
-        [f"i64 {fe.val(v)}" for v in t.args[:NUM_REGS]]
-        + [f"i32 {fe.val(t.args[CMPL])}", f"i32 {fe.val(t.args[CMPR])}", f"i64 {fe.fuel}"]
-    )
-    layout = fe.callee_layout(t.callee)
-    rt = layout.type
-    fe.emit(f"{res} = call fastcc {rt} @{func_name(t.callee)}(ptr %ctx, i64 {d1}, {args})")
-    fe.emit(f"{kind} = load i64, ptr {fe.entry_ptr('trap_kind')}, align 8")
-    fe.emit(f"{good} = icmp eq i64 {kind}, 0")
-    cont = fe.label("ret")
-    fe.needs_propagate = True
-    fe.emit(f"br i1 {good}, label %{cont}, label %{TRAPPED_LABEL}, !prof {LIKELY}")
-    fe.start(cont)
+    d1, res = fe.tmp("d"), fe.tmp("r")
+    fe.emit(f"{d1} = sub i64 {fe.room}, 1")
+    abi = fe.abi
+    fe.emit(f"{res} = call {abi.cc} {abi.ret} @{func_name(t.callee)}({state_args(fe, t.args, d1, t.callee)})")
+
+    def field(pos: int, hint: str) -> str:
+        idx = abi.ret_index(pos)
+        assert idx is not None
+        v = fe.tmp(hint)
+        fe.emit(f"{v} = extractvalue {abi.ret} {res}, {idx}")
+        return v
+
     dest = dict(zip(t.mods, t.dests, strict=True))
-    for i, v in enumerate(layout.fields):
-        fe.emit(f"{fe.dest(dest[v])} = extractvalue {rt} {res}, {i}")
-    for v in layout.spilled:
-        p = fe.tmp("p")
-        fe.emit(f"{p} = getelementptr inbounds i8, ptr %ctx, i64 {reg_offset(v)}")
-        fe.emit(f"{fe.dest(dest[v])} = load i64, ptr {p}, align 8")
+    for i in range(NUM_REGS):
+        if i in dest:
+            fe.emit(f"{fe.dest(dest[i])} = extractvalue {abi.ret} {res}, {abi.ret_index(REG0 + i)}")
+    if CMPL in dest or CMPR in dest:
+        packed = field(CMP, "cmp")
+        fe.unpack_cmp(packed, fe.dest(dest[CMPL]) if CMPL in dest else None,
+                      fe.dest(dest[CMPR]) if CMPR in dest else None)
+    room = fe.tmp("room")
+    fe.emit(f"{room} = add i64 {field(ROOM, 'room')}, 1")
+    new = {"room": room}
+    if abi.returns_ctx:
+        new["ctx"], new["mem"] = field(CTX, "ctx"), field(MEM, "mem")
     if fe.opts.fuel:
-        f = fe.tmp("fuel")
-        fe.emit(f"{f} = load i64, ptr {fe.entry_ptr('fuel')}, align 8")
-        fe.fuel = f
+        new["fuel"] = field(FUEL, "fuel")
+    fe.rebind(**new)
     fe.emit(f"br label %{block_label(t.next)}{fe.loop_md(t.next)}")
 
 
 def emit_tail_call(fe: FnEmitter, t: Terminator) -> None:
-    """Continue in another function: a guaranteed tail call (same room, no
-    checks; the callee's result, trap status and fuel are this function's).
-    Functions linked by tail calls share one return layout (see the lifter)."""
+    """Continue in another function: a guaranteed tail call with the same room
+    (no checks; the callee's result is this function's)."""
     assert isinstance(t, TailCall)
-    assert fe.callee_layout(t.callee) == fe.layout, "tail-call group with different return layouts"
-    args = ", ".join(
-        [f"i64 {fe.val(v)}" for v in t.args[:NUM_REGS]]
-        + [f"i32 {fe.val(t.args[CMPL])}", f"i32 {fe.val(t.args[CMPR])}", f"i64 {fe.fuel}"]
-    )
-    res = fe.tmp("r")
-    fe.emit(f"{res} = musttail call fastcc {fe.ret} @{func_name(t.callee)}(ptr %ctx, i64 %room, {args})")
-    fe.emit(f"ret {fe.ret} {res}")
+    res, abi = fe.tmp("r"), fe.abi
+    args = state_args(fe, t.args, fe.room, t.callee)
+    fe.emit(f"{res} = musttail call {abi.cc} {abi.ret} @{func_name(t.callee)}({args})")
+    fe.emit(f"ret {abi.ret} {res}")
 
 
 TERMINATORS: dict[type, TermEmitter] = {Jump: emit_jump, Branch: emit_branch, Ret: emit_ret, Call: emit_call,

@@ -33,7 +33,9 @@ from __future__ import annotations
 
 from zjit.isa import MASK64, Family, TrapKind, sext
 
+from ..context import OFFSETS
 from ..middle.ir import Const, Inst, Operand
+from .abi import MEMMOVE, MEMSET
 from .emit_alu import Emitter
 from .emit_traps import guard
 from .function import UNLIKELY, FnEmitter, const_int
@@ -42,12 +44,11 @@ WP_HELPER = "zjit.wp_conflict"
 """Name of the internal exact read-only-range scan."""
 
 
-def wp_helper_text() -> str:
+def wp_helper_text(cc: str) -> str:
     """``i1 @zjit.wp_conflict(ptr ctx, i64 a, i64 n)``: does ``[a, a+n)`` (n > 0, in
-    bounds) intersect a read-only range?"""
-    from ..context import OFFSETS
-
-    return f"""define internal i1 @"{WP_HELPER}"(ptr noalias %ctx, i64 %a, i64 %n) #2 {{
+    bounds) intersect a read-only range? It has the guest calling convention
+    ``cc`` (a C function would make regcall callers save XMM8-15)."""
+    return f"""define internal {cc} i1 @"{WP_HELPER}"(ptr noalias %ctx, i64 %a, i64 %n) #2 {{
 entry:
   %pr = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS['ro_ranges']}
   %ranges = load ptr, ptr %pr, align 8
@@ -155,7 +156,7 @@ def _check_readonly(fe: FnEmitter, pc: int, regs: list[Operand], addr: str, n: s
     fe.start(slow)
     conflict, ok = fe.tmp("c"), fe.tmp("c")
     fe.helpers.add(WP_HELPER)
-    fe.emit(f'{conflict} = call i1 @"{WP_HELPER}"(ptr %ctx, i64 {addr}, i64 {n})')
+    fe.emit(f'{conflict} = call {fe.abi.cc} i1 @"{WP_HELPER}"(ptr {fe.ctx}, i64 {addr}, i64 {n})')
     fe.emit(f"{ok} = xor i1 {conflict}, true")
     guard(fe, ok, int(TrapKind.WRITE_PROTECT), pc, regs, addr, n)
     fe.emit(f"br label %{done}")
@@ -260,7 +261,7 @@ def emit_ldir(fe: FnEmitter, ins: Inst) -> None:
     check_span(fe, ins.pc, ins.regs, hl, bc, write=False)
     check_span(fe, ins.pc, ins.regs, de, bc, write=True)
     dst, src = fe.host_ptr(de), fe.host_ptr(hl)
-    fe.emit(f"call ptr {fe.inv('fn_memmove')}(ptr {dst}, ptr {src}, i64 {bc})")
+    fe.c_call(MEMMOVE, [f"ptr {dst}", f"ptr {src}", f"i64 {bc}"])
     fe.emit(f"br label %{done}")
     fe.start(done)
 
@@ -275,7 +276,7 @@ def emit_fill(fe: FnEmitter, ins: Inst) -> None:
     fe.emit(f"{byte} = and i64 {a}, 255")
     b32 = fe.tmp()
     fe.emit(f"{b32} = trunc i64 {byte} to i32")
-    fe.emit(f"call ptr {fe.inv('fn_memset')}(ptr {dst}, i32 {b32}, i64 {bc})")
+    fe.c_call(MEMSET, [f"ptr {dst}", f"i32 {b32}", f"i64 {bc}"])
     fe.emit(f"br label %{done}")
     fe.start(done)
 

@@ -6,32 +6,35 @@ gives, so a failing span traps with the primitive having no effect.
 * ALLOC and FREE run entirely in generated code (the heap top lives in the
   context).
 * IN with in-memory input copies from ``in_ptr``/``in_pos`` natively; OUT appends
-  to the context's output buffer natively and calls ``host_out`` only when the
+  to the context's output buffer natively and calls the host only when the
   buffer is full (or for stream output, where the capacity is 0).
-* Stream input, LOG and CTL call the host functions in the context. A host
-  function returns non-zero when its handler failed; the generated code then
-  traps HOST at the primitive's pc (registers unchanged).
+* Stream input, LOG and CTL call the host. Every host call is the context's
+  ``host_call(ctx, op, a, b, c, d)`` (op: :data:`~zjit.backends.context.HOST_OPS`;
+  on x86-64 through its regcall adapter, :mod:`.abi`); it returns non-zero when
+  the handler failed, and the generated code then traps HOST at the primitive's
+  pc (registers unchanged).
 """
 
 from __future__ import annotations
 
 from zjit.isa import Family, TrapKind
 
+from ..context import HOST_OPS
 from ..middle.ir import Inst
+from .abi import HOST_CALL, MEMMOVE
 from .emit_alu import Emitter
 from .emit_memory import check_span
 from .emit_traps import guard
 from .function import LIKELY, FnEmitter
 
 
-def _host_call(fe: FnEmitter, ins: Inst, fn: str, args: list[str]) -> None:
-    """Call host function ``fn`` (a context field) and trap HOST on failure."""
+def _host_call(fe: FnEmitter, ins: Inst, op: str, args: list[str]) -> None:
+    """``host_call`` of primitive ``op``; trap HOST on failure."""
     while len(args) < 4:
         args.append("0")
     s, ok = fe.tmp("hs"), fe.tmp("c")
-    arg_text = ", ".join(f"i64 {a}" for a in args)
-    fe.emit(f"{s} = call i32 {fe.inv(fn)}(ptr %ctx, {arg_text})")
-    fe.emit(f"{ok} = icmp eq i32 {s}, 0")
+    fe.c_call(HOST_CALL, [f"ptr {fe.ctx}", f"i64 {HOST_OPS[op]}", *(f"i64 {a}" for a in args)], s)
+    fe.emit(f"{ok} = icmp eq i64 {s}, 0")
     guard(fe, ok, int(TrapKind.HOST), ins.pc, ins.regs)
 
 
@@ -52,13 +55,13 @@ def emit_in(fe: FnEmitter, ins: Inst) -> None:
     fe.emit(f"{n} = select i1 {less}, i64 {cap}, i64 {avail}")
     fe.emit(f"{src} = getelementptr i8, ptr {fe.inv('in_ptr')}, i64 {pos}")
     dst = fe.host_ptr(p)
-    fe.emit(f"call ptr {fe.inv('fn_memmove')}(ptr {dst}, ptr {src}, i64 {n})")
+    fe.c_call(MEMMOVE, [f"ptr {dst}", f"ptr {src}", f"i64 {n}"])
     fe.emit(f"{npos} = add i64 {pos}, {n}")
     fe.store_field("in_pos", npos)
     fe.emit(f"br label %{done}")
     native_end = fe.current
     fe.start(host)
-    _host_call(fe, ins, "host_in", [p, cap])
+    _host_call(fe, ins, "in", [p, cap])
     r = fe.load_field("host_result")
     fe.emit(f"br label %{done}")
     host_end = fe.current
@@ -81,12 +84,12 @@ def emit_out(fe: FnEmitter, ins: Inst) -> None:
     dst, nlen = fe.tmp("a"), fe.tmp()
     fe.emit(f"{dst} = getelementptr i8, ptr {fe.inv('out_ptr')}, i64 {olen}")
     src = fe.host_ptr(p)
-    fe.emit(f"call ptr {fe.inv('fn_memmove')}(ptr {dst}, ptr {src}, i64 {n})")
+    fe.c_call(MEMMOVE, [f"ptr {dst}", f"ptr {src}", f"i64 {n}"])
     fe.emit(f"{nlen} = add i64 {olen}, {n}")
     fe.store_field("out_len", nlen)
     fe.emit(f"br label %{done}")
     fe.start(host)
-    _host_call(fe, ins, "host_out", [p, n])
+    _host_call(fe, ins, "out", [p, n])
     fe.emit(f"br label %{done}")
     fe.start(done)
 
@@ -98,7 +101,7 @@ def emit_log(fe: FnEmitter, ins: Inst) -> None:
     mp, mn = fe.val(bc), fe.zext32(ix)
     check_span(fe, ins.pc, ins.regs, tp, tn, write=False)
     check_span(fe, ins.pc, ins.regs, mp, mn, write=False)
-    _host_call(fe, ins, "host_log", [tp, tn, mp, mn])
+    _host_call(fe, ins, "log", [tp, tn, mp, mn])
 
 
 def emit_ctl(fe: FnEmitter, ins: Inst) -> None:
@@ -108,7 +111,7 @@ def emit_ctl(fe: FnEmitter, ins: Inst) -> None:
     bp, cap = fe.val(bc), fe.zext32(ix)
     check_span(fe, ins.pc, ins.regs, rp, rn, write=False)
     check_span(fe, ins.pc, ins.regs, bp, cap, write=True)
-    _host_call(fe, ins, "host_ctl", [rp, rn, bp, cap])
+    _host_call(fe, ins, "ctl", [rp, rn, bp, cap])
     fe.bind(ins.dests[0], fe.load_field("host_result"))
 
 

@@ -1,10 +1,12 @@
 """Per-function LLVM IR text builder shared by the family emitters.
 
 :class:`FnEmitter` holds the text of one LLVM function under construction: the
-current basic block, fresh temporaries, per-function invariants loaded from the
-context at entry (memory base and size, access limits, limits and host function
-pointers), the current fuel value, and the trap sites that branch to the
-function's single trap exit (see :mod:`zjit.backends.llvm.emit_traps`).
+current basic block, fresh temporaries, the current values of the lowering's own
+state (ctx, mem, room and fuel: the parts of the guest calling convention's
+state tuple S that are not guest registers, :mod:`.abi`), context fields that
+never change during a run (loaded once at entry in functions without calls, at
+their use otherwise, so nothing but S is live across a call), and the trap
+sites whose stubs call the trap helper (see :mod:`zjit.backends.llvm.emit_traps`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from dataclasses import dataclass, field
 from zjit.isa import sext
 
 from ..context import BY_NAME, OFFSETS
-from ..middle.ir import CMPL, I32, STATE_NAMES, Const, IRBlock, IRFunction, Operand, Value, state_type
+from ..middle.ir import I32, Call, Const, IRBlock, IRFunction, Operand, Value
+from .abi import GuestABI, c_call_text, c_field, guest_abi
 from .options import CodegenOptions
 
 LIKELY = "!1"
@@ -25,44 +28,6 @@ INVARIANT = "!0"
 """``!invariant.load`` metadata node."""
 NO_UNROLL = "!3"
 """Loop property node: ``llvm.loop.unroll.disable``."""
-
-def ret_regs(triple: str) -> int:
-    """How many values a guest function returns in machine registers: as many as
-    a guaranteed tail call (``musttail``) allows, 3 on x86-64 and 8 on aarch64
-    (more would be returned through memory, which ``musttail`` refuses)."""
-    return 8 if triple.startswith(("aarch64", "arm64")) else 3
-
-
-@dataclass(frozen=True, slots=True)
-class RetLayout:
-    """How a guest function returns the state variables it modifies.
-
-    ``fields`` (the CMP halves first, then registers) come back in an LLVM struct
-    small enough for registers; the remaining modified registers (``spilled``)
-    are stored into ``ctx.regs`` at RET and read from there by the caller. Whether
-    the function trapped is not part of it (a trap sets ``ctx.trap_kind``, which
-    callers test after each call), nor is fuel (``ctx.fuel``).
-    """
-
-    mods: tuple[int, ...]
-    fields: tuple[int, ...]
-    spilled: tuple[int, ...]
-
-    @property
-    def type(self) -> str:
-        """Name of the LLVM return struct (the same for the same fields)."""
-        return "%rt." + ("_".join(STATE_NAMES[v] for v in self.fields) or "none")
-
-    def type_def(self) -> str:
-        """The type definition line for :attr:`type`."""
-        return f"{self.type} = type {{ {', '.join(state_type(v) for v in self.fields)} }}"
-
-
-def ret_layout(mods: tuple[int, ...], triple: str) -> RetLayout:
-    """The :class:`RetLayout` of a function modifying ``mods`` on ``triple``."""
-    order = [v for v in mods if v >= CMPL] + [v for v in mods if v < CMPL]
-    n = ret_regs(triple)
-    return RetLayout(mods, tuple(order[:n]), tuple(order[n:]))
 
 _LLVM_TYPES = {"u64": "i64", "i64": "i64", "ptr": "ptr", "fn": "ptr"}
 
@@ -81,7 +46,7 @@ def ll_type(field_name: str) -> str:
 
 @dataclass(slots=True)
 class TrapSite:
-    """One edge into the trap exit: where from and what to record."""
+    """One edge into a trap stub: where from and what to record."""
 
     label: str
     kind: int
@@ -90,6 +55,13 @@ class TrapSite:
     addr: str
     length: str
     fuel: str
+    ctx: str
+
+
+LSTATE = ("ctx", "mem", "room", "fuel")
+"""The lowering's own state (S without the guest registers and CMP)."""
+PARAMS = {"ctx": "%ctx", "mem": "%mem", "room": "%room", "fuel": "%fuel.in"}
+"""Their values on entry (the function's parameters)."""
 
 
 @dataclass(slots=True)
@@ -105,12 +77,12 @@ class FnEmitter:
     """Builds the text of one LLVM function from an IR function."""
 
     def __init__(self, fn: IRFunction, opts: CodegenOptions, has_readonly: bool,
-                 modifies: dict[int, tuple[int, ...]] | None = None) -> None:
+                 functions: dict[int, IRFunction] | None = None) -> None:
         self.fn = fn
-        self.modifies = modifies if modifies is not None else {fn.entry: fn.modifies}
-        self.layout = ret_layout(fn.modifies, opts.triple)
-        self.ret = self.layout.type
+        self.functions = functions if functions is not None else {fn.entry: fn}
+        """Every function of the module (what callees read and return)."""
         self.opts = opts
+        self.abi: GuestABI = guest_abi(opts.triple)
         self.has_readonly = has_readonly
         self.chunks: list[Chunk] = []
         self.cur = Chunk("entry")
@@ -118,17 +90,55 @@ class FnEmitter:
         self.invariants: dict[str, str] = {}
         self.limits: set[int] = set()
         self.traps: list[TrapSite] = []
-        self.fuel = "%fuel.in" if opts.fuel else "0"
+        has_calls = any(isinstance(b.term, Call) for b in fn.blocks.values())
+        self.hoist = not has_calls
+        """Invariant context fields are loaded in the entry block (no call in the
+        function: nothing they hold would live across one)."""
+        varying = {"room"} if has_calls else set()
+        if has_calls and self.abi.returns_ctx:
+            varying |= {"ctx", "mem"}
+        if opts.fuel:
+            varying.add("fuel")
+        self.varying = frozenset(varying)
+        """Lowering state that may differ between blocks (phis where paths meet)."""
+        self.st: dict[str, str] = dict(PARAMS)
+        if not opts.fuel:
+            self.st["fuel"] = "undef"
         self.block: IRBlock | None = None
         self.exit_label: dict[int, str] = {}
-        self.exit_fuel: dict[int, str] = {}
+        self.exit_st: dict[int, dict[str, str]] = {}
         self.intrinsics: set[str] = set()
         self.helpers: set[str] = set()
+        self.adapters: set[str] = set()
         self.alias: dict[int, str] = {}
-        self.entry_ptrs: set[str] = set()
-        self.needs_propagate = False
         self.loop_ids: dict[int, int] = {}
         self.md_counter: list[int] = [100]
+        self._cache: dict[str, str] = {}
+
+    # -- lowering state ---------------------------------------------------------------
+    @property
+    def ctx(self) -> str:
+        """The context pointer (current value)."""
+        return self.st["ctx"]
+
+    @property
+    def room(self) -> str:
+        """How many more guest calls may nest (current value)."""
+        return self.st["room"]
+
+    @property
+    def fuel(self) -> str:
+        """Fuel left (``undef`` when unmetered)."""
+        return self.st["fuel"]
+
+    @fuel.setter
+    def fuel(self, value: str) -> None:
+        self.st["fuel"] = value
+
+    def rebind(self, **values: str) -> None:
+        """New values of lowering state (after a call); cached loads are dropped."""
+        self.st.update(values)
+        self._cache.clear()
 
     # -- text ---------------------------------------------------------------------
     def tmp(self, hint: str = "t") -> str:
@@ -147,18 +157,15 @@ class FnEmitter:
 
     def start(self, label: str) -> None:
         """Close the current block and start ``label`` (the previous block must have
-        ended with a terminator)."""
+        ended with a terminator). Loads cached in the previous block are dropped."""
         self.chunks.append(self.cur)
         self.cur = Chunk(label)
+        self._cache.clear()
 
     @property
     def current(self) -> str:
         """Label of the block being written."""
         return self.cur.label
-
-    def callee_layout(self, callee: int) -> RetLayout:
-        """The return layout of guest function ``callee``."""
-        return ret_layout(self.modifies[callee], self.opts.triple)
 
     # -- operands -------------------------------------------------------------------
     def val(self, x: Operand) -> str:
@@ -195,22 +202,46 @@ class FnEmitter:
         self.emit(f"{t} = and i64 {self.val(x)}, 4294967295")
         return t
 
+    def pack_cmp(self, lhs: Operand, rhs: Operand) -> str:
+        """The packed CMP of S (lo32 = lhs, hi32 = rhs) as an i64 operand."""
+        if isinstance(lhs, Const) and isinstance(rhs, Const):
+            return str(sext((lhs.value & 0xFFFF_FFFF) | (rhs.value & 0xFFFF_FFFF) << 32, 64))
+        lo, hi, sh, out = self.tmp(), self.tmp(), self.tmp(), self.tmp("cmp")
+        self.emit(f"{lo} = zext i32 {self.val(lhs)} to i64")
+        self.emit(f"{hi} = zext i32 {self.val(rhs)} to i64")
+        self.emit(f"{sh} = shl i64 {hi}, 32")
+        self.emit(f"{out} = or i64 {lo}, {sh}")
+        return out
+
+    def unpack_cmp(self, packed: str, lhs: str | None, rhs: str | None) -> None:
+        """Define ``lhs``/``rhs`` (LLVM names, None: not needed) from a packed CMP."""
+        if lhs is not None:
+            self.emit(f"{lhs} = trunc i64 {packed} to i32")
+        if rhs is not None:
+            h = self.tmp()
+            self.emit(f"{h} = lshr i64 {packed}, 32")
+            self.emit(f"{rhs} = trunc i64 {h} to i32")
+
     # -- context ----------------------------------------------------------------------
     def inv(self, name: str) -> str:
-        """An invariant context field, loaded once in the entry block."""
+        """An invariant context field: loaded once in the entry block (functions
+        without calls) or where it is used, from the current ctx."""
         assert BY_NAME[name].invariant, name
-        self.invariants[name] = ll_type(name)
-        return f"%c.{name}"
-
-    def entry_ptr(self, name: str) -> str:
-        """Pointer to a context field, computed once in the entry block."""
-        self.entry_ptrs.add(name)
-        return f"%g.{name}"
+        if self.hoist:
+            self.invariants[name] = ll_type(name)
+            return f"%c.{name}"
+        key = "inv." + name
+        got = self._cache.get(key)
+        if got is None:
+            p, got = self.field_ptr(name), self.tmp("c")
+            self.emit(f"{got} = load {ll_type(name)}, ptr {p}, align 8, !invariant.load {INVARIANT}")
+            self._cache[key] = got
+        return got
 
     def field_ptr(self, name: str, extra: int = 0) -> str:
         """Pointer to a context field (``extra`` bytes further)."""
         t = self.tmp("p")
-        self.emit(f"{t} = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS[name] + extra}")
+        self.emit(f"{t} = getelementptr inbounds i8, ptr {self.ctx}, i64 {OFFSETS[name] + extra}")
         return t
 
     def load_field(self, name: str, extra: int = 0) -> str:
@@ -226,8 +257,8 @@ class FnEmitter:
         self.emit(f"store {ll_type(name)} {value}, ptr {p}, align 8")
 
     def mem(self) -> str:
-        """Guest memory base pointer."""
-        return self.inv("mem_base")
+        """Guest memory base pointer (``mem`` of S)."""
+        return self.st["mem"]
 
     def mem_size(self) -> str:
         """Guest memory size (a constant when compiled in)."""
@@ -240,15 +271,38 @@ class FnEmitter:
         in bounds iff ``a <u limit``."""
         if self.opts.mem_size is not None:
             return str(max(self.opts.mem_size - n + 1, 0))
-        self.mem_size()
-        self.limits.add(n)
-        return f"%lim{n}"
+        size = self.mem_size()
+        if self.hoist:
+            self.limits.add(n)
+            return f"%lim{n}"
+        key = f"lim{n}"
+        got = self._cache.get(key)
+        if got is None:
+            ok, v, got = self.tmp("c"), self.tmp(), self.tmp("lim")
+            self.emit(f"{ok} = icmp uge i64 {size}, {sext(n, 64)}")
+            self.emit(f"{v} = sub i64 {size}, {sext(n - 1, 64)}")
+            self.emit(f"{got} = select i1 {ok}, i64 {v}, i64 0")
+            self._cache[key] = got
+        return got
 
     def host_ptr(self, addr: str) -> str:
         """Host pointer to guest address ``addr`` (already bounds-checked)."""
         t = self.tmp("a")
         self.emit(f"{t} = getelementptr i8, ptr {self.mem()}, i64 {addr}")
         return t
+
+    def c_call(self, adapter: str, args: list[str], result: str | None = None) -> None:
+        """Call a C function of the context (:mod:`.abi` adapters): ``args`` are its
+        typed C arguments (``host_call``'s start with the context)."""
+        fn = ""
+        if self.abi.adapters:
+            self.adapters.add(adapter)
+            if c_field(adapter) != "host_call":
+                args = [f"ptr {self.ctx}", *args]
+        else:
+            fn = self.inv(c_field(adapter))
+        lhs = f"{result} = " if result is not None else ""
+        self.emit(lhs + c_call_text(self.abi, adapter, fn, args))
 
     def loop_md(self, target: int) -> str:
         """Suffix for a branch to IR block ``target``: loop metadata (unrolling off)
@@ -270,11 +324,11 @@ class FnEmitter:
 
     # -- entry block ---------------------------------------------------------------------
     def entry_lines(self) -> list[str]:
-        """Loads of the invariants requested while emitting the body."""
+        """Loads of the invariants requested while emitting the body (functions
+        without calls)."""
         out: list[str] = []
-        for name in sorted(self.entry_ptrs | set(self.invariants), key=lambda n: OFFSETS[n]):
-            out.append(f"  %g.{name} = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS[name]}")
         for name, ty in sorted(self.invariants.items(), key=lambda kv: OFFSETS[kv[0]]):
+            out.append(f"  %g.{name} = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS[name]}")
             out.append(f"  %c.{name} = load {ty}, ptr %g.{name}, align 8, !invariant.load {INVARIANT}")
         for n in sorted(self.limits):
             out.append(f"  %lim{n}.ok = icmp uge i64 %c.mem_size, {sext(n, 64)}")

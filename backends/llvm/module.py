@@ -3,16 +3,20 @@
 The text is produced with f-strings (``llvmlite.ir`` is an order of magnitude
 slower to build and print). The module contains
 
-* one internal ``fastcc`` function per guest function (``f_<pc>``),
-* one external entry point per run entry (module entry and exports),
-  ``int32_t <prefix>entry_<pc>(zjit_ctx *ctx)``, which reads the initial registers
-  from the context, runs the guest function and writes the registers it changed
-  back (on a trap the trap exit has written them; fuel is kept in ``ctx.fuel``),
-* ``int64_t <prefix>stack_pointer(void)`` (the native engine uses it to size the
-  stack), and the internal read-only scan when the module needs it.
+* one internal function per guest function (``f_<pc>``) with the guest calling
+  convention (:mod:`.abi`);
+* per run entry (module entry and exports) an internal C-ABI ``body_<pc>(ctx)``
+  that loads S from the context (registers, fuel, ``max_depth`` as room, CMP 0),
+  calls the guest function and stores registers and fuel back, and the exported
+  ``int32_t <prefix>entry_<pc>(zjit_ctx *ctx)`` = ``rt_enter(ctx, body_<pc>)``:
+  0 when the run ended, 1 when it trapped (the trap helper has written the trap
+  record, registers and fuel);
+* the trap helper (:mod:`.emit_traps`), the C-call adapters (x86-64, :mod:`.abi`),
+  the runtime routines (:mod:`.runtime_asm`) and, when needed, the read-only scan.
 
-Nothing refers to a global or an external symbol, so the object has no
-relocations.
+Nothing refers to a global variable or an external symbol; on x86-64 the object
+has no relocations, on aarch64 only the ADRP/ADD pairs that pass a body's
+address to ``rt_enter``.
 """
 
 from __future__ import annotations
@@ -21,16 +25,18 @@ from dataclasses import dataclass
 
 from zjit.isa import NUM_REGS, OPS, Family
 
-from ..context import OFFSETS, STATUS_OK, STATUS_TRAPPED, reg_offset
+from ..context import OFFSETS
 from ..middle.guest import LIFTER_ONLY
-from ..middle.ir import ENTRY, NSTATE, IRFunction, IRModule, func_name, state_type
+from ..middle.ir import CMPL, CMPR, ENTRY, IRFunction, IRModule, func_name, state_type
 from ..targets import data_layout
 from . import emit_alu, emit_memory, emit_prims
+from .abi import FUEL, REG0, adapters_text, guest_abi
 from .emit_alu import Emitter
 from .emit_control import CONTROL_OPS, TERMINATORS, block_label, emit_block_entry
-from .emit_traps import trap_helper_text, trap_stubs
-from .function import INVARIANT, LIKELY, NO_UNROLL, UNLIKELY, FnEmitter, ret_layout
+from .emit_traps import trap_helper_text, trap_intrinsics, trap_stubs
+from .function import INVARIANT, LIKELY, LSTATE, NO_UNROLL, PARAMS, UNLIKELY, FnEmitter
 from .options import CodegenOptions
+from .runtime_asm import KEEP, RT_ENTER, runtime_text
 
 EMITTERS: dict[tuple[Family, str], Emitter] = {
     **emit_alu.EMITTERS, **emit_memory.EMITTERS, **emit_prims.EMITTERS,
@@ -61,7 +67,6 @@ class LoweredModule:
     text: str
     entries: dict[int, str]
     """Entry pc -> exported symbol."""
-    stack_symbol: str
     options: CodegenOptions
 
 
@@ -72,35 +77,37 @@ def entry_symbol(pc: int, opts: CodegenOptions) -> str:
 
 def lower_function(fn: IRFunction, opts: CodegenOptions, has_readonly: bool,
                    md_counter: list[int] | None = None,
-                   modifies: dict[int, tuple[int, ...]] | None = None) -> FnEmitter:
+                   functions: dict[int, IRFunction] | None = None) -> FnEmitter:
     """Emit one guest function; the result holds its chunks and requirements.
-    ``md_counter`` numbers loop metadata nodes across a module; ``modifies`` gives
-    every function's modified state variables (for call sites)."""
-    fe = FnEmitter(fn, opts, has_readonly, modifies)
+    ``md_counter`` numbers loop metadata nodes across a module; ``functions`` are
+    the module's functions (callees)."""
+    fe = FnEmitter(fn, opts, has_readonly, functions)
     if md_counter is not None:
         fe.md_counter = md_counter
     order = list(fn.blocks.values())
     fe.emit(f"br label %{block_label(fn.entry)}")
-    fuel_phi: dict[int, str] = {}
+    phi_names: dict[int, dict[str, str]] = {}
     for b in order:
         fe.start(block_label(b.pc))
         fe.block = b
-        b_chunk = fe.cur
-        if opts.fuel:
-            if len(b.preds) == 1 and b.preds[0] != ENTRY:
-                fe.fuel = fe.exit_fuel[b.preds[0]]
-            else:
-                fe.fuel = f"%fuel.b{b.pc:x}"
-                fuel_phi[b.pc] = fe.fuel
-        b_chunk.phis = []  # filled below, once every exit label is known
+        if b.preds == [ENTRY]:
+            fe.st = _entry_state(fe)
+        elif len(b.preds) == 1:
+            fe.st = dict(fe.exit_st[b.preds[0]])
+        else:
+            fe.st = _entry_state(fe)
+            names = {v: f"%{v}.b{b.pc:x}" for v in LSTATE if v in fe.varying}
+            fe.st.update(names)
+            phi_names[b.pc] = names
         emit_block_entry(fe, b)
         for ins in b.insts:
             EMITTERS[(ins.op.family, ins.op.operation)](fe, ins)
         TERMINATORS[type(b.term)](fe, b.term)
         fe.exit_label[b.pc] = fe.current
-        fe.exit_fuel[b.pc] = fe.fuel
+        fe.exit_st[b.pc] = dict(fe.st)
     fe.chunks.append(fe.cur)
     by_label = {c.label: c for c in fe.chunks}
+    entry_st = _entry_state(fe)
 
     def src(p: int) -> str:
         return "entry" if p == ENTRY else fe.exit_label[p]
@@ -110,26 +117,40 @@ def lower_function(fn: IRFunction, opts: CodegenOptions, has_readonly: bool,
         for phi in b.phis:
             inc = ", ".join(f"[ {fe.val(v)}, %{src(p)} ]" for p, v in phi.incoming)
             chunk.phis.append(f"  {fe.dest(phi.dest)} = phi {state_type(phi.var)} {inc}")
-        if b.pc in fuel_phi:
+        for var, name in phi_names.get(b.pc, {}).items():
             inc = ", ".join(
-                f"[ {'%fuel.in' if p == ENTRY else fe.exit_fuel[p]}, %{src(p)} ]" for p in b.preds
+                f"[ {(entry_st if p == ENTRY else fe.exit_st[p])[var]}, %{src(p)} ]" for p in b.preds
             )
-            chunk.phis.append(f"  {fuel_phi[b.pc]} = phi i64 {inc}")
+            chunk.phis.append(f"  {name} = phi {'ptr' if var in ('ctx', 'mem') else 'i64'} {inc}")
     return fe
+
+
+def _entry_state(fe: FnEmitter) -> dict[str, str]:
+    st = dict(PARAMS)
+    if not fe.opts.fuel:
+        st["fuel"] = "undef"
+    return st
 
 
 def function_text(fe: FnEmitter) -> str:
     """The complete ``define`` of an emitted guest function."""
     fn = fe.fn
-    params = ", ".join(
-        f"{'i32' if state_type(i) == 'i32' else 'i64'} %v{fn.params[i].id}" for i in range(NSTATE)
-    )
-    lines = [f"define internal fastcc {fe.ret} @{func_name(fn.entry)}"
-             f"(ptr noalias %ctx, i64 %room, {params}, i64 %fuel.in) {'#5' if fn.cold else '#0'} {{"]
+    abi = fe.abi
+    regs = ", ".join(f"i64 %v{fn.params[i].id}" for i in range(NUM_REGS))
+    # Cold functions are compiled optnone, except on aarch64: LLVM 22's AArch64
+    # FastISel (which optnone functions get inside an optimising compile) lowers
+    # calls to preserve_none functions with the C convention.
+    cold = fn.cold and abi.cc != "preserve_nonecc"
+    lines = [f"define internal {abi.cc} {abi.ret} @{func_name(fn.entry)}"
+             f"(ptr noalias %ctx, ptr noalias %mem, i64 %room, {regs}, i64 %cmp, i64 %fuel.in) "
+             f"{'#5' if cold else '#0'} {{"]
     entry = fe.chunks[0]
     assert entry.label == "entry"
     lines.append("entry:")
     lines += fe.entry_lines()
+    lines.append(f"  %v{fn.params[CMPL].id} = trunc i64 %cmp to i32")
+    lines.append("  %cmp.hi = lshr i64 %cmp, 32")
+    lines.append(f"  %v{fn.params[CMPR].id} = trunc i64 %cmp.hi to i32")
     lines += entry.lines
     for c in fe.chunks[1:]:
         lines.append(f"{c.label}:")
@@ -140,70 +161,74 @@ def function_text(fe: FnEmitter) -> str:
     return "\n".join(lines)
 
 
-def _wrapper_text(pc: int, opts: CodegenOptions, modifies: tuple[int, ...]) -> str:
-    """The exported entry point for runs starting at ``pc``: registers the entry
-    function does not modify are left as they are in the context."""
-    sym = entry_symbol(pc, opts)
-    lines = [f"define i32 @{sym}(ptr noalias %ctx) #1 {{", "entry:",
-             f"  %pk = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS['trap_kind']}",
-             "  store i64 0, ptr %pk, align 8"]
+def body_name(pc: int) -> str:
+    """The internal C-ABI function ``rt_enter`` runs for the entry at ``pc``."""
+    return f"body_{pc:x}"
+
+
+def _entry_text(pc: int, opts: CodegenOptions) -> str:
+    """``body_<pc>`` and the exported entry point for runs starting at ``pc``."""
+    abi = guest_abi(opts.triple)
+
+    def gep(name: str, field: str, extra: int = 0) -> str:
+        return f"  %{name} = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS[field] + extra}"
+
+    lines = [f"define internal void @{body_name(pc)}(ptr noalias %ctx) #1 {{", "entry:",
+             gep("pk", "trap_kind"), "  store i64 0, ptr %pk, align 8",
+             gep("pm", "mem_base"), "  %mem = load ptr, ptr %pm, align 8",
+             gep("pmd", "max_depth"), "  %room = load i64, ptr %pmd, align 8"]
     for i in range(NUM_REGS):
-        lines.append(f"  %pr{i} = getelementptr inbounds i8, ptr %ctx, i64 {reg_offset(i)}")
-        lines.append(f"  %r{i} = load i64, ptr %pr{i}, align 8")
-    regs = ", ".join(f"i64 %r{i}" for i in range(NUM_REGS))
-    layout = ret_layout(modifies, opts.triple)
-    rt = layout.type
+        lines += [gep(f"pr{i}", "regs", 8 * i), f"  %r{i} = load i64, ptr %pr{i}, align 8"]
     if opts.fuel:
-        lines.append(f"  %pf = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS['fuel']}")
-        lines.append("  %f = load i64, ptr %pf, align 8")
-    fuel = "%f" if opts.fuel else "0"
-    lines.append(f"  %pmd = getelementptr inbounds i8, ptr %ctx, i64 {OFFSETS['max_depth']}")
-    lines.append("  %room = load i64, ptr %pmd, align 8")
-    lines.append(f"  %res = call fastcc {rt} @{func_name(pc)}(ptr %ctx, i64 %room, {regs}, i32 0, i32 0, i64 {fuel})")
-    lines.append("  %k = load i64, ptr %pk, align 8")
-    lines.append("  %ok = icmp eq i64 %k, 0")
-    lines.append(f"  %s = select i1 %ok, i32 {STATUS_OK}, i32 {STATUS_TRAPPED}")
-    lines.append(f"  br i1 %ok, label %done, label %out, !prof {LIKELY}")
-    lines.append("done:")
-    for k, v in enumerate(layout.fields):  # spilled registers are in ctx.regs already
-        if v < NUM_REGS:
-            lines.append(f"  %o{v} = extractvalue {rt} %res, {k}")
-            lines.append(f"  store i64 %o{v}, ptr %pr{v}, align 8")
-    lines += ["  br label %out", "out:", "  ret i32 %s", "}"]
+        lines += [gep("pf", "fuel"), "  %f = load i64, ptr %pf, align 8"]
+    regs = ", ".join(f"i64 %r{i}" for i in range(NUM_REGS))
+    fuel = "%f" if opts.fuel else "undef"
+    lines.append(f"  %res = call {abi.cc} {abi.ret} @{func_name(pc)}"
+                 f"(ptr %ctx, ptr %mem, i64 %room, {regs}, i64 0, i64 {fuel})")
+    for i in range(NUM_REGS):
+        lines.append(f"  %o{i} = extractvalue {abi.ret} %res, {abi.ret_index(REG0 + i)}")
+        lines.append(f"  store i64 %o{i}, ptr %pr{i}, align 8")
+    if opts.fuel:
+        lines.append(f"  %of = extractvalue {abi.ret} %res, {abi.ret_index(FUEL)}")
+        lines.append("  store i64 %of, ptr %pf, align 8")
+    lines += ["  ret void", "}", "",
+              f"define i32 @{entry_symbol(pc, opts)}(ptr %ctx) #1 {{", "entry:",
+              f"  %s = tail call i32 @{RT_ENTER}(ptr %ctx, ptr @{body_name(pc)})",
+              "  ret i32 %s", "}"]
     return "\n".join(lines)
 
 
 def lower(module: IRModule, opts: CodegenOptions) -> LoweredModule:
     """LLVM IR text for ``module`` under ``opts``."""
-    intrinsics: set[str] = {"declare ptr @llvm.stacksave.p0()"}
+    abi = guest_abi(opts.triple)
+    intrinsics: set[str] = set(trap_intrinsics(opts.triple))
     helpers: set[str] = set()
+    adapters: set[str] = set()
     bodies: list[str] = []
     loop_nodes: list[int] = []
     md_counter = [100]
-    modifies = {pc: fn.modifies for pc, fn in module.functions.items()}
-    types = sorted({ret_layout(mods, opts.triple).type_def() for mods in modifies.values()})
     for fn in module.functions.values():
-        fe = lower_function(fn, opts, module.has_readonly, md_counter, modifies)
+        fe = lower_function(fn, opts, module.has_readonly, md_counter, module.functions)
         bodies.append(function_text(fe))
         loop_nodes += fe.loop_ids.values()
         intrinsics |= fe.intrinsics
         helpers |= fe.helpers
+        adapters |= fe.adapters
     entries = {pc: entry_symbol(pc, opts) for pc in module.entry_points}
-    bodies += [_wrapper_text(pc, opts, modifies[pc]) for pc in entries]
-    sp_sym = f"{opts.symbol_prefix}stack_pointer"
-    bodies.append(
-        f"define i64 @{sp_sym}() #2 {{\nentry:\n  %p = call ptr @llvm.stacksave.p0()\n"
-        f"  %i = ptrtoint ptr %p to i64\n  ret i64 %i\n}}"
-    )
-    bodies.append(trap_helper_text(opts.fuel))
+    bodies += [_entry_text(pc, opts) for pc in entries]
+    bodies.append(trap_helper_text(abi, opts.triple))
+    bodies += adapters_text(abi, adapters)
     if emit_memory.WP_HELPER in helpers:
-        bodies.append(emit_memory.wp_helper_text())
+        bodies.append(emit_memory.wp_helper_text(abi.cc))
+    bodies.append(runtime_text(opts.triple))
     head = [
         f"; zjit module {module.name!r} digest {module.digest[:16]} fuel={opts.fuel}",
         f'target datalayout = "{data_layout(opts.triple)}"',
         f'target triple = "{opts.triple}"',
         "",
-        *types,
+        *abi.type_defs(),
+        "",
+        KEEP,
         "",
         *sorted(intrinsics),
         "",
@@ -213,8 +238,10 @@ def lower(module: IRModule, opts: CodegenOptions) -> LoweredModule:
         'attributes #0 = { nounwind "no-builtins" }',
         'attributes #1 = { nounwind "no-builtins" }',
         'attributes #2 = { nounwind noinline "no-builtins" }',
-        'attributes #3 = { nounwind noinline nomerge "no-builtins" }',
+        'attributes #3 = { nounwind noinline noreturn nomerge "no-builtins" }',
+        'attributes #4 = { nounwind noinline "no-builtins" }',
         'attributes #5 = { nounwind noinline optnone "no-builtins" }',
+        "attributes #6 = { noreturn nounwind }",
         "",
         f"{INVARIANT} = !{{}}",
         f'{LIKELY} = !{{!"branch_weights", i32 2000, i32 1}}',
@@ -224,4 +251,4 @@ def lower(module: IRModule, opts: CodegenOptions) -> LoweredModule:
         "",
     ]
     text = "\n".join(head) + "\n" + "\n\n".join(bodies) + "\n" + "\n".join(tail)
-    return LoweredModule(text, entries, sp_sym, opts)
+    return LoweredModule(text, entries, opts)

@@ -4,22 +4,23 @@ Computed on the :class:`~zjit.backends.middle.plan.Shape` of every function (its
 verifier blocks, CALLs and tail calls):
 
 * :func:`modified_vars`: the state variables a function may change, itself or
-  through its callees and tail callees (a call returns only those; the caller
-  keeps its own values of the others);
-* :func:`cmp_needed`: whether some caller may read CMP after a call returns,
-  before rewriting it (conditional JR reads CMP, CP/CPI write it); when none
-  can, CMP is not returned;
-* :func:`tail_groups`: functions linked by tail calls, which must share one
-  return layout (``musttail``);
+  through its callees and tail callees (a caller's constants in the others stay
+  constants across a call);
+* :func:`cmp_flow`: whether some caller may read CMP after a call returns,
+  before rewriting it (conditional JR reads CMP, CP/CPI write it), and whether
+  a function may read the CMP it is called with; a call passes CMP only to a
+  callee that reads it, and a function returns it only when a caller needs it;
 * :func:`call_components`: strongly connected components of the graph of calls
   and tail calls (a call inside one component is part of a recursion);
 * :func:`call_depth_bound`: on the lifted module, the deepest guest call
   nesting (the engines size their stacks with it).
 
-Registers are always returned when changed, since a later trap reports them.
+:func:`effects` bundles what the lifter uses.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from zjit.verifier import VerifiedProgram
 
@@ -98,12 +99,13 @@ def modified_vars(facts: BlockFacts, shapes: dict[int, Shape]) -> dict[int, set[
     return own
 
 
-def cmp_needed(facts: BlockFacts, shapes: dict[int, Shape]) -> dict[int, bool]:
-    """For each function, whether a caller may read CMP after it returns.
+def cmp_flow(facts: BlockFacts, shapes: dict[int, Shape]) -> tuple[dict[int, bool], dict[int, bool]]:
+    """For each function, whether a caller may read CMP after it returns, and
+    whether it may read the CMP it was called with (directly, through a callee
+    or by returning it to a caller that needs it).
 
     A fixpoint over the call graph: a CALL reads CMP when the callee may read its
-    incoming CMP (directly, or by returning it to a caller that needs it); a tail
-    call's callee returns to this function's callers.
+    incoming CMP; a tail call's callee returns to this function's callers.
     """
     need = dict.fromkeys(shapes, False)
     reads_first = dict.fromkeys(shapes, False)
@@ -149,26 +151,7 @@ def cmp_needed(facts: BlockFacts, shapes: dict[int, Shape]) -> dict[int, bool]:
                 for _, t in sh.tails:
                     if not need[t]:
                         need[t] = changed = True
-    return need
-
-
-def tail_groups(shapes: dict[int, Shape]) -> dict[int, int]:
-    """Function entry -> the smallest entry of its group of functions linked by
-    tail calls (in either direction)."""
-    parent = {e: e for e in shapes}
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for e, sh in shapes.items():
-        for _, t in sh.tails:
-            a, b = find(e), find(t)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    return {e: find(e) for e in shapes}
+    return need, reads_first
 
 
 def call_components(shapes: dict[int, Shape]) -> dict[int, int]:
@@ -176,18 +159,26 @@ def call_components(shapes: dict[int, Shape]) -> dict[int, int]:
     return sccs({e: [c for _, c in sh.calls] + [t for _, t in sh.tails] for e, sh in shapes.items()})
 
 
-def returned_vars(program: VerifiedProgram, shapes: dict[int, Shape]) -> dict[int, tuple[int, ...]]:
-    """What each function returns: its modified variables, without CMP when no
-    caller needs it, the same for every function of a tail group."""
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """What the lifter needs to know about every function before lifting it."""
+
+    modifies: dict[int, tuple[int, ...]]
+    """State variables a call of the function may change (CMP only when some
+    caller reads it after the call)."""
+    cmp_returned: dict[int, bool]
+    """Some caller may read CMP after the function returns."""
+    cmp_read: dict[int, bool]
+    """The function may read the CMP it is called with."""
+
+
+def effects(program: VerifiedProgram, shapes: dict[int, Shape]) -> Effects:
+    """The :class:`Effects` of every function of ``program``."""
     facts = BlockFacts(program)
     mods = modified_vars(facts, shapes)
-    need = cmp_needed(facts, shapes)
-    group = tail_groups(shapes)
-    union: dict[int, set[int]] = {}
-    for e, m in mods.items():
-        kept = m if need[e] else {v for v in m if v < NUM_REGS}
-        union.setdefault(group[e], set()).update(kept)
-    return {e: tuple(sorted(union[group[e]])) for e in shapes}
+    need, reads = cmp_flow(facts, shapes)
+    kept = {e: tuple(sorted(m if need[e] else {v for v in m if v < NUM_REGS})) for e, m in mods.items()}
+    return Effects(kept, need, reads)
 
 
 def call_depth_bound(module: IRModule) -> int | None:

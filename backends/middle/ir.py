@@ -147,8 +147,10 @@ class Call:
     regs: list[Operand] = field(default_factory=list)
     cyclic: bool = True
     mods: tuple[int, ...] = tuple(range(7))
-    """State variables the callee may change; ``dests`` holds their new values
-    (in this order). Every other variable keeps its value across the call."""
+    """State variables the call defines anew (``dests`` holds their values, in
+    this order): those the callee may change and every other one that is not a
+    constant, since the callee hands the whole state back (the caller keeps
+    nothing live across the call). The others keep their constant values."""
 
 
 @dataclass(slots=True)
@@ -173,9 +175,8 @@ class IRBlock:
     ``entry_state`` is the state on entry (phi results or the single
     predecessor's values); ``preds`` lists predecessor leaders (and
     :data:`ENTRY` for the function entry). ``check_interrupt`` marks loop headers
-    and the entries of functions that call others, where the lowering polls for
-    TIMEOUT (every unbounded execution passes one of them: a leaf function
-    without loops runs a bounded number of instructions).
+    and the entries of functions on a cycle of calls or tail calls, where the
+    lowering polls for TIMEOUT (every unbounded execution passes one of them).
     """
 
     pc: int
@@ -220,6 +221,10 @@ class IRFunction:
     modifies: tuple[int, ...] = tuple(range(7))
     """State variables a call of this function may change (itself or through its
     callees); only these are returned to the caller."""
+    cmp_returned: bool = True
+    """Some caller may read CMP after this function returns (else it returns no CMP)."""
+    cmp_read: bool = True
+    """The function may read the CMP it is called with (else callers pass none)."""
     cold: bool = False
     """Runs a bounded number of times per run (no loop, not called from a loop or
     a recursion): compiled for compile speed (:mod:`zjit.backends.middle.plan`)."""

@@ -16,8 +16,10 @@ lifted twice because of exported mid-function entries or tail jumps.
 * after lifting, trivial phis (all inputs the same value, or the phi itself) are
   removed until none is left (the classic simplification of Braun et al.).
 
-Loop headers (targets of back edges) and the entries of functions that make
-calls or tail calls are marked for interrupt polling.
+Loop headers (targets of back edges) and the entries of functions on a cycle of
+calls and tail calls are marked for interrupt polling: every unbounded execution
+passes one of them (a function off such cycles runs its loops' polls and its
+callees, which are bounded the same way).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from zjit.verifier import VerifiedProgram
 from zjit.encoding import Instr
 from zjit.isa import MASK32, MASK64, OPS, Family
 
-from .effects import call_components, returned_vars
+from .effects import call_components, effects
 from .fold import fold
+from .graphs import on_cycles
 from .guest import intra_successors, operands_of
 from .ir import (
     CMPL,
@@ -98,12 +101,14 @@ _ALL_VARS = tuple(range(NSTATE))
 
 class _FunctionLifter:
     def __init__(self, program: VerifiedProgram, entry: int, entries: Collection[int],
-                 mods_of: dict[int, tuple[int, ...]] | None, comp: dict[int, int] | None) -> None:
+                 mods_of: dict[int, tuple[int, ...]] | None, comp: dict[int, int] | None,
+                 recursive: Collection[int] | None) -> None:
         self.program = program
         self.entry = entry
         self.entries = entries
         self.mods_of = mods_of
         self.comp = comp
+        self.recursive = recursive
         self.next_id = 0
 
     def new(self, ty: str) -> Value:
@@ -176,8 +181,7 @@ class _FunctionLifter:
                     cur[v] = d
             out_state[pc] = cur
             b = blocks[pc] = IRBlock(pc, vblock.end, vblock.cost, ps, phis, entry_state, insts,
-                                     term, check_interrupt=pc == self.entry or pc in headers,
-                                     loop_header=pc in headers)
+                                     term, check_interrupt=pc in headers, loop_header=pc in headers)
             if phis and not phis[0].incoming:
                 pending.append(b)
         for b in pending:
@@ -186,8 +190,12 @@ class _FunctionLifter:
                     (p, params[phi.var] if p == ENTRY else out_state[p][phi.var]) for p in b.preds
                 ]
         fn = IRFunction(self.entry, params, blocks)
-        if not fn.callees() and not foreign:
-            blocks[self.entry].check_interrupt = self.entry in headers
+        if self.recursive is None:
+            polled = bool(fn.callees() or foreign)
+        else:
+            polled = self.entry in self.recursive
+        if polled:
+            blocks[self.entry].check_interrupt = True
         if pending:
             _simplify_phis(fn)
         fn.nvalues = self.next_id
@@ -242,7 +250,10 @@ class _FunctionLifter:
         if fam is Family.RET:
             return Ret(ins.pc, list(cur), list(cur[:5]))
         assert fam is Family.CALL
-        mods = _ALL_VARS if self.mods_of is None else self.mods_of[ins.target]
+        changed = _ALL_VARS if self.mods_of is None else self.mods_of[ins.target]
+        # The callee hands the whole state back in registers: continue with what
+        # it returns, except constants it does not change (they stay constants).
+        mods = tuple(v for v in _ALL_VARS if v in changed or type(cur[v]) is not Const)
         dests = [self.new(state_type(v)) for v in mods]
         comp = self.comp
         cyclic = comp is None or comp[ins.target] == comp[self.entry]
@@ -332,14 +343,17 @@ def _names_by_pc(program: VerifiedProgram) -> dict[int, list[str]]:
 
 def lift_function(program: VerifiedProgram, entry: int, entries: Collection[int] | None = None,
                   mods_of: dict[int, tuple[int, ...]] | None = None,
-                  comp: dict[int, int] | None = None) -> IRFunction:
+                  comp: dict[int, int] | None = None,
+                  recursive: Collection[int] | None = None) -> IRFunction:
     """The IR of the guest function entered at ``entry``. ``entries`` are all
     function entries (``program.functions`` by default), where it stops;
-    ``mods_of`` what each function returns (default: everything); ``comp`` the
+    ``mods_of`` what each function may change (default: everything); ``comp`` the
     components of the call graph (:func:`~zjit.backends.middle.effects.call_components`;
-    default: every call counts as recursive)."""
+    default: every call counts as recursive); ``recursive`` the functions on a
+    cycle of calls and tail calls, whose entries poll for interrupts (default:
+    every function that calls or tail-calls)."""
     fn = _FunctionLifter(program, entry, program.functions if entries is None else entries,
-                         mods_of, comp).lift()
+                         mods_of, comp, recursive).lift()
     fn.names = tuple(_names_by_pc(program).get(entry, ()))
     return fn
 
@@ -350,13 +364,17 @@ def lift(program: VerifiedProgram) -> IRModule:
     entries = set(program.functions) | extra
     order = [*program.functions, *sorted(extra)]
     shapes = {e: verifier_shape(program, e, entries) for e in order}
-    mods_of = returned_vars(program, shapes)
+    facts = effects(program, shapes)
+    mods_of = facts.modifies
     comp = call_components(shapes)
+    recursive = on_cycles({e: [c for _, c in sh.calls + sh.tails] for e, sh in shapes.items()}, comp)
     cold = cold_functions(shapes)
     funcs: dict[int, IRFunction] = {}
     for e in order:
-        fn = funcs[e] = lift_function(program, e, entries, mods_of, comp)
+        fn = funcs[e] = lift_function(program, e, entries, mods_of, comp, recursive)
         fn.modifies = mods_of[e]
+        fn.cmp_returned = facts.cmp_returned[e]
+        fn.cmp_read = facts.cmp_read[e]
         fn.cold = e in cold
     return IRModule(funcs, program.entry, dict(program.exports), program.has_readonly,
                     program.prims_used, program.digest, program.image.name)

@@ -5,10 +5,12 @@ shared :class:`~zjit.backends.engine.CompilingBackend`: once per
 :class:`~zjit.machine.Specialisation`, cached in memory and on disk; a cache
 hit imports neither llvmlite nor the lowering) and maps the object with the
 W^X loader (:mod:`.loader`). A run (:class:`_Run`) fills a fresh context
-(:class:`~zjit.backends.context.Ctx`) from the machine, calls the entry point
-through ctypes (the GIL is released while guest code runs) with enough native
-stack (:mod:`.stack`), and copies registers, fuel, heap top and I/O positions
-back; host calls come back through the ctypes callbacks of :mod:`.hostcalls`.
+(:class:`~zjit.backends.context.Ctx`) from the machine and runs the entry on a
+native guest thread of its own (:mod:`.thread`: ``pthread_create`` of the
+object's ``rt_thread_main``, on a stack sized for the guest's call depth,
+:mod:`.stack`); the calling thread serves the host requests the guest posts in
+the context (:mod:`.hostcalls`) until the guest thread finishes, then copies
+registers, fuel, heap top and I/O positions back.
 
 Runs are independent: every run has its own context and host-call state, so one
 executable may run on many threads at once. Compiled code is unmapped when its
@@ -25,18 +27,16 @@ from zjit.verifier import VerifiedProgram
 from zjit.errors import PolicyError
 from zjit.machine import Machine, Outcome
 
-from ..context import Ctx
+from ..context import HC_RUNNING, RT_HOST_REQUEST, RT_THREAD_MAIN, Ctx
 from ..engine import CodeInfo, CompilingBackend
 from ..run import CodeRun
 from ..targets import HOST_SUPPORTED, HOST_TRIPLE
-from . import hostcalls, stack
+from . import hostcalls, stack, thread
 
 TYPE_CHECKING = False  # no typing import at run time (start-up, docs/startup.md)
 if TYPE_CHECKING:
     from typing import Any
 
-ENTRY_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
-SP_FN = ctypes.CFUNCTYPE(ctypes.c_uint64)
 OUT_BUFFER_BYTES = 64 << 10
 """Native output buffer per run (in-memory output only)."""
 
@@ -47,8 +47,9 @@ class CompiledCode:
     def __init__(self, loaded: Any, info: CodeInfo) -> None:
         self.loaded = loaded
         self.info = info
-        self.entries = {pc: ENTRY_FN(loaded.symbol(sym)) for pc, sym in info.entries.items()}
-        self.stack_pointer = SP_FN(loaded.symbol(info.stack_symbol))
+        self.entries = {pc: loaded.symbol(sym) for pc, sym in info.entries.items()}
+        self.thread_main = loaded.symbol(RT_THREAD_MAIN)
+        self.host_request = loaded.symbol(RT_HOST_REQUEST)
         self.active = 0
         self._lock = threading.Lock()
 
@@ -97,8 +98,8 @@ class JitBackend(CompilingBackend):
 
     def run(self, program: VerifiedProgram, machine: Machine, code: Any, entry: Any,
             registers: list[int]) -> Outcome:
-        """Call ``entry`` (an entry function of ``code``) on this thread or, when
-        its stack is too small for the guest's call depth, on a new one."""
+        """Run ``entry`` (the address of an entry function of ``code``) on a guest
+        thread, serving its host requests on this one."""
         run = _Run(program, machine, code, registers)
         code.enter()
         try:
@@ -132,37 +133,36 @@ class _Run(CodeRun):
         return ctypes.addressof(self.out), OUT_BUFFER_BYTES
 
     def host_functions(self) -> dict[str, int]:
-        return hostcalls.ADDRESSES
-
-    def attach(self) -> None:
-        self._key = hostcalls.register(self)
-
-    def detach(self) -> None:
-        hostcalls.unregister(self._key)
+        return {"host_call": self.code.host_request, **_C_FUNCTIONS}
 
     def release(self) -> None:
         del self.membuf  # release the export of machine.memory
 
     def call(self, entry: Any) -> int:
-        """Call the entry with enough native stack for the guest's call depth."""
-        info = self.code.info
-        if info.call_depth_bound == 0:
-            return int(entry(ctypes.addressof(self.ctx)))
-        need = self.stack_need(stack.CALLBACK_RESERVE)
-        bounds = stack.thread_stack()
-        if bounds is not None and need <= self.code.stack_pointer() - bounds[0]:
-            return self._call_here(entry, bounds[0])
-        size = need + (1 << 20)
-        if size > stack.MAX_THREAD_STACK:
+        """Start the guest thread on a stack big enough for the guest's call depth,
+        serve it until it finishes, and return the entry's status."""
+        need = self.stack_need(stack.RESERVE)
+        if need > stack.MAX_THREAD_STACK:
             raise self.stack_error(need, stack.MAX_THREAD_STACK)
+        ctx = self.ctx
+        address = ctypes.addressof(ctx)
+        guest_stack = stack.acquire(need)
+        try:
+            self.set_stack_limit(guest_stack.low, stack.RESERVE)
+            ctx.run_entry = entry
+            ctx.hc_state = HC_RUNNING
+            tid = thread.start(self.code.thread_main, address, guest_stack)
+            try:
+                self.wait(hostcalls.server(self, address))
+            finally:
+                thread.join(tid)
+        finally:
+            stack.release(guest_stack)
+        return int(ctx.run_status)
 
-        def on_thread() -> int:
-            b = stack.thread_stack()
-            return self._call_here(entry, b[0] if b is not None else 0)
 
-        return stack.run_with_stack(size, on_thread)
-
-    def _call_here(self, entry: Any, low: int) -> int:
-        if low:
-            self.set_stack_limit(low, stack.CALLBACK_RESERVE)
-        return int(entry(ctypes.addressof(self.ctx)))
+_C_FUNCTIONS = {
+    "fn_memmove": ctypes.cast(ctypes.memmove, ctypes.c_void_p).value or 0,
+    "fn_memset": ctypes.cast(ctypes.memset, ctypes.c_void_p).value or 0,
+}
+"""The C library functions generated code calls through the context."""

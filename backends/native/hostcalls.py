@@ -1,73 +1,59 @@
-"""Host functions called from native JIT code: stream input, output flushing, LOG and CTL.
+"""Serving a guest thread's host requests (native engine).
 
-The callbacks are created once per process (each ctypes callback costs a libffi
-closure) and find the run that called them through the context address they
-receive, in :data:`_RUNS`; the work itself is the engines' shared
-:meth:`~zjit.backends.run.CodeRun.host_call`, which follows the
-exception-capturing pattern required for code called from native frames:
-nothing may propagate through the JIT code, so every exception is recorded in
-the run and the callback returns 1; the generated code checks the return value
-and exits with a HOST trap at the primitive's pc, the primitive having had no
-effect. The engine chains the exception into the trap (``Outcome.cause``) and
-re-raises exceptions that are not ``Exception`` subclasses (KeyboardInterrupt,
-SystemExit) once the JIT code has returned, like the interpreter lets them
-propagate.
+The generated code's ``host_call`` is ``rt_host_request`` in the compiled
+object: it posts the operation and its arguments in the context (``hc_op``,
+``hc_args``), sets ``hc_state`` to REQUEST, wakes the engine thread and sleeps
+until the state says SERVED or FAILED. The engine thread, the one that called
+``run()``, runs :func:`serve_step` in a loop (:meth:`~zjit.backends.run.CodeRun.wait`):
+it serves a posted request with the engines' shared
+:meth:`~zjit.backends.run.CodeRun.host_call` (reading and writing guest memory
+through the run's buffer), answers, and otherwise sleeps on the state word
+until the guest thread posts again or reports FINISHED.
 
-Spans have already been checked by the generated code when a callback runs.
+So no Python code ever runs on the guest thread, no ctypes callback (libffi
+closure) exists, and an exception from a handler stays in the run
+(:attr:`~zjit.backends.run.CodeRun.error`): the generated code traps HOST at
+the primitive, which has had no effect, and the engine chains the exception
+into the trap (``Outcome.cause``) or re-raises it if it is not an
+``Exception`` (KeyboardInterrupt, SystemExit) once the guest has stopped.
+
+Ordering: the guest thread publishes with release stores and reads the answer
+with an acquire load; this side's plain stores rely on x86-64 keeping stores in
+order (the only host the native engine runs on today).
 """
 
 from __future__ import annotations
 
-import ctypes
-import threading
-
-from ..context import FIELDS, HOST_FN
+from ..context import HC_FAILED, HC_FINISHED, HC_REQUEST, HC_SERVED, OFFSETS
 from ..run import CodeRun
+from .thread import futex_wait, futex_wake
 
 TYPE_CHECKING = False  # no typing import at run time (start-up, docs/startup.md)
 if TYPE_CHECKING:
-    from typing import Any
-
-_RUNS: dict[int, CodeRun] = {}
-_runs_lock = threading.Lock()
+    from collections.abc import Callable
 
 
-def register(run: CodeRun) -> int:
-    """Make ``run`` reachable from host calls; returns the context address key."""
-    key = ctypes.addressof(run.ctx)
-    with _runs_lock:
-        _RUNS[key] = run
-    return key
+def server(run: CodeRun, ctx_address: int) -> Callable[[float], bool]:
+    """The :meth:`~zjit.backends.run.CodeRun.wait` step of ``run`` (its context at
+    ``ctx_address``): serve a pending request or sleep; True once FINISHED."""
+    ctx = run.ctx
+    word = ctx_address + OFFSETS["hc_state"]
+    args = ctx.hc_args
 
+    answer: list[int] = []  # served, not yet delivered (a signal handler raised in between)
 
-def unregister(key: int) -> None:
-    """Forget a finished run."""
-    with _runs_lock:
-        _RUNS.pop(key, None)
+    def serve_step(timeout: float) -> bool:
+        state = ctx.hc_state
+        if state == HC_REQUEST:
+            if not answer:
+                answer.append(run.host_call(ctx.hc_op, args[0], args[1], args[2], args[3]))
+            failed = answer.pop()
+            ctx.hc_state = HC_FAILED if failed else HC_SERVED
+            futex_wake(word)
+            return False
+        if state == HC_FINISHED:
+            return True
+        futex_wait(word, state, timeout)
+        return False
 
-
-def _callback(name: str) -> Any:
-    """The ctypes callback for context field ``name``."""
-
-    def call(ctx: int, a: int, b: int, c: int, d: int) -> int:
-        run = _RUNS.get(ctx)
-        return 1 if run is None else run.host_call(name, a, b, c, d)
-
-    return HOST_FN(call)
-
-
-_CALLBACKS = {f.name: _callback(f.name) for f in FIELDS if f.kind == "fn" and f.name.startswith("host_")}
-
-
-def _addr(obj: object) -> int:
-    value = ctypes.cast(obj, ctypes.c_void_p).value  # type: ignore[arg-type]
-    assert value is not None
-    return value
-
-
-ADDRESSES: dict[str, int] = {
-    **{name: _addr(fn) for name, fn in _CALLBACKS.items()},
-    "fn_memmove": _addr(ctypes.memmove),
-    "fn_memset": _addr(ctypes.memset),
-}
-"""Context field -> address of the function it must hold."""
+    return serve_step

@@ -1,41 +1,30 @@
-"""Native stack sizing for JIT code: guest CALLs are native calls.
+"""Native stacks for guest threads: guest CALLs are native calls.
 
-A guest call depth of ``d`` uses ``d + 2`` native frames (entry wrapper, entry
-function, one per call), so a run may need ``(max_call_depth + 2) * frame``
-bytes of stack plus room for host callbacks into Python. This module
+A guest call depth of ``d`` uses ``d`` native frames plus a few for the entry
+(``rt_thread_main``, ``rt_enter``, the entry body, the entry function), so a
+run may need ``(max_call_depth + 4) * frame`` bytes of stack plus room for the
+C functions guest code calls (memmove, memset, the host request). This module
 
 * measures an upper bound of the frame size of compiled code
   (:func:`frame_bound`, from the x86-64 machine code: the largest ``sub rsp``
   plus every callee-saved push, the return address and outgoing arguments),
-* finds the current thread's stack bounds (:func:`thread_stack`, via
-  ``pthread_getattr_np``), and
-* runs a function on a fresh thread with a big enough stack when the current one
-  is too small (:func:`run_with_stack`).
+* maps stacks for guest threads (:func:`acquire`/:func:`release`): anonymous,
+  lazily committed, with a guard page at the low end, a few kept for reuse.
 
 Generated code also checks the stack pointer against ``ctx.stack_limit`` at
-every CALL; that guard only exists to turn a sizing mistake into an error
-instead of a crash.
+every recursive CALL; that guard only exists to turn a sizing mistake into an
+error instead of a crash.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import struct
 import threading
-from collections.abc import Callable
 
 from ..targets import EM_X86_64
 
-TYPE_CHECKING = False  # typing stays unimported at run time (docs/startup.md)
-if TYPE_CHECKING:
-    from typing import TypeVar
-
-    T = TypeVar("T")
-
-CALLBACK_RESERVE = 512 << 10
-"""Stack kept free below the guest's frames for memmove and host callbacks."""
-MAX_THREAD_STACK = 8 << 30
-"""Largest stack the engine will create for a run (virtual; touched lazily)."""
 UNKNOWN_FRAME = 4096
 """Frame bound assumed for code that cannot be measured."""
 _FIXED_X86 = 8 + 6 * 8 + 8 * 8 + 16
@@ -98,59 +87,90 @@ def _capstone_rsp_sub(code: bytes) -> int:
     return largest
 
 
-# --------------------------------------------------------------------------- bounds
+# --------------------------------------------------------------------------- stacks
 
-_libc = ctypes.CDLL(None)
-_local = threading.local()
+RESERVE = 64 << 10
+"""Stack kept free below the guest's frames (memmove, adapters, the host request)."""
+TLS_MARGIN = 256 << 10
+"""Room at the top of a stack for what the C library keeps there (thread
+control block, static TLS)."""
+MAX_THREAD_STACK = 8 << 30
+"""Largest stack the engine will map for a run (virtual; touched lazily)."""
+KEEP_STACKS = 4
+"""Stacks kept mapped for reuse (process-wide)."""
+KEEP_BYTES = 16 << 20
+"""Larger stacks are unmapped after their run."""
+GUARD = 4096
+PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2
+MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_STACK = 0x02, 0x20, 0x4000, 0x20000
 
-
-def thread_stack() -> tuple[int, int] | None:
-    """``(low, high)`` addresses of the calling thread's stack, or None if unknown."""
-    cached: tuple[int, int] | None = getattr(_local, "bounds", None)
-    if cached is not None:
-        return cached
-    try:
-        attr = ctypes.create_string_buffer(256)
-        _libc.pthread_self.restype = ctypes.c_ulong
-        self_id = ctypes.c_ulong(_libc.pthread_self())
-        if _libc.pthread_getattr_np(self_id, attr) != 0:
-            return None
-        addr, size = ctypes.c_void_p(), ctypes.c_size_t()
-        rc = _libc.pthread_attr_getstack(attr, ctypes.byref(addr), ctypes.byref(size))
-        _libc.pthread_attr_destroy(attr)
-        if rc != 0 or not addr.value:
-            return None
-        bounds = (addr.value, addr.value + size.value)
-    except (AttributeError, OSError):
-        return None
-    _local.bounds = bounds
-    return bounds
+_libc = ctypes.CDLL(None, use_errno=True)
+_mmap = _libc.mmap
+_mmap.restype = ctypes.c_void_p
+_mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+_munmap = _libc.munmap
+_munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_mprotect = _libc.mprotect
+_mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 
 
-_spawn_lock = threading.Lock()
+class Stack:
+    """One mapped stack: ``[base, base + size)``, its lowest page a guard."""
+
+    __slots__ = ("base", "size")
+
+    def __init__(self, size: int) -> None:
+        size = (size + GUARD + 0xFFFF) & ~0xFFFF
+        base = _mmap(None, size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0)
+        if base is None or base == ctypes.c_void_p(-1).value:
+            err = ctypes.get_errno()
+            raise MemoryError(f"cannot map a {size >> 20} MiB guest stack: {os.strerror(err)}")
+        if _mprotect(base, GUARD, PROT_NONE) != 0:
+            _munmap(base, size)
+            raise MemoryError("cannot protect the guest stack's guard page")
+        self.base = int(base)
+        self.size = size
+
+    @property
+    def low(self) -> int:
+        """Lowest usable address (above the guard page)."""
+        return self.base + GUARD
+
+    @property
+    def usable(self) -> int:
+        """Bytes between the guard page and the top."""
+        return self.size - GUARD
+
+    def unmap(self) -> None:
+        """Give the memory back."""
+        _munmap(self.base, self.size)
 
 
-def run_with_stack(size: int, fn: Callable[[], T]) -> T:
-    """Run ``fn`` on a new thread whose stack is at least ``size`` bytes; return its
-    result or raise its exception in the caller."""
-    result: list[T] = []
-    error: list[BaseException] = []
+_pool: list[Stack] = []
+_pool_lock = threading.Lock()
 
-    def body() -> None:
-        try:
-            result.append(fn())
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
-            error.append(exc)
 
-    size = (size + 0xFFFF) & ~0xFFFF
-    with _spawn_lock:
-        old = threading.stack_size(size)
-        try:
-            t = threading.Thread(target=body, name="zjit-big-stack", daemon=True)
-            t.start()
-        finally:
-            threading.stack_size(old)
-    t.join()
-    if error:
-        raise error[0]
-    return result[0]
+def acquire(need: int) -> Stack:
+    """A stack with at least ``need`` usable bytes (plus :data:`TLS_MARGIN`):
+    the smallest kept one that fits, or a new mapping."""
+    need += TLS_MARGIN
+    with _pool_lock:
+        fits = [s for s in _pool if s.usable >= need]
+        if fits:
+            best = min(fits, key=lambda s: s.size)
+            _pool.remove(best)
+            return best
+    return Stack(need)
+
+
+def release(stack: Stack) -> None:
+    """Keep ``stack`` for another run, or unmap it (large, or the pool is full)."""
+    if stack.size <= KEEP_BYTES:
+        with _pool_lock:
+            _pool.append(stack)
+            if len(_pool) <= KEEP_STACKS:
+                return
+            stack = min(_pool, key=lambda s: s.size)
+            _pool.remove(stack)
+    stack.unmap()
