@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 GiB = 1 << 30
+TIERS = ("auto", "baseline", "optimized")
+"""``Policy.tier`` values (docs/tiering.md)."""
+MAX_TIER_THRESHOLD = (1 << 31) - 1
 DEFAULT_MEM_SIZE = 2 << 20
 """Guest memory size when neither the policy nor the module says (2 MiB)."""
 
@@ -40,6 +43,13 @@ class Policy:
     ``cache_dir`` None means :func:`default_cache_dir`; ``use_cache=False`` disables
     the on-disk cache; ``cache_max_bytes`` bounds it (least recently used entries are
     removed past it). ``allowed_prims`` is a mask of primitives modules may use.
+    ``tier`` chooses how compiling engines make code (docs/tiering.md):
+    ``"auto"`` starts with baseline code (copy-and-patch, no LLVM at load) and
+    compiles functions and loops at O2 in the background once they have run
+    ``tier_threshold`` times (calls or loop iterations, ``1 ..= 2**31 - 1``);
+    ``"baseline"`` stays with baseline code; ``"optimized"`` compiles the whole
+    module at ``opt_level`` before the first run (a function over the O2 budget
+    stays baseline). The interpreter ignores both.
     """
 
     fuel: int | None = None
@@ -54,6 +64,8 @@ class Policy:
     max_code_bytes: int = 16 << 20
     max_data_bytes: int = 256 << 20
     allowed_prims: int = PRIM_MASK_ALL
+    tier: str = "auto"
+    tier_threshold: int = 1000
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -67,6 +79,13 @@ class Policy:
             raise PolicyError("BAD_POLICY", "timeout must be > 0 or None", path="Policy.timeout")
         if self.mem_size is not None and self.mem_size <= 0:
             raise PolicyError("BAD_POLICY", "mem_size must be > 0 or None", path="Policy.mem_size")
+        if self.tier not in TIERS:
+            raise PolicyError("BAD_POLICY", f"tier must be one of {', '.join(TIERS)}, not {self.tier!r}",
+                              path="Policy.tier")
+        t = self.tier_threshold
+        if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= MAX_TIER_THRESHOLD:
+            raise PolicyError("BAD_POLICY", f"tier_threshold must be an int in 1 ..= {MAX_TIER_THRESHOLD}",
+                              path="Policy.tier_threshold")
 
     @property
     def resolved_cache_dir(self) -> Path:

@@ -33,6 +33,7 @@ register fields, one ``bytearray`` append and the patch of its holes.
 
 from __future__ import annotations
 
+import bisect
 import gc
 from dataclasses import dataclass, field
 
@@ -40,7 +41,15 @@ from zjit.verifier import VerifiedProgram
 
 from zjit.isa import BY_OPCODE, MASK32, MASK64, NUM_REGS, OPS, Family, OpInfo
 
-from ..llvm.stencils import TRAP_SITE_FN, TrapExit, fixed_name, jr_name, mem_name, rrr_name, shift_name, unary_name
+from ..llvm.stencils import (
+    TrapExit,
+    fixed_name,
+    jr_name,
+    mem_name,
+    rrr_name,
+    shift_name,
+    unary_name,
+)
 from ..middle.entries import entry_ids
 from ..objfile.stencils import Patcher
 from .library import SLOTS, Stencil, StencilLibrary
@@ -86,8 +95,17 @@ class BaselineImage:
     site_stub: int
     site_info: list[tuple[int, TrapExit]]
     """(pc, exit) of every trap stub, in stub order."""
+    block_offsets: list[int] = field(default_factory=list)
+    """Code offset of every block, in pc order (which is code order)."""
+    block_pcs: list[int] = field(default_factory=list)
+    """The leader of every block, in the same order."""
     instructions: int = 0
     stats: dict[str, int] = field(default_factory=dict)
+
+    def block_at(self, offset: int) -> int | None:
+        """The leader of the block whose code contains ``offset``."""
+        k = bisect.bisect_right(self.block_offsets, offset) - 1
+        return self.block_pcs[k] if k >= 0 else None
 
     def site_at(self, ret: int) -> tuple[int, TrapExit] | None:
         """The trap site whose stub left return address ``ret`` (a code offset)."""
@@ -185,7 +203,7 @@ def _exit_bound(program: VerifiedProgram, table: dict[int, Entry], metered: bool
         n = max(len(x.traps) for x in (st, twin) if x is not None) if st is not None else 0
         op = key >> 12
         most[op] = max(most[op], n)
-    exits = sum(program.image.code[3::4].translate(most))
+    exits = int(sum(program.image.code[3::4].translate(most)))
     return exits + (len(program.blocks) if metered else 0) + nids
 
 
@@ -200,7 +218,7 @@ class _Sites:
         n = SITES_PER_CHUNK
         tramp = n * self.stub
         chunk = bytearray()
-        for j in range(n):
+        for _ in range(n):
             at = len(chunk)
             chunk += site.code + site.tail
             for o, _ref, adj, p in site.runtime + site.tail_refs:
@@ -279,11 +297,11 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
         if got is None:
             code = bytearray(st.code)
             keep = []
-            for o, slot, p in st.values:
+            for o, slot, add, p in st.values:
                 if slot in _MODULE_SLOTS:
-                    p(code, o, limits[n] if slot == _LIMIT else values[slot])
+                    p(code, o, (limits[n] if slot == _LIMIT else values[slot]) + add)
                 else:
-                    keep.append((o, slot, p))
+                    keep.append((o, slot, add, p))
             got = memo[st] = Stencil(st.name, bytes(code), st.tail, tuple(keep), st.runtime, st.cont,
                                      st.target, st.traps, st.tierup, st.tail_refs, st.exits)
         return got
@@ -293,8 +311,8 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
         nonlocal nsites
         off = len(buf)
         buf.extend(st.code)
-        for o, slot, p in st.values:
-            p(buf, off + o, values[slot])
+        for o, slot, add, p in st.values:
+            p(buf, off + o, values[slot] + add)
         for o, ref, adj, p in st.runtime:
             at = off + o
             p(buf, at, ref - at + adj)
@@ -314,8 +332,8 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
         if st.tierup:
             stub = len(tail)
             tail.extend(tier_stub.code)
-            for o, slot, p in tier_stub.values:
-                p(tail, stub + o, values[slot])
+            for o, slot, add, p in tier_stub.values:
+                p(tail, stub + o, values[slot] + add)
             for o, _ref, adj, p in tier_stub.runtime:
                 p(tail, stub + o, 0 - (stub + o) + adj)  # the host_call trampoline at the start
             for o, _ref, adj, p in st.tierup:
@@ -418,7 +436,7 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
     for pc, eid in ids.items():
         ftab[eid] = block_off[pc]
     return BaselineImage(bytes(buf), dict(lib.symbols), ids, ftab, site_base, chunk_len, stub_len,
-                         site_info, emitted, {"sites": nsites, "site_capacity": sites.capacity,
+                         site_info, list(block_off.values()), list(block_off), emitted, {"sites": nsites, "site_capacity": sites.capacity,
                                               "tierup_stubs": len(tier_fix)})
 
 

@@ -66,8 +66,9 @@ class Stencil:
     name: str
     code: bytes
     tail: bytes
-    values: tuple[tuple[int, int, Patcher], ...]
-    """(offset, value slot, patcher) of each value hole."""
+    values: tuple[tuple[int, int, int, Patcher], ...]
+    """(offset, value slot, addend, patcher) of each value hole: the field gets
+    the value plus the addend."""
     runtime: tuple[Ref, ...]
     """Holes referring to a runtime routine (the ref is its offset)."""
     cont: tuple[Ref, ...]
@@ -197,7 +198,7 @@ def decode(payload: bytes, triple: str, cpu: str) -> StencilLibrary | None:
             return None
         stencils: dict[str, Stencil] = {}
         for name, off, size, tail, holes, traps in meta["stencils"]:
-            if not (0 <= off and off + size <= len(blob) and 0 <= tail <= size):
+            if not (off >= 0 and off + size <= len(blob) and 0 <= tail <= size):
                 return None
             code = bytes(blob[off:off + size])
             hs = tuple(Hole(int(o), str(k), str(s), int(a)) for o, k, s, a in holes)
@@ -223,7 +224,7 @@ def _ref_target(symbol: str, symbols: dict[str, int]) -> tuple[str, int]:
 def _stencil(name: str, code: bytes, tail: int, holes: tuple[Hole, ...], symbols: dict[str, int],
              exits: tuple[TrapExit, ...]) -> Stencil:
     end = len(code) - tail
-    values: list[tuple[int, int, Patcher]] = []
+    values: list[tuple[int, int, int, Patcher]] = []
     refs: dict[str, list[Ref]] = {"runtime": [], "cont": [], "target": [], "traps": [], "tierup": [], "tail": []}
     for h in holes:
         if not 0 <= h.offset < len(code):
@@ -236,7 +237,7 @@ def _stencil(name: str, code: bytes, tail: int, holes: tuple[Hole, ...], symbols
                 raise ValueError(f"stencil {name} has no trap exit {ref}")
             refs["tail" if h.offset >= end else kind].append((h.offset, ref, adj, patcher))
         else:
-            values.append((h.offset, SLOTS[h.symbol], patcher))
+            values.append((h.offset, SLOTS[h.symbol], h.addend, patcher))
     return Stencil(name, code[:end], code[end:], tuple(values), tuple(refs["runtime"]), tuple(refs["cont"]),
                    tuple(refs["target"]), tuple(refs["traps"]), tuple(refs["tierup"]), tuple(refs["tail"]), exits)
 

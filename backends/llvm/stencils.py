@@ -44,17 +44,30 @@ from dataclasses import dataclass, field
 from zjit.encoding import Instr
 from zjit.isa import NUM_REGS, OPS, REG_NAMES, Family, OpInfo, TrapKind
 
-from ..context import HOST_TIERUP, OFFSETS, TRAP_SITE, TRAP_STACK
+from ..context import HOST_TIERUP, OFFSETS, RT_HOST_REQUEST, RT_THREAD_MAIN, TRAP_SITE, TRAP_STACK
 from ..middle.guest import operands_of
-from ..middle.ir import CMPL, CMPR, Branch, Inst, IRBlock, IRFunction, Jump, Value
+from ..middle.ir import Branch, Inst, IRBlock, IRFunction, Jump, Value
 from ..targets import data_layout
 from . import emit_alu, emit_memory, emit_prims
-from .abi import CMP, CTX, FUEL, HOST_CALL, MEM, MEMMOVE, MEMSET, REG0, ROOM, GuestABI, adapters_text, guest_abi
+from .abi import (
+    CMP,
+    CTX,
+    FUEL,
+    HOST_CALL,
+    MEM,
+    MEMMOVE,
+    MEMSET,
+    REG0,
+    ROOM,
+    GuestABI,
+    adapters_text,
+    guest_abi,
+)
 from .emit_control import emit_block_entry, emit_branch
 from .emit_traps import TRAP_HELPER, TRAP_PARAMS, trap_helper_text, trap_intrinsics
 from .function import INVARIANT, LIKELY, NO_UNROLL, UNLIKELY, FnEmitter
 from .options import CodegenOptions
-from .runtime_asm import RT_ENTER, RT_HOST_REQUEST, RT_THREAD_MAIN, runtime_text
+from .runtime_asm import RT_ENTER, runtime_text
 
 CONT = "_JIT_CONT"
 TARGET = "_JIT_TARGET"

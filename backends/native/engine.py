@@ -96,6 +96,28 @@ class JitBackend(CompilingBackend):
         """Unmap one compiled module."""
         code.close()
 
+    def map_baseline(self, image: Any) -> Any:
+        """Map baseline code (memfd, W^X)."""
+        from .loader import load_code
+
+        return load_code(image.code, "baseline")
+
+    def table_memory(self, count: int) -> tuple[Any, int]:
+        """The function table and counters: a ctypes array in this process."""
+        table = (ctypes.c_uint64 * count)()
+        return table, ctypes.addressof(table)
+
+    def map_function(self, baseline: Any, obj: bytes, symbol: str) -> tuple[int, Any]:
+        """Load a tier-up object (memfd, W^X)."""
+        from .loader import load_object
+
+        loaded = load_object(obj)
+        return loaded.symbol(symbol), loaded
+
+    def release_mapping(self, handle: Any) -> None:
+        """Unmap baseline code or a tier-up object."""
+        handle.close()
+
     def run(self, program: VerifiedProgram, machine: Machine, code: Any, entry: Any,
             registers: list[int]) -> Outcome:
         """Run ``entry`` (the address of an entry function of ``code``) on a guest
@@ -111,7 +133,7 @@ class JitBackend(CompilingBackend):
 class _Run(CodeRun):
     """A run in this process: guest memory and buffers are ctypes views."""
 
-    code: CompiledCode
+    code: Any  # CompiledCode, or TieredCode (zjit.backends.tiering)
 
     def bind(self) -> Ctx:
         ctx = Ctx()
@@ -149,7 +171,11 @@ class _Run(CodeRun):
         guest_stack = stack.acquire(need)
         try:
             self.set_stack_limit(guest_stack.low, stack.RESERVE)
-            ctx.run_entry = entry
+            if isinstance(entry, tuple):  # tiered code: the run entry and the entry id
+                ctx.run_entry, ctx.run_id = entry
+                ctx.ftab = self.code.table_address
+            else:
+                ctx.run_entry = entry
             ctx.hc_state = HC_RUNNING
             tid = thread.start(self.code.thread_main, address, guest_stack)
             try:

@@ -11,6 +11,10 @@ Wire protocol (binary, little-endian, over the worker's stdin/stdout):
   u32 len(ir)`` then the triple, cpu and IR text as UTF-8; ``flags`` bit 0
   (:data:`FLAG_STENCILS`) compiles a stencil object (static relocations; the
   large code model on AArch64, so every hole is a ``movz``/``movk`` group);
+  bit 1 (:data:`FLAG_JOB`) asks for a *job* instead: the triple field names a
+  module of ``zjit.backends`` whose ``run_job(payload: bytes) -> bytes`` the
+  worker calls on the (binary) payload in place of the IR (the tier-up
+  compiles: lifting and lowering run in the worker too);
 * response: ``RESP_MAGIC, u8 status (0 = object, 1 = compile error), u32 len``
   then the object bytes or the UTF-8 error text.
 
@@ -40,6 +44,10 @@ CODEGEN_OPT = {0: 0, 1: 1, 2: 2}
 """opt_level -> LLVM codegen optimisation level (see docs/loader.md)."""
 FLAG_STENCILS = 1
 """Request flag: compile stencils (``backends/objfile/stencils.py``), not loadable code."""
+FLAG_JOB = 2
+"""Request flag: run a job module on a binary payload (see the module docstring)."""
+JOB_PREFIX = "zjit.backends."
+"""Job modules must live under this package."""
 
 
 class CompileFailure(Exception):
@@ -50,6 +58,27 @@ def encode_request(ir_text: str, triple: str, opt_level: int, cpu: str, flags: i
     """Frame one compile request."""
     t, c, ir = triple.encode(), cpu.encode(), ir_text.encode()
     return REQ_HEADER.pack(REQ_MAGIC, opt_level, flags, len(t), len(c), len(ir)) + t + c + ir
+
+
+def encode_job(module: str, payload: bytes) -> bytes:
+    """Frame one job request (:data:`FLAG_JOB`)."""
+    m = module.encode()
+    return REQ_HEADER.pack(REQ_MAGIC, 0, FLAG_JOB, len(m), 0, len(payload)) + m + payload
+
+
+def run_job(module: str, payload: bytes) -> bytes:
+    """Run job ``module`` on ``payload`` (in the worker); CompileFailure for a
+    module outside :data:`JOB_PREFIX` or a job that fails."""
+    if not module.startswith(JOB_PREFIX) or not module.replace(".", "").replace("_", "").isalnum():
+        raise CompileFailure(f"not a job module: {module!r}")
+    try:
+        __import__(module)  # by name: objfile does not depend on the stages jobs use
+        result: bytes = sys.modules[module].run_job(payload)
+    except CompileFailure:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as a failed job
+        raise CompileFailure(f"job {module} failed: {type(exc).__name__}: {exc}") from None
+    return result
 
 
 def read_exact(stream: BinaryIO, n: int) -> bytes | None:
@@ -193,9 +222,11 @@ def serve(inp: BinaryIO, out: BinaryIO) -> int:
             return 2
         triple = body[:tlen].decode()
         cpu = body[tlen : tlen + clen].decode()
-        ir_text = body[tlen + clen :].decode()
         try:
-            payload = compile_object(ir_text, triple, opt_level, cpu, flags)
+            if flags & FLAG_JOB:
+                payload = run_job(triple, body[tlen + clen:])
+            else:
+                payload = compile_object(body[tlen + clen:].decode(), triple, opt_level, cpu, flags)
             status = STATUS_OK
         except CompileFailure as exc:
             payload, status = str(exc).encode(), STATUS_ERROR

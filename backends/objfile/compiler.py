@@ -190,11 +190,19 @@ class CompilerPool:
         """Compile ``ir_text`` in a worker; see :func:`compile_ir`."""
         _check_args(opt_level, triple, cpu)
         request = proto.encode_request(ir_text, triple, opt_level, cpu, proto.FLAG_STENCILS if stencils else 0)
+        return self._serve(request, self.timeout)
+
+    def run_job(self, module: str, payload: bytes, *, timeout: float | None = None) -> bytes:
+        """Run job ``module`` (``run_job(payload) -> bytes``, see ``compile_worker``)
+        in a worker, killing it after ``timeout`` seconds (default: the pool's)."""
+        return self._serve(proto.encode_job(module, payload), timeout or self.timeout)
+
+    def _serve(self, request: bytes, timeout: float) -> bytes:
         worker = self._acquire()
         with self._cond:
             self._busy.add(worker)
         try:
-            status, payload = worker.request(request, self.timeout)
+            status, payload = worker.request(request, timeout)
         except _WorkerDied as exc:
             self._unbusy(worker)
             worker.kill()
