@@ -310,6 +310,13 @@ class CompiledExecutable:
         self.policy = policy
         self._code: dict[Specialisation, Any] = {}
 
+    def default_code(self) -> Any:
+        """The code of the policy's own specialisation (compiled on first use)."""
+        spec = self.backend.default_specialisation(self.program, self.policy)
+        if spec is None:
+            raise ValueError("the policy's instances of this module cannot be created")
+        return self.code_for(spec)
+
     def code_for(self, spec: Specialisation) -> Any:
         """The code for one specialisation (compiled on first use)."""
         code = self._code.get(spec)

@@ -33,16 +33,19 @@ register fields, one ``bytearray`` append and the patch of its holes.
 
 from __future__ import annotations
 
-import bisect
+import dataclasses
 import gc
-from dataclasses import dataclass, field
+from array import array
+from dataclasses import dataclass
 
 from zjit.verifier import VerifiedProgram
 
-from zjit.isa import BY_OPCODE, MASK32, MASK64, NUM_REGS, OPS, Family, OpInfo
+from zjit.isa import MASK32, MASK64, NUM_REGS, OPS, Family, OpInfo
 
-from ..llvm.stencils import (
-    TrapExit,
+from ..llvm.abi import HOST_CALL
+from ..llvm.stencil_names import (
+    TRAP_SITE_FN,
+    cp_name,
     fixed_name,
     jr_name,
     mem_name,
@@ -52,10 +55,16 @@ from ..llvm.stencils import (
 )
 from ..middle.entries import entry_ids
 from ..objfile.stencils import Patcher
+from .image import SITES_PER_CHUNK, BaselineImage
 from .library import SLOTS, Stencil, StencilLibrary
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 # Dispatch categories.
-_NONE, _PLAIN, _SHIFT, _MEM, _LDI, _CPI, _JR, _CALL = range(8)
+_NONE, _PLAIN, _SHIFT, _MEM, _LDI, _CPI, _JR, _CALL, _CP = range(9)
+_JR_OP = next(o.opcode for o in OPS if o.family is Family.JR)
 _DISP, _LIMIT, _MEMSIZE = SLOTS["_JIT_DISP"], SLOTS["_JIT_LIMIT"], SLOTS["_JIT_MEMSIZE"]
 _ROLO, _ROHI, _IMM, _IMM64 = SLOTS["_JIT_ROLO"], SLOTS["_JIT_ROHI"], SLOTS["_JIT_IMM"], SLOTS["_JIT_IMM64"]
 _NEG = SLOTS["_JIT_NEG"]
@@ -64,8 +73,9 @@ _CPI_SLOT, _COST, _FID8, _CNT8, _ID = (SLOTS[s] for s in ("_JIT_CPI", "_JIT_COST
 _SH, _SHN = SLOTS["_JIT_SH"], SLOTS["_JIT_SHN"]
 _LD_EXT = {0x800: 1, 0x801: 2}
 
-Entry = tuple[int, Stencil | None, Stencil | None, int]
-"""Dispatch entry: (category, stencil, its write-protecting twin or None, access size)."""
+Entry = tuple[int, "Stencil | None", "Any", int]
+"""Dispatch entry: (category, stencil, its twin (write-protecting, long form) or
+for CP/CPI the fused CP+JR stencils by condition, access size or register)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,45 +87,6 @@ class BaselineSpec:
     readonly: tuple[tuple[int, int], ...]
     tierup: bool
     """Count entries and ask for tier-up (``Policy.tier == "auto"``)."""
-
-
-@dataclass
-class BaselineImage:
-    """Position-independent baseline code and what runs it needs."""
-
-    code: bytes
-    symbols: dict[str, int]
-    """Runtime routine -> offset in :attr:`code`."""
-    ids: dict[int, int]
-    """Entry pc -> entry id (function table slot)."""
-    ftab: list[int]
-    """Code offset of every entry id."""
-    site_base: int
-    site_chunk: int
-    site_stub: int
-    site_info: list[tuple[int, TrapExit]]
-    """(pc, exit) of every trap stub, in stub order."""
-    block_offsets: list[int] = field(default_factory=list)
-    """Code offset of every block, in pc order (which is code order)."""
-    block_pcs: list[int] = field(default_factory=list)
-    """The leader of every block, in the same order."""
-    instructions: int = 0
-    stats: dict[str, int] = field(default_factory=dict)
-
-    def block_at(self, offset: int) -> int | None:
-        """The leader of the block whose code contains ``offset``."""
-        k = bisect.bisect_right(self.block_offsets, offset) - 1
-        return self.block_pcs[k] if k >= 0 else None
-
-    def site_at(self, ret: int) -> tuple[int, TrapExit] | None:
-        """The trap site whose stub left return address ``ret`` (a code offset)."""
-        x = ret - self.site_base
-        chunk, within = divmod(x, self.site_chunk)
-        j, rest = divmod(within - self.site_stub, self.site_stub)
-        s = chunk * SITES_PER_CHUNK + j
-        if x < 0 or rest or not 0 <= j < SITES_PER_CHUNK or s >= len(self.site_info):
-            return None
-        return self.site_info[s]
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -156,11 +127,11 @@ def _dispatch(lib: StencilLibrary) -> dict[int, Entry]:
                 out[key(op, a, 0, 0)] = (_NONE, None, None, 0)
         elif fam is Family.CP:
             for a in regs:
-                if op.operation == "cp":
-                    for b in regs:
-                        out[key(op, a, a, b)] = (_PLAIN, st[f"CP_{a}{b}"], None, 0)
-                else:
-                    out[key(op, a, a, 0)] = (_CPI, st[f"CPI_{a}"], None, 0)
+                rhs: tuple[int | None, ...] = tuple(regs) if op.operation == "cp" else (None,)
+                for r in rhs:
+                    fused = (None, *(st[cp_name(a, r, cond)] for cond in range(1, 11)))
+                    out[key(op, a, a, 0 if r is None else r)] = (_CP if r is not None else _CPI,
+                                                                 st[cp_name(a, r)], fused, 0)
         elif fam is Family.LDI:
             for a in regs:
                 out[key(op, a, 0, 0)] = (_LDI, st[f"LDI_{a}"], st[f"LDQ_{a}"], a)
@@ -188,8 +159,6 @@ def _dispatch(lib: StencilLibrary) -> dict[int, Entry]:
 
 # --------------------------------------------------------------------------- assembling
 
-SITES_PER_CHUNK = 64
-"""Trap stubs between two trampolines to ``trap_site`` in the stub area."""
 _MODULE_SLOTS = (_LIMIT, _MEMSIZE, _ROLO, _ROHI)
 """Value holes that are constant in one module (patched once per stencil)."""
 
@@ -200,7 +169,7 @@ def _exit_bound(program: VerifiedProgram, table: dict[int, Entry], metered: bool
     plus the block-entry checks."""
     most = bytearray(256)
     for key, (_cat, st, twin, _extra) in table.items():
-        n = max(len(x.traps) for x in (st, twin) if x is not None) if st is not None else 0
+        n = max(len(x.traps) for x in (st, twin) if isinstance(x, Stencil)) if st is not None else 0
         op = key >> 12
         most[op] = max(most[op], n)
     exits = int(sum(program.image.code[3::4].translate(most)))
@@ -229,7 +198,7 @@ class _Sites:
         chunk += b"\xcc" * (self.chunk - len(chunk))
         self.chunks = max(1, -(-bound // n))
         self.area = bytearray(bytes(chunk) * self.chunks)
-        routine = lib.symbols["zjit.trap_site"]
+        routine = lib.symbols[TRAP_SITE_FN]
         (o, _ref, adj, p), = jmp.target + jmp.tail_refs
         for c in range(self.chunks):
             at = c * self.chunk + self.tramp_at + o
@@ -277,13 +246,15 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
     buf += b"\xcc" * (-len(buf) % 16)
     sites = _Sites(lib, len(buf), _exit_bound(program, table, metered, nids))
     buf += sites.area
-    site_info: list[tuple[int, TrapExit]] = []
+    site_pcs = array("I")
+    site_exits = array("H")
+    add_pc, add_exit = site_pcs.append, site_exits.append
     nsites = 0
     stub_len, chunk_len, site_base = sites.stub, sites.chunk, sites.base
 
     tail = bytearray()  # after the blocks: a trampoline to host_call, then the TIERUP stubs
     jmp, tier_stub = stencils["JMP"], stencils["TIERUP"]
-    host_call = lib.symbols.get("zjit.host_call")
+    host_call = lib.symbols.get(HOST_CALL)
     if tierup and host_call is not None:
         tail += jmp.code + jmp.tail
     tier_fix: list[tuple[int, int, Patcher, int]] = []
@@ -302,8 +273,7 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
                     p(code, o, (limits[n] if slot == _LIMIT else values[slot]) + add)
                 else:
                     keep.append((o, slot, add, p))
-            got = memo[st] = Stencil(st.name, bytes(code), st.tail, tuple(keep), st.runtime, st.cont,
-                                     st.target, st.traps, st.tierup, st.tail_refs, st.exits)
+            got = memo[st] = dataclasses.replace(st, code=bytes(code), values=tuple(keep))
         return got
 
     def put(st: Stencil, pc: int, target: int = 0) -> None:
@@ -321,7 +291,8 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
             s = nsites
             nsites += 1
             p(buf, at, site_base + (s >> 6) * chunk_len + (s & 63) * stub_len - at + adj)
-            site_info.append((pc, st.exits[k]))
+            add_pc(pc)
+            add_exit(st.exit_ids[k])
         if st.target:
             for o, _ref, adj, p in st.target:
                 target_fix.append((off + o, adj, p, target))
@@ -413,10 +384,20 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
                 put(neg[extra], pc)
             else:
                 values[_IMM64] = v & MASK64
-                put(twin, pc)  # type: ignore[arg-type]
-        elif cat == _CPI:
-            imm = w & 0xFFF
-            values[_CPI_SLOT] = (imm - 0x1000 if imm & 0x800 else imm) & MASK32
+                put(twin, pc)
+        elif cat in (_CP, _CPI):
+            if cat == _CPI:
+                imm = w & 0xFFF
+                values[_CPI_SLOT] = (imm - 0x1000 if imm & 0x800 else imm) & MASK32
+            nxt = words[k] if k < nwords else 0
+            if nxt >> 24 == _JR_OP and nxt >> 16 & 0xF and 4 * k not in blocks:
+                imm = nxt & 0xFFF
+                target = 4 * k + 4 * (imm - 0x1000 if imm & 0x800 else imm)
+                if target != 4 * k + 4:  # CP + JR in one: the JR compares the registers
+                    put(twin[nxt >> 16 & 0xF], pc, target)
+                    k += 1
+                    emitted += 1
+                    continue
             put(st, pc)  # type: ignore[arg-type]
         # _NONE: MOV to itself, DROP
     assert nsites <= sites.capacity, "trap exit bound"
@@ -432,31 +413,12 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
         p(buf, at, tail_base + stub - at + adj)
     for at, adj, p, target in target_fix:
         p(buf, at, block_off[target] - at + adj)
-    ftab = [0] * nids
+    entry_pcs = array("I", bytes(4 * nids))
+    ftab = array("Q", bytes(8 * nids))
     for pc, eid in ids.items():
+        entry_pcs[eid] = pc
         ftab[eid] = block_off[pc]
-    return BaselineImage(bytes(buf), dict(lib.symbols), ids, ftab, site_base, chunk_len, stub_len,
-                         site_info, list(block_off.values()), list(block_off), emitted, {"sites": nsites, "site_capacity": sites.capacity,
+    return BaselineImage(bytes(buf), dict(lib.symbols), entry_pcs, ftab, site_base, chunk_len, stub_len,
+                         site_pcs, site_exits, lib.exits, array("Q", block_off.values()),
+                         array("I", block_off), emitted, {"sites": nsites, "site_capacity": sites.capacity,
                                               "tierup_stubs": len(tier_fix)})
-
-
-def decode_operand(shape: str, regs: list[int], disp: int, width: int) -> int:
-    """The address or length of a trap exit shape (see :class:`TrapExit`) from
-    the registers at the trap, the instruction's displacement and access width."""
-    if shape == "n":
-        return 0
-    if shape == "c":
-        return width
-    r = regs[int(shape[1:])]
-    if shape[0] == "z":
-        return r & MASK32
-    if shape[0] == "d":
-        return (r + disp) & MASK64
-    return r
-
-
-def instruction_at(program: VerifiedProgram, pc: int) -> tuple[OpInfo | None, int]:
-    """The operation and sign-extended IMM12 of the instruction at ``pc``."""
-    w = int.from_bytes(program.image.code[pc:pc + 4], "little")
-    imm = w & 0xFFF
-    return BY_OPCODE[w >> 24], imm - 0x1000 if imm & 0x800 else imm

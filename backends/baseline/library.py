@@ -23,13 +23,13 @@ import json
 import struct
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from zjit.errors import PolicyError
 
 from ..context import LAYOUT_DIGEST
-from ..llvm.stencils import (
+from ..llvm.stencil_names import (
     CONT,
     RUNTIME_SYMBOLS,
     SHIFT_HOLE,
@@ -83,6 +83,8 @@ class Stencil:
     """The holes of :attr:`tail` (offsets from the start of the stencil)."""
     exits: tuple[TrapExit, ...] = ()
     """What each trap exit is (kind, address and length shapes)."""
+    exit_ids: tuple[int, ...] = ()
+    """Each trap exit's index in :attr:`StencilLibrary.exits`."""
 
     @property
     def simple(self) -> bool:
@@ -101,6 +103,8 @@ class StencilLibrary:
     symbols: dict[str, int]
     """Runtime routine -> offset in :attr:`runtime`."""
     stencils: dict[str, Stencil]
+    exits: list[TrapExit] = field(default_factory=list)
+    """Every distinct trap exit of the library (what :attr:`Stencil.exit_ids` index)."""
     build_seconds: float = 0.0
     """Wall time of the build (0 when it came from a cache)."""
     dispatch: dict[int, Any] | None = None
@@ -206,7 +210,10 @@ def decode(payload: bytes, triple: str, cpu: str) -> StencilLibrary | None:
                                            tuple(TrapExit(int(k), str(a), str(b)) for k, a, b in traps))
     except (ValueError, KeyError, TypeError, struct.error):
         return None
-    return StencilLibrary(triple, cpu, runtime, symbols, stencils)
+    exits: dict[TrapExit, int] = {}
+    for st in stencils.values():
+        st.exit_ids = tuple(exits.setdefault(e, len(exits)) for e in st.exits)
+    return StencilLibrary(triple, cpu, runtime, symbols, stencils, list(exits))
 
 
 def _ref_target(symbol: str, symbols: dict[str, int]) -> tuple[str, int]:
@@ -244,6 +251,8 @@ def _stencil(name: str, code: bytes, tail: int, holes: tuple[Hole, ...], symbols
 
 # --------------------------------------------------------------------------- the process-wide libraries
 
+LOCAL_DIR = "__stencils__"
+"""Cache directory of the library next to the package (docs/tiering.md)."""
 _LOCK = threading.Lock()
 _BUILD_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LIBRARIES: dict[tuple[str, str], StencilLibrary] = {}
@@ -257,10 +266,26 @@ def library_key(triple: str, cpu: str) -> str:
                      options={"kind": "stencils", "format": FORMAT, "layout": LAYOUT_DIGEST})
 
 
-def library(triple: str, cpu: str = "generic", cache_dir: str | None = None) -> StencilLibrary:
+def library_dir() -> str | None:
+    """Where the library is cached on disk: :data:`LOCAL_DIR` next to this module
+    when that can be written (like Python's ``__pycache__``), else None (the
+    default code cache directory)."""
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    local = os.path.join(here, LOCAL_DIR)
+    if os.path.isdir(local):
+        return local if os.access(local, os.W_OK) else None
+    try:
+        os.mkdir(local, 0o755)
+    except OSError:
+        return None
+    return local
+
+
+def library(triple: str, cpu: str = "generic") -> StencilLibrary:
     """The stencil library of ``triple`` (from memory, the disk cache, or built).
 
-    ``cache_dir`` is where the disk cache lives (None: the default directory).
     Raises ``PolicyError("COMPILE_FAILED")`` when it cannot be built.
     """
     key = (triple, cpu)
@@ -275,7 +300,7 @@ def library(triple: str, cpu: str = "generic", cache_dir: str | None = None) -> 
             return lib
         from ..cache import CodeCache
 
-        cache = CodeCache(cache_dir)
+        cache = CodeCache(library_dir())
         ckey = library_key(triple, cpu)
         payload = cache.get(ckey)
         lib = decode(payload, triple, cpu) if payload is not None else None

@@ -68,42 +68,29 @@ from .emit_traps import TRAP_HELPER, TRAP_PARAMS, trap_helper_text, trap_intrins
 from .function import INVARIANT, LIKELY, NO_UNROLL, UNLIKELY, FnEmitter
 from .options import CodegenOptions
 from .runtime_asm import RT_ENTER, runtime_text
+from .stencil_names import (
+    BL_ENTRY,
+    CONT,
+    RUNTIME_SYMBOLS,
+    SHIFT_HOLE,
+    SHIFT_PROBES,
+    TARGET,
+    TIERUP,
+    TRAP,
+    TRAP_SITE_FN,
+    VALUE_HOLES,
+    WP_CONFLICT,
+    TrapExit,
+    cp_name,
+    fixed_name,
+    jr_name,
+    mem_name,
+    rrr_name,
+    shift_name,
+    unary_name,
+)
 
-CONT = "_JIT_CONT"
-TARGET = "_JIT_TARGET"
-TIERUP = "_JIT_TIERUP"
-TRAP = "_JIT_TRAP"
-"""Trap exits are ``_JIT_TRAP0``, ``_JIT_TRAP1``... in the order of the guards."""
-
-_I32 = (-(1 << 31), 1 << 31)
-_U31 = (0, 1 << 31)
-_FULL = (-1, -1)  # LLVM's notation for the full range
-VALUE_HOLES: dict[str, tuple[int, int]] = {
-    "_JIT_DISP": (-2048, 2048),    # a load's or store's displacement
-    "_JIT_LIMIT": _U31,            # mem_size - n + 1 for an n-byte access (0 if smaller)
-    "_JIT_MEMSIZE": _U31,          # mem_size
-    "_JIT_ROLO": _U31,             # lowest read-only start
-    "_JIT_ROHI": _U31,             # highest read-only end
-    "_JIT_IMM": _U31,              # LD with a value in 0 .. 2**31 - 1
-    "_JIT_NEG": (-(1 << 31), 0),   # LD with a value in -2**31 .. -1
-    "_JIT_IMM64": _FULL,           # LD with a 64-bit value
-    "_JIT_CPI": (0, 1 << 32),      # CPI: lo32(immediate)
-    "_JIT_COST": _U31,             # a block's fuel cost
-    "_JIT_FID8": _U31,             # 8 * entry id: a function table slot
-    "_JIT_CNT8": _U31,             # the slot of an entry's tier-up counter
-    "_JIT_ID": _U31,               # an entry id
-    "_JIT_PC": _U31,               # the pc a trap reports
-    "_JIT_KIND": (0, 256),         # the trap kind
-    "_JIT_LEN": (0, 16),           # a fixed access length
-    "_JIT_SH": (0, 64),            # a shift count
-    "_JIT_SHN": (0, 64),           # x86-64: width - count (a rotate the other way)
-}
-"""Value hole symbol -> the range of its values (the hole's ``!absolute_symbol``)."""
-SHIFT_PROBES = (13, 21)
-"""The two shift counts an x86-64 shift stencil is compiled with (the byte that
-differs is the count's hole)."""
-SHIFT_HOLE = "_JIT_SH"
-SHIFT_NEG_HOLE = "_JIT_SHN"
+assert emit_memory.WP_HELPER == WP_CONFLICT
 
 _REG_PARAMS = tuple(f"%r{i}" for i in range(NUM_REGS))
 _JR_CONDS = range(1, 11)
@@ -130,23 +117,6 @@ class HoleInt(int):
 
     def __format__(self, spec: str) -> str:
         return hole(self.symbol)
-
-
-@dataclass(frozen=True, slots=True)
-class TrapExit:
-    """What the stub of one trap exit does: the kind, and where the address and
-    the length come from (``n``: 0; ``c``: the ``_JIT_LEN`` hole; ``r<i>``:
-    register i; ``z<i>``: its low 32 bits; ``d<i>``: register i plus the
-    ``_JIT_DISP`` hole)."""
-
-    kind: int
-    addr: str
-    length: str
-
-    @property
-    def stub(self) -> str:
-        """Name of the trap stub stencil that serves this exit."""
-        return f"TRAP_{self.addr}_{self.length}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,11 +297,6 @@ def _inst_stencil(opts: CodegenOptions, op: OpInfo, rd: int, rs1: int, rs2: int,
     return _finish(fe, name, {w: fe.val(d) for w, d in zip(writes, dests, strict=True)}, shift=shift)
 
 
-def rrr_name(op: OpInfo, rd: int, rs1: int, rs2: int) -> str:
-    """Stencil of a three-register operation."""
-    return f"{op.mnemonic}_{rd}{rs1}{rs2}"
-
-
 def _rrr(opts: CodegenOptions) -> Iterator[StencilSpec]:
     for op in OPS:
         if op.family in (Family.ALU, Family.DIV, Family.CMPSET):
@@ -339,11 +304,6 @@ def _rrr(opts: CodegenOptions) -> Iterator[StencilSpec]:
                 for rs1 in range(NUM_REGS):
                     for rs2 in range(NUM_REGS):
                         yield _inst_stencil(opts, op, rd, rs1, rs2, rrr_name(op, rd, rs1, rs2))
-
-
-def shift_name(op: OpInfo, rd: int, rs1: int) -> str:
-    """Stencil of a shift or rotate by a constant."""
-    return f"{op.mnemonic}_{rd}{rs1}"
 
 
 def _shifts(opts: CodegenOptions) -> Iterator[StencilSpec]:
@@ -387,25 +347,11 @@ def _var_shift(opts: CodegenOptions, op: OpInfo, rd: int, rs1: int, name: str) -
     return _finish(fe, name, {rd: out})
 
 
-def unary_name(op: OpInfo, rd: int) -> str:
-    """Stencil of a one-register operation (bit counts, INC, DEC)."""
-    return f"{op.mnemonic}_{rd}"
-
-
 def _unary(opts: CodegenOptions) -> Iterator[StencilSpec]:
     for op in OPS:
         if op.family in (Family.BITCOUNT, Family.INCDEC):
             for rd in range(NUM_REGS):
                 yield _inst_stencil(opts, op, rd, rd, rd, unary_name(op, rd))
-
-
-def mem_name(op: OpInfo, r1: int, r2: int, readonly: bool = False) -> str:
-    """Stencil of a load (``r1`` = destination, ``r2`` = base) or a store
-    (``r1`` = base, ``r2`` = source; ``readonly``: with the write-protect check).
-    Stores of the same size share stencils (``ST8_64`` is ``ST8``)."""
-    if op.family is Family.STORE:
-        return f"ST{op.width}{'W' if readonly else ''}_{r1}{r2}"
-    return f"{op.mnemonic}_{r1}{r2}"
 
 
 def _memory(opts: CodegenOptions) -> Iterator[StencilSpec]:
@@ -421,11 +367,6 @@ def _memory(opts: CodegenOptions) -> Iterator[StencilSpec]:
                 for src in range(NUM_REGS):
                     for ro in (False, True):
                         yield _inst_stencil(opts, op, src, base, src, mem_name(op, base, src, ro), ro)
-
-
-def fixed_name(op: OpInfo, readonly: bool = False) -> str:
-    """Stencil of an operation on fixed registers (LDIR, FILL, primitives)."""
-    return op.mnemonic + ("W" if readonly else "")
 
 
 def _fixed(opts: CodegenOptions) -> Iterator[StencilSpec]:
@@ -450,29 +391,35 @@ def _moves(opts: CodegenOptions) -> Iterator[StencilSpec]:
         yield _finish(fe, f"LDQ_{rd}", {rd: fe.use("_JIT_IMM64")})
 
 
+def _pack(fe: StencilEmitter, a: int, b: int | None) -> str:
+    """The packed CMP of CP (``b`` a register) or CPI (``b`` None: the ``_JIT_CPI`` hole)."""
+    lo, hi, c = fe.tmp(), fe.tmp(), fe.tmp("cmp")
+    rhs = _REG_PARAMS[b] if b is not None else fe.use("_JIT_CPI")
+    fe.emit(f"{lo} = and i64 {_REG_PARAMS[a]}, 4294967295")
+    fe.emit(f"{hi} = shl i64 {rhs}, 32")
+    fe.emit(f"{c} = or i64 {lo}, {hi}")
+    return c
+
+
 def _compares(opts: CodegenOptions) -> Iterator[StencilSpec]:
+    """CP and CPI, alone and fused with the conditional JR that follows them (the
+    JR then compares the registers themselves; CMP is set all the same)."""
     for a in range(NUM_REGS):
-        for b in range(NUM_REGS):
+        for b in (*range(NUM_REGS), None):
             fe = StencilEmitter(opts, False)
-            lo, hi, c = fe.tmp(), fe.tmp(), fe.tmp("cmp")
-            fe.emit(f"{lo} = and i64 {_REG_PARAMS[a]}, 4294967295")
-            fe.emit(f"{hi} = shl i64 {_REG_PARAMS[b]}, 32")
-            fe.emit(f"{c} = or i64 {lo}, {hi}")
-            yield _finish(fe, f"CP_{a}{b}", {}, c)
-        fe = StencilEmitter(opts, False)
-        lo, hi, c = fe.tmp(), fe.tmp(), fe.tmp("cmp")
-        fe.emit(f"{lo} = and i64 {_REG_PARAMS[a]}, 4294967295")
-        fe.emit(f"{hi} = shl i64 {fe.use('_JIT_CPI')}, 32")
-        fe.emit(f"{c} = or i64 {lo}, {hi}")
-        yield _finish(fe, f"CPI_{a}", {}, c)
+            yield _finish(fe, cp_name(a, b), {}, _pack(fe, a, b))
+            for cond in _JR_CONDS:
+                fe = StencilEmitter(opts, False)
+                c = _pack(fe, a, b)
+                lhs, rhs = Value(90, "i32"), Value(91, "i32")
+                fe.emit(f"%cl = trunc i64 {_REG_PARAMS[a]} to i32")
+                fe.emit(f"%ch = trunc i64 {_REG_PARAMS[b] if b is not None else fe.use('_JIT_CPI')} to i32")
+                fe.bind(lhs, "%cl")
+                fe.bind(rhs, "%ch")
+                yield _branch(fe, cp_name(a, b, cond), Branch(0, cond, lhs, rhs, 1, 2), c)
 
 
 # --------------------------------------------------------------------------- control stencils
-
-
-def jr_name(cond: int) -> str:
-    """Stencil of a conditional JR (``JMP`` for an unconditional jump)."""
-    return f"JR_{cond}" if cond else "JMP"
 
 
 def _branches(opts: CodegenOptions) -> Iterator[StencilSpec]:
@@ -486,14 +433,20 @@ def _branches(opts: CodegenOptions) -> Iterator[StencilSpec]:
         fe.unpack_cmp("%cmp", "%cl", "%ch")
         fe.bind(lhs, "%cl")
         fe.bind(rhs, "%ch")
-        emit_branch(fe, Branch(0, cond, lhs, rhs, 1, 2))
-        fe.start("b2")  # the continuation first: LLVM then falls through to it
-        _tail(fe, CONT, _state(fe))
-        fe.start("b1")
-        _tail(fe, TARGET, _state(fe))
-        name = jr_name(cond)
-        text, _, _ = _render(fe, name)
-        yield StencilSpec(name, text, (), _decls(fe, text))
+        yield _branch(fe, jr_name(cond), Branch(0, cond, lhs, rhs, 1, 2))
+
+
+def _branch(fe: StencilEmitter, name: str, branch: Branch, cmp: str = "%cmp") -> StencilSpec:
+    """End a stencil with a conditional JR: to ``_JIT_TARGET`` or on to ``_JIT_CONT``
+    (written first, so LLVM falls through to it and the jump to it is the
+    stencil's last instruction)."""
+    emit_branch(fe, branch)
+    fe.start("b2")
+    _tail(fe, CONT, _state(fe, cmp=cmp))
+    fe.start("b1")
+    _tail(fe, TARGET, _state(fe, cmp=cmp))
+    text, _, _ = _render(fe, name)
+    return StencilSpec(name, text, (), _decls(fe, text))
 
 
 def _block_entries(opts: CodegenOptions) -> Iterator[StencilSpec]:
@@ -577,12 +530,6 @@ def _calls(opts: CodegenOptions) -> Iterator[StencilSpec]:
 
 
 # --------------------------------------------------------------------------- stubs
-
-TRAP_SITE_FN = "zjit.trap_site"
-"""Runtime routine every trap stub calls: it passes its return address (which
-says which stub, so which site, trapped) to the trap helper as the pc, with the
-kind :data:`~zjit.backends.context.TRAP_SITE`; the engine decodes the site."""
-
 
 def site_stub(opts: CodegenOptions) -> StencilSpec:
     """``SITE``: the stub of one trap exit, a call of :data:`TRAP_SITE_FN` with S."""
@@ -709,14 +656,6 @@ def module_texts(specs: list[StencilSpec], triple: str, chunks: int) -> list[str
 
 
 # --------------------------------------------------------------------------- the runtime module
-
-BL_ENTRY = "zjit.bl_entry"
-"""The baseline code's run entry (``run_entry``): ``rt_enter(ctx, body)`` where the
-body calls the function table slot ``ctx.run_id``."""
-RUNTIME_SYMBOLS = (TRAP_SITE_FN, HOST_CALL, MEMMOVE, MEMSET, emit_memory.WP_HELPER, BL_ENTRY,
-                   RT_ENTER, RT_HOST_REQUEST, RT_THREAD_MAIN)
-"""Runtime routines stencils and engines refer to by name."""
-
 
 def _bl_entry_text(abi: GuestABI) -> str:
     def gep(name: str, f: str, extra: int = 0) -> str:

@@ -283,6 +283,24 @@ class CompilerPool:
                 self._live -= 1
             self._cond.notify()
 
+    def prestart(self) -> None:
+        """Start idle workers up to :attr:`max_workers` now (their llvmlite
+        import then overlaps the caller's work)."""
+        while True:
+            with self._cond:
+                if self._closed or self._live >= self.max_workers:
+                    return
+                self._live += 1
+            try:
+                worker = self._start()
+            except PolicyError:
+                with self._cond:
+                    self._live -= 1
+                return
+            with self._cond:
+                self._idle.append(worker)
+                self._cond.notify()
+
     def pids(self, *, busy: bool = False) -> list[int]:
         """Process ids of the idle (or, with ``busy``, the working) workers."""
         with self._cond:

@@ -34,28 +34,27 @@ which also load the promoted O2 objects from the cache when they start.
 from __future__ import annotations
 
 import functools
-import json
 import struct
 import threading
 import time
 from dataclasses import dataclass
 
-from zjit.verifier import VerifiedProgram
-
+from zjit._shims.minijson import dumps, loads
 from zjit.errors import ZjitError
-from zjit.machine import Specialisation
-from zjit.policy import Policy
 
-from ..baseline.assembler import BaselineImage, BaselineSpec, assemble
-from ..baseline.library import library
+from ..baseline.image import BaselineImage
 from ..context import RT_HOST_REQUEST, RT_THREAD_MAIN
-from ..llvm.stencils import BL_ENTRY
-from ..middle.ir import func_name
+from ..llvm.stencil_names import BL_ENTRY
 from . import jobs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Protocol
+
+    from zjit.verifier import VerifiedProgram
+
+    from zjit.machine import Specialisation
+    from zjit.policy import Policy
 
     from ..llvm.options import CodegenOptions
 
@@ -82,6 +81,9 @@ BACKOFF = 1 << 12
 """Executions of an entry between two requests while its compile is under way
 (and, after promotion, before a baseline path into a loop header jumps to the
 O2 code)."""
+MAX_BACKOFF_DOUBLINGS = 8
+"""While a compile is under way the re-arm doubles each time, up to
+``BACKOFF << MAX_BACKOFF_DOUBLINGS``."""
 NEVER = 1 << 62
 """A counter value that never runs out."""
 MAX_PROMOTED = 4096
@@ -114,10 +116,10 @@ class TieredCode:
         self.opts = opts
         self.tierup = tierup
         self.threshold = policy.tier_threshold
-        lib = library(opts.triple, opts.cpu, policy.resolved_cache_path if policy.use_cache else None)
+        self.cache = CodeCache.for_policy(policy) if policy.use_cache else None
+        self._key_opts = {**opts.as_key(), "engine": host.name}
         t0 = time.process_time()
-        self.image: BaselineImage = assemble(program, lib, BaselineSpec(
-            spec.metered, spec.mem_size, spec.readonly, tierup))
+        self.image: BaselineImage = self._baseline(spec)
         self.assemble_seconds = time.process_time() - t0
         self.info = TierInfo()
         self.mapped = host.map_baseline(self.image)
@@ -135,6 +137,7 @@ class TieredCode:
         self.pcs = {eid: pc for pc, eid in self.image.ids.items()}
         self.entries = {pc: (entry, self.image.ids[pc]) for pc in program.functions}
         self.state = bytearray(n)
+        self.tries = bytearray(n)
         self.promoted: dict[int, Any] = {}
         """Entry id -> the engine's handle of its O2 code."""
         self.installs: list[tuple[int, int, Any]] = []
@@ -145,12 +148,36 @@ class TieredCode:
         """Why ``tier="optimized"`` fell back to this code (None: it did not)."""
         self.closed = False
         self.lock = threading.Lock()
-        self.cache = CodeCache.for_policy(policy) if policy.use_cache else None
-        self._key_opts = {**opts.as_key(), "engine": host.name}
+        self.changed = threading.Condition(self.lock)
+        self._record_lock = threading.Lock()
+        self.busy = 0
+        """Promotions under way (compiling, installing, recording)."""
+        """Notified whenever an entry is promoted or refused."""
+        self.installed_at: dict[int, float] = {}
+        """Entry id -> when its O2 code was installed (``time.monotonic()``)."""
         if self.cache is not None:
             self._load_record()
 
     # -- the cache ------------------------------------------------------------------------
+    def _baseline(self, spec: Specialisation) -> BaselineImage:
+        """The baseline code: from the code cache, or assembled (and cached)."""
+        from ..baseline import image as image_mod
+
+        key = self._key("baseline", int(self.tierup))
+        if self.cache is not None:
+            payload = self.cache.get(key)
+            cached = image_mod.decode(payload) if payload is not None else None
+            if cached is not None:
+                return cached
+        from ..baseline.assembler import BaselineSpec, assemble
+        from ..baseline.library import library
+
+        lib = library(self.opts.triple, self.opts.cpu)
+        image = assemble(self.program, lib, BaselineSpec(spec.metered, spec.mem_size, spec.readonly, self.tierup))
+        if self.cache is not None:
+            self.cache.put(key, image.encode())
+        return image
+
     def _key(self, what: str, pc: int = 0) -> str:
         from ..cache import cache_key
         from ..context import LAYOUT_DIGEST
@@ -165,7 +192,7 @@ class TieredCode:
         if raw is None:
             return
         try:
-            record = json.loads(raw)
+            record = loads(raw)
             ok, refused = [int(pc) for pc in record["promoted"]], [int(pc) for pc in record["refused"]]
         except (ValueError, KeyError, TypeError):
             return
@@ -181,11 +208,15 @@ class TieredCode:
                     self._install(ids[pc], decoded[0], decoded[1], record=False)
 
     def _record(self) -> None:
+        """Store which entries are promoted and refused (a snapshot taken and
+        written in one piece, so the last write has every change)."""
         if self.cache is None:
             return
-        record = {"promoted": sorted(self.pcs[i] for i in self.promoted),
-                  "refused": sorted(self.pcs[i] for i in self.refused)}
-        self.cache.put(self._key("record"), json.dumps(record).encode())
+        with self._record_lock:
+            with self.lock:
+                record = {"promoted": sorted(self.pcs[i] for i in self.promoted),
+                          "refused": sorted(self.pcs[i] for i in self.refused)}
+            self.cache.put(self._key("record"), dumps(record).encode())
 
     # -- tier-up ------------------------------------------------------------------------------
     def request(self, eid: int) -> None:
@@ -199,7 +230,9 @@ class TieredCode:
             if st == REFUSED or self.closed:
                 self.table[n + eid] = NEVER
                 return
-            self.table[n + eid] = BACKOFF
+            if st == QUEUED:  # still compiling: ask again later, less and less often
+                self.tries[eid] = min(self.tries[eid] + 1, MAX_BACKOFF_DOUBLINGS)
+            self.table[n + eid] = BACKOFF << self.tries[eid]
             if st != BASELINE:
                 return
             if len(self.promoted) + sum(1 for s in self.state if s == QUEUED) >= MAX_PROMOTED:
@@ -207,9 +240,20 @@ class TieredCode:
                 return
             self.state[eid] = QUEUED
         jobs.submit(lambda: self._promote(eid))
+        jobs.warm()
 
     def _promote(self, eid: int) -> None:
         """Background: compile entry ``eid`` at O2 and install it (or refuse it)."""
+        with self.lock:
+            self.busy += 1
+        try:
+            self._promote_now(eid)
+        finally:
+            with self.lock:
+                self.busy -= 1
+                self.changed.notify_all()
+
+    def _promote_now(self, eid: int) -> None:
         if self.closed:
             return
         pc = self.pcs[eid]
@@ -236,6 +280,8 @@ class TieredCode:
         return obj, frame
 
     def _install(self, eid: int, obj: bytes, frame: int, record: bool = True) -> None:
+        from ..middle.ir import func_name
+
         if frame > TIERED_FRAME:
             self._refuse(eid, f"its frame of {frame} bytes exceeds {TIERED_FRAME}", record)
             return
@@ -252,6 +298,8 @@ class TieredCode:
             self.installs.append((eid, address, handle))
             self.state[eid] = PROMOTED
             self.table[eid] = address  # the switch: one aligned 8-byte store
+            self.installed_at[eid] = time.monotonic()
+            self.changed.notify_all()
         if record:
             self._record()
 
@@ -265,6 +313,7 @@ class TieredCode:
         self.state[eid] = REFUSED
         self.refused[eid] = why
         self.table[self.nids + eid] = NEVER
+        self.changed.notify_all()
 
     def compile_all(self, eids: list[int], seconds: float) -> None:
         """Compile entries ``eids`` at O2 now (``tier="optimized"`` beyond the
@@ -283,7 +332,7 @@ class TieredCode:
     def decode_trap(self, ctx: Any) -> None:
         """Rewrite a ``TRAP_SITE`` record (``trap_pc`` = the return address of a
         baseline trap stub) into the site's kind, pc, address and length."""
-        from ..baseline.assembler import decode_operand, instruction_at
+        from ..baseline.image import decode_operand, instruction_at
 
         found = self.image.site_at(int(ctx.trap_pc) - self.mapped.base)
         if found is None:
@@ -307,6 +356,18 @@ class TieredCode:
             if start <= address and (best is None or start > best[1]):
                 best = (eid, start)
         return self.pcs[best[0]] if best is not None else None
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until no compile is under way (at most ``timeout`` seconds); True
+        when none is."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while QUEUED in self.state or self.busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.changed.wait(left)
+        return True
 
     def tiers(self) -> dict[int, str]:
         """Entry pc -> ``"baseline"``, ``"queued"``, ``"optimized"`` or ``"refused"``."""

@@ -15,14 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..objfile.compiler import CompilerPool
-from . import job
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from zjit.verifier import VerifiedProgram
 
     from ..llvm.options import CodegenOptions
+    from ..objfile.compiler import CompilerPool
 
 WORKERS = max(1, os.cpu_count() or 1)
 """Tier-up threads and compile workers."""
@@ -40,11 +38,22 @@ _pool: CompilerPool | None = None
 
 def pool() -> CompilerPool:
     """The tier-up compile workers (started on first use)."""
+    from ..objfile.compiler import CompilerPool
+
     global _pool
     with _lock:
         if _pool is None:
             _pool = CompilerPool(max_workers=WORKERS)
         return _pool
+
+
+def warm() -> None:
+    """Start the tier-up workers now (on the first tier-up request), so a second
+    compile finds them ready."""
+    with _lock:
+        started = _pool is not None
+    if not started:
+        pool().prestart()
 
 
 def _serve() -> None:
@@ -99,6 +108,8 @@ def compile_function(program: VerifiedProgram, entry: int, opts: CodegenOptions,
 def run(p: CompilerPool, program: VerifiedProgram, entry: int | None, opts: CodegenOptions, budget: int,
         seconds: float) -> tuple[dict[str, object], bytes]:
     """Run a compile job (:mod:`.job`) in ``p``: (metadata, object)."""
+    from . import job
+
     status, meta, data = job.decode_result(p.run_job(job.MODULE, job.encode(program, entry, opts, budget, False),
                                                      timeout=seconds))
     if status == job.NEED_CODE:

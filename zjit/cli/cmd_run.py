@@ -42,6 +42,15 @@ def _engine_value(text: str) -> str:
     return text
 
 
+def _tier_value(text: str) -> str:
+    """A tier (auto, baseline, optimized); like argparse's ``choices``."""
+    from zjit.policy import TIERS
+
+    if text not in TIERS:
+        raise ValueError(f"invalid choice: {text!r}")
+    return text
+
+
 def _format_value(text: str) -> str:
     """An input format (auto, asm, raw); like argparse's ``choices``."""
     if text not in INPUT_FORMATS:
@@ -59,6 +68,8 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], object] | None, object]] = {
     "--call": ("call", str, None),
     "--timeout": ("timeout", _seconds_value, None),
     "--format": ("format", _format_value, "auto"),
+    "--tier": ("tier", _tier_value, "auto"),
+    "--tier-threshold": ("tier_threshold", _size_value, None),
 }
 
 
@@ -105,6 +116,7 @@ def parse_plain(argv: Sequence[str]) -> SimpleNamespace | None:
 def add_parser(p: argparse.ArgumentParser) -> None:
     """Register the command's arguments."""
     from zjit.cli._tooling import add_format_option
+    from zjit.policy import TIERS
     from zjit.runtime import BACKENDS
 
     p.add_argument("module", metavar="MODULE",
@@ -119,6 +131,11 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                    help="print the whole result as JSON on stdout (guest output inside it)")
     p.add_argument("--call", metavar="NAME", help="run the export NAME instead of the entry")
     p.add_argument("--timeout", type=_seconds, metavar="S", help="wall-clock limit per run, in seconds")
+    p.add_argument("--tier", choices=TIERS, default="auto",
+                   help="compiling engines: baseline code promoted to O2 when hot (auto, the default), "
+                        "baseline code only, or everything at O2 before the run (optimized)")
+    p.add_argument("--tier-threshold", type=_size, metavar="N",
+                   help="with --tier auto: executions of a function or loop before it is compiled at O2")
 
 
 def _print_warning(warning: AsmWarning) -> None:
@@ -153,7 +170,10 @@ def main(args: argparse.Namespace | SimpleNamespace) -> int:
             sys.stderr.write(f"zjit: error: USAGE: cannot read --stdin {args.stdin}: {exc.strerror or exc}\n")
             return EXIT_USAGE
     try:
-        policy = Policy(fuel=args.fuel, mem_size=args.mem_size, timeout=args.timeout)
+        tiering: dict[str, object] = {"tier": args.tier}
+        if args.tier_threshold is not None:
+            tiering["tier_threshold"] = args.tier_threshold
+        policy = Policy(fuel=args.fuel, mem_size=args.mem_size, timeout=args.timeout, **tiering)  # type: ignore[arg-type]
         engine = Engine(policy, backend=args.engine)
         from zjit.container.detect import load_image  # what engine.load(path) would call
 
