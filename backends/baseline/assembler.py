@@ -150,7 +150,7 @@ def _dispatch(lib: StencilLibrary) -> dict[int, Entry]:
             for cond in range(11):
                 out[key(op, 0, cond, 0)] = (_JR, st[jr_name(cond)], None, cond)
         elif fam is Family.CALL:
-            out[key(op, 0, 0, 0)] = (_CALL, st["CALL"], None, 0)
+            out[key(op, 0, 0, 0)] = (_CALL, st["CALL"], st["ROOM"], 0)
         elif fam is Family.RET:
             out[key(op, 0, 0, 0)] = (_PLAIN, st["RET"], None, 0)
     lib.dispatch = out
@@ -359,6 +359,7 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
         elif cat == _CALL:
             imm = w & 0xFFF
             values[_FID8] = 8 * ids[pc + 4 * (imm - 0x1000 if imm & 0x800 else imm)]
+            put(twin, pc)  # the depth check
             put(st, pc)  # type: ignore[arg-type]
         elif cat == _SHIFT:
             values[_SH] = c = w & 0x3F

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from zjit.encoding import Instr
 from zjit.isa import NUM_REGS, OPS, REG_NAMES, Family, OpInfo, TrapKind
 
-from ..context import HOST_TIERUP, OFFSETS, RT_HOST_REQUEST, RT_THREAD_MAIN, TRAP_SITE, TRAP_STACK
+from ..context import HOST_TIERUP, OFFSETS, RT_HOST_REQUEST, RT_THREAD_MAIN, TRAP_SITE
 from ..middle.guest import operands_of
 from ..middle.ir import Branch, Inst, IRBlock, IRFunction, Jump, Value
 from ..targets import data_layout
@@ -484,19 +484,19 @@ def _ftab_slot(fe: StencilEmitter) -> str:
 
 
 def _calls(opts: CodegenOptions) -> Iterator[StencilSpec]:
-    """CALL (through ``ftab``, after the depth check and the stack guard) and RET."""
+    """A CALL is two stencils: ``ROOM`` (the depth check: CALL_DEPTH when ``room``
+    is 0) and ``CALL`` (the call through ``ftab``), so that each ends in its
+    continuation jump and none carries cold code. No stack guard: a baseline call
+    level uses two words of native stack and O2 code over :data:`~zjit.backends.tiering.code.TIERED_FRAME`
+    bytes is not used (tier-up objects check their own recursive calls). And RET."""
     from .emit_traps import guard
 
     fe = StencilEmitter(opts, False)
     ok = fe.tmp("c")
     fe.emit(f"{ok} = icmp ne i64 %room, 0")
     guard(fe, ok, int(TrapKind.CALL_DEPTH), 0, list(fe.regs))
-    sp, spi, sok = fe.tmp("sp"), fe.tmp("sp"), fe.tmp("c")
-    fe.intrinsic("declare ptr @llvm.stacksave.p0()")
-    fe.emit(f"{sp} = call ptr @llvm.stacksave.p0()")
-    fe.emit(f"{spi} = ptrtoint ptr {sp} to i64")
-    fe.emit(f"{sok} = icmp uge i64 {spi}, {fe.inv('stack_limit')}")
-    guard(fe, sok, TRAP_STACK, 0, list(fe.regs))
+    yield _finish(fe, "ROOM", {})
+    fe = StencilEmitter(opts, False)
     f = _ftab_slot(fe)
     d1, res, abi = fe.tmp("d"), fe.tmp("r"), fe.abi
     fe.emit(f"{d1} = sub i64 %room, 1")

@@ -306,15 +306,19 @@ class CompilerPool:
         with self._cond:
             return [w.pid for w in (self._busy if busy else self._idle) if w.alive()]
 
-    def shutdown(self) -> None:
-        """Stop every idle worker; later calls raise COMPILE_FAILED."""
+    def shutdown(self, kill_busy: bool = False) -> None:
+        """Stop every idle worker (with ``kill_busy``, the working ones too: their
+        callers get COMPILE_FAILED); later calls raise COMPILE_FAILED."""
         with self._cond:
             self._closed = True
             idle, self._idle = self._idle, []
             self._live -= len(idle)
+            busy = list(self._busy) if kill_busy else []
             self._cond.notify_all()
         for worker in idle:
             worker.retire()
+        for worker in busy:
+            worker.kill()
 
 
 def _check_args(opt_level: int, triple: str, cpu: str) -> None:

@@ -9,6 +9,7 @@ never waits behind, nor holds up, the compiles ``Engine.load`` asks for.
 
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import threading
@@ -45,6 +46,28 @@ def pool() -> CompilerPool:
         if _pool is None:
             _pool = CompilerPool(max_workers=WORKERS)
         return _pool
+
+
+def _shutdown() -> None:
+    """At exit: stop the workers (a compile under way is of no use any more)."""
+    global _pool
+    with _lock:
+        p, _pool = _pool, None
+    if p is not None:
+        p.shutdown(kill_busy=True)
+
+
+def _forget_in_child() -> None:
+    # A forked child has none of its parent's threads, and must not share its workers' pipes.
+    global _lock, _queue, _pool
+    _lock = threading.Lock()
+    _queue = queue.Queue()
+    _threads.clear()
+    _pool = None
+
+
+atexit.register(_shutdown)
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def warm() -> None:
