@@ -160,18 +160,27 @@ def _dispatch(lib: StencilLibrary) -> dict[int, Entry]:
 # --------------------------------------------------------------------------- assembling
 
 _MODULE_SLOTS = (_LIMIT, _MEMSIZE, _ROLO, _ROHI)
+_SPECIAL_KEEP = 100_000
+"""Most specialised stencils a library keeps (then its memo starts again)."""
 """Value holes that are constant in one module (patched once per stencil)."""
+
+
+_EXITS: dict[int, bytes] = {}
+"""Dispatch table (by id; tables live as long as their library) -> the most trap
+exits of any stencil of each opcode."""
 
 
 def _exit_bound(program: VerifiedProgram, table: dict[int, Entry], metered: bool, nids: int) -> int:
     """An upper bound of the trap exits the code will have: per opcode byte of
     CODE (LD's extension words count too) the most any of its stencils has,
     plus the block-entry checks."""
-    most = bytearray(256)
-    for key, (_cat, st, twin, _extra) in table.items():
-        n = max(len(x.traps) for x in (st, twin) if isinstance(x, Stencil)) if st is not None else 0
-        op = key >> 12
-        most[op] = max(most[op], n)
+    most = _EXITS.get(id(table))
+    if most is None:
+        counts = bytearray(256)
+        for key, (_cat, st, twin, _extra) in table.items():
+            n = max(len(x.traps) for x in (st, twin) if isinstance(x, Stencil)) if st is not None else 0
+            counts[key >> 12] = max(counts[key >> 12], n)
+        most = _EXITS[id(table)] = bytes(counts)
     exits = int(sum(program.image.code[3::4].translate(most)))
     return exits + (len(program.blocks) if metered else 0) + nids
 
@@ -260,20 +269,28 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
     tier_fix: list[tuple[int, int, Patcher, int]] = []
     target_fix: list[tuple[int, int, Patcher, int]] = []
     block_off: dict[int, int] = {}
+    shared = lib.special
+    if len(shared) > _SPECIAL_KEEP:
+        shared.clear()
+    consts = (values[_MEMSIZE], values[_ROLO], values[_ROHI])
     memo: dict[Stencil, Stencil] = {}
 
     def special(st: Stencil, n: int) -> Stencil:
         """``st`` with this module's constants (memory limits, read-only bounds) in."""
         got = memo.get(st)
         if got is None:
-            code = bytearray(st.code)
-            keep = []
-            for o, slot, add, p in st.values:
-                if slot in _MODULE_SLOTS:
-                    p(code, o, (limits[n] if slot == _LIMIT else values[slot]) + add)
-                else:
-                    keep.append((o, slot, add, p))
-            got = memo[st] = dataclasses.replace(st, code=bytes(code), values=tuple(keep))
+            key = (id(st), *consts)
+            got = shared.get(key)
+            if got is None:
+                code = bytearray(st.code)
+                keep = []
+                for o, slot, add, p in st.values:
+                    if slot in _MODULE_SLOTS:
+                        p(code, o, (limits[n] if slot == _LIMIT else values[slot]) + add)
+                    else:
+                        keep.append((o, slot, add, p))
+                got = shared[key] = dataclasses.replace(st, code=bytes(code), values=tuple(keep))
+            memo[st] = got
         return got
 
     def put(st: Stencil, pc: int, target: int = 0) -> None:

@@ -85,11 +85,11 @@ class Stencil:
     """What each trap exit is (kind, address and length shapes)."""
     exit_ids: tuple[int, ...] = ()
     """Each trap exit's index in :attr:`StencilLibrary.exits`."""
+    simple: bool = False
+    """No hole at all besides the trailing jump (set by :meth:`__post_init__`)."""
 
-    @property
-    def simple(self) -> bool:
-        """No hole at all (besides the trailing jump)."""
-        return not (self.values or self.runtime or self.cont or self.target or self.traps or self.tierup)
+    def __post_init__(self) -> None:
+        self.simple = not (self.values or self.runtime or self.cont or self.target or self.traps or self.tierup)
 
 
 @dataclass
@@ -109,6 +109,9 @@ class StencilLibrary:
     """Wall time of the build (0 when it came from a cache)."""
     dispatch: dict[int, Any] | None = None
     """The assembler's dispatch table (built on first use)."""
+    special: dict[tuple[int, ...], Stencil] = field(default_factory=dict)
+    """The assembler's stencils with a module's constants patched in, by
+    (stencil id, constants); shared by the modules with the same constants."""
 
 
 # --------------------------------------------------------------------------- building

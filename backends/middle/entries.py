@@ -24,25 +24,37 @@ from zjit.isa import BY_OPCODE, LD_IMM32, LD_IMM64, Family
 
 _JR = next(o.opcode for o in BY_OPCODE if o is not None and o.family is Family.JR)
 _LD = next(o.opcode for o in BY_OPCODE if o is not None and o.family is Family.LDI)
-_LD_EXT = {LD_IMM32 & 0xFFF: 1, LD_IMM64 & 0xFFF: 2}
+_LD_EXT = {_LD << 24 | (LD_IMM32 & 0xFFF): 1, _LD << 24 | (LD_IMM64 & 0xFFF): 2}
+"""An LD word masked to its opcode and IMM12 -> its extension words."""
+_JR_BYTE = bytes([_JR])
 
 
 def loop_headers(program: VerifiedProgram) -> tuple[int, ...]:
-    """Targets of backward (or self) JRs that are not function entries, sorted."""
-    code = memoryview(program.image.code).cast("I")
-    n = len(code)
+    """Targets of backward (or self) JRs that are not function entries, sorted.
+
+    Only candidate words are looked at, found with ``bytes.find`` on one byte
+    of every word: JRs by their opcode byte, and LDs with an extension-word
+    sentinel (IMM12 0x800 or 0x801) by their second byte. Those LDs mark the
+    words after them as extension words, in pc order, so an extension word that
+    looks like an LD or a JR is never taken for one."""
+    code = program.image.code
+    words = memoryview(code).cast("I")
+    extension: set[int] = set()
+    second = code[1::4]  # rs2 << 4 | IMM12 bits 8..11 of every word
+    k = second.find(b"\x08")
+    while k >= 0:
+        ext = _LD_EXT.get(words[k] & 0xFF000FFF)
+        if ext is not None and k not in extension:
+            extension.update(range(k + 1, k + 1 + ext))
+        k = second.find(b"\x08", k + 1)
     found: set[int] = set()
-    k = 0
-    while k < n:
-        word = code[k]
-        op = word >> 24
-        if op == _JR:
-            imm = word & 0xFFF
-            if imm == 0 or imm & 0x800:  # displacement <= 0
-                found.add(4 * k + 4 * (imm - 0x1000 if imm else 0))
-        elif op == _LD:
-            k += _LD_EXT.get(word & 0xFFF, 0)  # skip LD's extension words
-        k += 1
+    ops = code[3::4]  # the opcode byte of every word
+    k = ops.find(_JR_BYTE)
+    while k >= 0:
+        imm = words[k] & 0xFFF
+        if (imm == 0 or imm & 0x800) and k not in extension:  # displacement <= 0
+            found.add(4 * k + 4 * (imm - 0x1000 if imm else 0))
+        k = ops.find(_JR_BYTE, k + 1)
     return tuple(sorted(found.difference(program.functions)))
 
 
