@@ -381,7 +381,13 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
         elif cat == _SHIFT:
             values[_SH] = c = w & 0x3F
             values[_SHN] = -c % extra
-            put(st, pc)  # type: ignore[arg-type]
+            one = st.one  # type: ignore[union-attr]
+            if one is None:
+                put(st, pc)  # type: ignore[arg-type]
+            else:
+                off = len(buf)
+                buf += st.code  # type: ignore[union-attr]
+                one[3](buf, off + one[0], values[one[1]] + one[2])
         elif cat == _LDI:
             imm = w & 0xFFF
             ext = _LD_EXT.get(imm, 0)
@@ -395,14 +401,19 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
                 v = v - (1 << 64) if v >> 63 else v
             k += ext
             if 0 <= v < 1 << 31:
-                values[_IMM] = v
-                put(st, pc)  # type: ignore[arg-type]
+                st1, slot = st, _IMM
             elif -(1 << 31) <= v < 0:
-                values[_NEG] = v
-                put(neg[extra], pc)
+                st1, slot = neg[extra], _NEG
             else:
-                values[_IMM64] = v & MASK64
-                put(twin, pc)
+                st1, slot, v = twin, _IMM64, v & MASK64
+            one = st1.one  # type: ignore[union-attr]
+            if one is None:  # AArch64: the value is four movz/movk holes
+                values[slot] = v
+                put(st1, pc)  # type: ignore[arg-type]
+            else:
+                off = len(buf)
+                buf += st1.code  # type: ignore[union-attr]
+                one[3](buf, off + one[0], v + one[2])
         elif cat in (_CP, _CPI):
             if cat == _CPI:
                 imm = w & 0xFFF

@@ -87,9 +87,13 @@ class Stencil:
     """Each trap exit's index in :attr:`StencilLibrary.exits`."""
     simple: bool = False
     """No hole at all besides the trailing jump (set by :meth:`__post_init__`)."""
+    one: tuple[int, int, int, Patcher] | None = None
+    """The value hole of a stencil that has just one hole (set by :meth:`__post_init__`)."""
 
     def __post_init__(self) -> None:
-        self.simple = not (self.values or self.runtime or self.cont or self.target or self.traps or self.tierup)
+        refs = self.runtime or self.cont or self.target or self.traps or self.tierup
+        self.simple = not (self.values or refs)
+        self.one = self.values[0] if len(self.values) == 1 and not refs else None
 
 
 @dataclass
