@@ -40,19 +40,10 @@ from dataclasses import dataclass
 
 from zjit.verifier import VerifiedProgram
 
-from zjit.isa import MASK32, MASK64, NUM_REGS, OPS, Family, OpInfo
+from zjit.isa import BY_OPCODE, MASK32, MASK64, OPS, Family
 
 from ..llvm.abi import HOST_CALL
-from ..llvm.stencil_names import (
-    TRAP_SITE_FN,
-    cp_name,
-    fixed_name,
-    jr_name,
-    mem_name,
-    rrr_name,
-    shift_name,
-    unary_name,
-)
+from ..llvm.stencil_names import TRAP_SITE_FN, instruction_stencils
 from ..middle.entries import entry_ids
 from ..objfile.stencils import Patcher
 from .image import SITES_PER_CHUNK, BaselineImage
@@ -92,69 +83,39 @@ class BaselineSpec:
 # --------------------------------------------------------------------------- dispatch
 
 
-def _dispatch(lib: StencilLibrary) -> dict[int, Entry]:
-    """``word >> 12`` (opcode and register fields) -> how to emit it; built once
-    per library. Keys of invalid field combinations never occur in verified code."""
-    if lib.dispatch is not None:
-        return lib.dispatch
-    st = lib.stencils
-    out: dict[int, Entry] = {}
-    regs = range(NUM_REGS)
+_CATEGORY = {Family.ALU: _PLAIN, Family.DIV: _PLAIN, Family.CMPSET: _PLAIN, Family.BITCOUNT: _PLAIN,
+             Family.INCDEC: _PLAIN, Family.MOV: _PLAIN, Family.BULK: _PLAIN, Family.PRIM: _PLAIN,
+             Family.RET: _PLAIN, Family.SHIFT: _SHIFT, Family.LOAD: _MEM, Family.STORE: _MEM,
+             Family.LDI: _LDI, Family.JR: _JR, Family.CALL: _CALL}
 
-    def key(op: OpInfo, rd: int, rs1: int, rs2: int) -> int:
-        return op.opcode << 12 | rd << 8 | rs1 << 4 | rs2
 
-    for op in OPS:
-        fam = op.family
-        if fam in (Family.ALU, Family.DIV, Family.CMPSET):
-            for a in regs:
-                for b in regs:
-                    for c in regs:
-                        out[key(op, a, b, c)] = (_PLAIN, st[rrr_name(op, a, b, c)], None, 0)
-        elif fam is Family.SHIFT:
-            for a in regs:
-                for b in regs:
-                    out[key(op, a, b, b)] = (_SHIFT, st[shift_name(op, a, b)], None, op.width)
-        elif fam in (Family.BITCOUNT, Family.INCDEC):
-            for a in regs:
-                out[key(op, a, a, a if fam is Family.BITCOUNT else 0)] = (_PLAIN, st[unary_name(op, a)], None, 0)
-        elif fam is Family.MOV:
-            for a in regs:
-                for b in regs:
-                    out[key(op, a, b, 0)] = (_NONE, None, None, 0) if a == b else (_PLAIN, st[f"MOV_{a}{b}"], None, 0)
-        elif fam is Family.NOP:
-            for a in regs:
-                out[key(op, a, 0, 0)] = (_NONE, None, None, 0)
-        elif fam is Family.CP:
-            for a in regs:
-                rhs: tuple[int | None, ...] = tuple(regs) if op.operation == "cp" else (None,)
-                for r in rhs:
-                    fused = (None, *(st[cp_name(a, r, cond)] for cond in range(1, 11)))
-                    out[key(op, a, a, 0 if r is None else r)] = (_CP if r is not None else _CPI,
-                                                                 st[cp_name(a, r)], fused, 0)
-        elif fam is Family.LDI:
-            for a in regs:
-                out[key(op, a, 0, 0)] = (_LDI, st[f"LDI_{a}"], st[f"LDQ_{a}"], a)
-        elif fam is Family.LOAD:
-            for a in regs:
-                for b in regs:
-                    out[key(op, a, b, b)] = (_MEM, st[mem_name(op, a, b)], None, op.width)
-        elif fam is Family.STORE:
-            for b in regs:
-                for c in regs:
-                    out[key(op, c, b, c)] = (_MEM, st[mem_name(op, b, c)], st[mem_name(op, b, c, True)], op.width)
-        elif fam in (Family.BULK, Family.PRIM):
-            twin = st.get(fixed_name(op, True))
-            out[key(op, 0, 0, 0)] = (_PLAIN, st[fixed_name(op)], twin, 0)
-        elif fam is Family.JR:
-            for cond in range(11):
-                out[key(op, 0, cond, 0)] = (_JR, st[jr_name(cond)], None, cond)
-        elif fam is Family.CALL:
-            out[key(op, 0, 0, 0)] = (_CALL, st["CALL"], st["ROOM"], 0)
-        elif fam is Family.RET:
-            out[key(op, 0, 0, 0)] = (_PLAIN, st["RET"], None, 0)
-    lib.dispatch = out
-    return out
+def _entry(lib: StencilLibrary, key: int) -> Entry:
+    """How to emit the instructions whose ``word >> 12`` (opcode and register
+    fields) is ``key`` (the stencils of :func:`instruction_stencils`); kept in
+    ``lib.dispatch``."""
+    op = BY_OPCODE[key >> 12]
+    assert op is not None
+    rd, rs1, rs2 = key >> 8 & 0xF, key >> 4 & 0xF, key & 0xF
+    names = instruction_stencils(op, rd, rs1, rs2)
+    st = [lib.get(n) for n in names]
+    fam = op.family
+    entry: Entry
+    if not st:
+        entry = (_NONE, None, None, 0)
+    elif fam is Family.CP:
+        entry = (_CP if op.operation == "cp" else _CPI, st[0], (None, *st[1:]), 0)
+    elif fam is Family.LDI:
+        entry = (_LDI, st[0], (st[1], st[2]), 0)
+    elif fam in (Family.LOAD, Family.STORE):
+        entry = (_MEM, st[0], st[1] if len(st) > 1 else None, op.width)
+    elif fam is Family.JR:
+        entry = (_JR, st[0], None, rs1)
+    elif fam is Family.SHIFT:
+        entry = (_SHIFT, st[0], None, op.width)
+    else:
+        entry = (_CATEGORY[fam], st[0], st[1] if len(st) > 1 else None, 0)
+    lib.dispatch[key] = entry
+    return entry
 
 
 # --------------------------------------------------------------------------- assembling
@@ -165,23 +126,11 @@ _SPECIAL_KEEP = 100_000
 """Value holes that are constant in one module (patched once per stencil)."""
 
 
-_EXITS: dict[int, bytes] = {}
-"""Dispatch table (by id; tables live as long as their library) -> the most trap
-exits of any stencil of each opcode."""
-
-
-def _exit_bound(program: VerifiedProgram, table: dict[int, Entry], metered: bool, nids: int) -> int:
+def _exit_bound(program: VerifiedProgram, lib: StencilLibrary, metered: bool, nids: int) -> int:
     """An upper bound of the trap exits the code will have: per opcode byte of
     CODE (LD's extension words count too) the most any of its stencils has,
     plus the block-entry checks."""
-    most = _EXITS.get(id(table))
-    if most is None:
-        counts = bytearray(256)
-        for key, (_cat, st, twin, _extra) in table.items():
-            n = max(len(x.traps) for x in (st, twin) if isinstance(x, Stencil)) if st is not None else 0
-            counts[key >> 12] = max(counts[key >> 12], n)
-        most = _EXITS[id(table)] = bytes(counts)
-    exits = int(sum(program.image.code[3::4].translate(most)))
+    exits = int(sum(program.image.code[3::4].translate(lib.exit_bound)))
     return exits + (len(program.blocks) if metered else 0) + nids
 
 
@@ -190,7 +139,7 @@ class _Sites:
     chunk followed by a jump to ``trap_site`` (so a stub's call needs no patch)."""
 
     def __init__(self, lib: StencilLibrary, base: int, bound: int) -> None:
-        site, jmp = lib.stencils["SITE"], lib.stencils["JMP"]
+        site, jmp = lib.get("SITE"), lib.get("JMP")
         self.stub = len(site.code) + len(site.tail)
         self.base = base
         n = SITES_PER_CHUNK
@@ -231,8 +180,8 @@ def assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec) 
 
 
 def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec) -> BaselineImage:
-    table = _dispatch(lib)
-    stencils = lib.stencils
+    table = lib.dispatch
+    get = lib.get
     words = memoryview(program.image.code).cast("I")
     nwords = len(words)
     ids = entry_ids(program)
@@ -253,7 +202,7 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
 
     buf = bytearray(lib.runtime)
     buf += b"\xcc" * (-len(buf) % 16)
-    sites = _Sites(lib, len(buf), _exit_bound(program, table, metered, nids))
+    sites = _Sites(lib, len(buf), _exit_bound(program, lib, metered, nids))
     buf += sites.area
     site_pcs = array("I")
     site_exits = array("H")
@@ -262,7 +211,7 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
     stub_len, chunk_len, site_base = sites.stub, sites.chunk, sites.base
 
     tail = bytearray()  # after the blocks: a trampoline to host_call, then the TIERUP stubs
-    jmp, tier_stub = stencils["JMP"], stencils["TIERUP"]
+    jmp, tier_stub = get("JMP"), get("TIERUP")
     host_call = lib.symbols.get(HOST_CALL)
     if tierup and host_call is not None:
         tail += jmp.code + jmp.tail
@@ -327,8 +276,7 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
             for o, _ref, adj, p in st.tierup:
                 tier_fix.append((off + o, adj, p, stub))
 
-    poll, count, fuel = stencils["POLL"], stencils["COUNT"], stencils["FUEL"]
-    neg = [stencils[f"LDN_{r}"] for r in range(NUM_REGS)]
+    poll, count, fuel = get("POLL"), get("COUNT"), get("FUEL")
     leaders = program.leaders
     k = (leaders[0] if leaders else 4 * nwords) // 4
     emitted = 0
@@ -348,7 +296,7 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
                 values[_COST] = blocks[pc].cost
                 put(fuel, pc)
         w = words[k]
-        cat, st, twin, extra = table[w >> 12]
+        cat, st, twin, extra = table.get(w >> 12) or _entry(lib, w >> 12)
         emitted += 1
         k += 1
         if cat == _PLAIN:
@@ -403,9 +351,9 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
             if 0 <= v < 1 << 31:
                 st1, slot = st, _IMM
             elif -(1 << 31) <= v < 0:
-                st1, slot = neg[extra], _NEG
+                st1, slot = twin[0], _NEG
             else:
-                st1, slot, v = twin, _IMM64, v & MASK64
+                st1, slot, v = twin[1], _IMM64, v & MASK64
             one = st1.one  # type: ignore[union-attr]
             if one is None:  # AArch64: the value is four movz/movk holes
                 values[slot] = v

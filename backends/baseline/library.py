@@ -23,10 +23,10 @@ import json
 import struct
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from zjit.errors import PolicyError
+from zjit.isa import OPS
 
 from ..context import LAYOUT_DIGEST
 from ..llvm.stencil_names import (
@@ -40,10 +40,16 @@ from ..llvm.stencil_names import (
     TRAP,
     VALUE_HOLES,
     TrapExit,
+    field_keys,
+    instruction_stencils,
 )
 from ..objfile.elf import ObjectFileError
-from ..objfile.stencils import PATCHERS, PC_RELATIVE, REL32, Hole, Patcher, RawStencil, diff_hole, extract
+from ..objfile.stencils import PATCHERS, PC_RELATIVE, REL32, Patcher, RawStencil, diff_hole, extract
 from ..targets import target_for_triple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAGIC = b"ZJITSTL1"
 FORMAT = 1
@@ -96,26 +102,63 @@ class Stencil:
         self.one = self.values[0] if len(self.values) == 1 and not refs else None
 
 
-@dataclass
 class StencilLibrary:
-    """Every stencil of one target plus the runtime block."""
+    """Every stencil of one target plus the runtime block. Stencils are decoded
+    from the payload on first use (:meth:`get`): a module uses a few hundred of
+    the library's six thousand."""
 
-    triple: str
-    cpu: str
-    runtime: bytes
-    """Code every buffer starts with (position independent, page-aligned start)."""
-    symbols: dict[str, int]
-    """Runtime routine -> offset in :attr:`runtime`."""
-    stencils: dict[str, Stencil]
-    exits: list[TrapExit] = field(default_factory=list)
-    """Every distinct trap exit of the library (what :attr:`Stencil.exit_ids` index)."""
-    build_seconds: float = 0.0
-    """Wall time of the build (0 when it came from a cache)."""
-    dispatch: dict[int, Any] | None = None
-    """The assembler's dispatch table (built on first use)."""
-    special: dict[tuple[int, ...], Stencil] = field(default_factory=dict)
-    """The assembler's stencils with a module's constants patched in, by
-    (stencil id, constants); shared by the modules with the same constants."""
+    def __init__(self, triple: str, cpu: str, runtime: bytes, symbols: dict[str, int],
+                 raw: dict[str, list[Any]], blob: bytes, exit_bound: bytes) -> None:
+        self.triple = triple
+        self.cpu = cpu
+        self.runtime = runtime
+        """Code every buffer starts with (position independent, page-aligned start)."""
+        self.symbols = symbols
+        """Runtime routine -> offset in :attr:`runtime`."""
+        self.exit_bound = exit_bound
+        """Opcode -> the most trap exits any stencil of an instruction with it has."""
+        self.exits: list[TrapExit] = []
+        """Every distinct trap exit decoded so far (what :attr:`Stencil.exit_ids` index)."""
+        self.build_seconds = 0.0
+        """Wall time of the build (0 when it came from a cache)."""
+        self.dispatch: dict[int, Any] = {}
+        """The assembler's dispatch table (filled on first use of each entry)."""
+        self.special: dict[tuple[int, ...], Stencil] = {}
+        """The assembler's stencils with a module's constants patched in, by
+        (stencil id, constants); shared by the modules with the same constants."""
+        self._raw = raw
+        self._blob = blob
+        self._stencils: dict[str, Stencil] = {}
+        self._exit_ids: dict[TrapExit, int] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        """Every stencil name."""
+        return list(self._raw)
+
+    def get(self, name: str) -> Stencil:
+        """The stencil ``name`` (KeyError: no such stencil)."""
+        st = self._stencils.get(name)
+        if st is None:
+            with self._lock:
+                st = self._stencils.get(name)
+                if st is None:
+                    st = self._stencils[name] = self._decode(name)
+        return st
+
+    def _decode(self, name: str) -> Stencil:
+        off, size, tail, holes, traps = self._raw[name]
+        exits = tuple(TrapExit(int(k), str(a), str(b)) for k, a, b in traps)
+        st = _stencil(name, self._blob[off:off + size], int(tail), holes, self.symbols, exits)
+        st.exit_ids = tuple(self._exit_id(e) for e in exits)
+        return st
+
+    def _exit_id(self, e: TrapExit) -> int:
+        got = self._exit_ids.get(e)
+        if got is None:
+            got = self._exit_ids[e] = len(self.exits)
+            self.exits.append(e)
+        return got
 
 
 # --------------------------------------------------------------------------- building
@@ -167,7 +210,7 @@ def build(triple: str, cpu: str = "generic", workers: int = 0) -> tuple[bytes, S
     meta: dict[str, object] = {"format": FORMAT, "triple": triple, "cpu": cpu, "layout": LAYOUT_DIGEST,
                                "runtime": len(runtime), "symbols": symbols}
     blob = bytearray(runtime)
-    entries = []
+    entries: list[list[Any]] = []
     for name, st in sorted(raw.items()):
         spec = specs.get(name) or specs.get(f"{name}__{SHIFT_PROBES[0]}")
         if spec is None:
@@ -177,11 +220,22 @@ def build(triple: str, cpu: str = "generic", workers: int = 0) -> tuple[bytes, S
                         [[t.kind, t.addr, t.length] for t in spec.traps]])
         blob += st.code
     meta["stencils"] = entries
+    meta["exit_bound"] = _exit_bound({e[0]: len(e[5]) for e in entries})
     payload = _encode(meta, bytes(blob))
     lib = decode(payload, triple, cpu)
     assert lib is not None
     lib.build_seconds = time.perf_counter() - t0
     return payload, lib
+
+
+def _exit_bound(exits: dict[str, int]) -> list[int]:
+    """Opcode -> the most trap exits a stencil of one of its instructions has."""
+    most = [0] * 256
+    for op in OPS:
+        for rd, rs1, rs2 in field_keys(op):
+            for name in instruction_stencils(op, rd, rs1, rs2):
+                most[op.opcode] = max(most[op.opcode], exits[name])
+    return most
 
 
 def _encode(meta: dict[str, object], blob: bytes) -> bytes:
@@ -193,34 +247,33 @@ def _encode(meta: dict[str, object], blob: bytes) -> bytes:
 
 
 def decode(payload: bytes, triple: str, cpu: str) -> StencilLibrary | None:
-    """The library in a cache payload, or None when it is not exactly one."""
+    """The library in a cache payload, or None when it is not exactly one (each
+    stencil is checked again when it is first used)."""
     try:
         magic, n = _HEAD.unpack_from(payload)
         if magic != MAGIC:
             return None
         meta = json.loads(payload[_HEAD.size:_HEAD.size + n])
-        blob = memoryview(payload)[_HEAD.size + n:]
+        blob = bytes(payload[_HEAD.size + n:])
         if (meta["format"] != FORMAT or meta["triple"] != triple or meta["cpu"] != cpu
                 or meta["layout"] != LAYOUT_DIGEST):
             return None
-        runtime = bytes(blob[: meta["runtime"]])
+        runtime = blob[: meta["runtime"]]
         symbols = {str(k): int(v) for k, v in meta["symbols"].items()}
         if set(symbols) - set(RUNTIME_SYMBOLS) or any(not 0 <= v < len(runtime) for v in symbols.values()):
             return None
-        stencils: dict[str, Stencil] = {}
+        raw: dict[str, list[Any]] = {}
         for name, off, size, tail, holes, traps in meta["stencils"]:
-            if not (off >= 0 and off + size <= len(blob) and 0 <= tail <= size):
+            if not (isinstance(off, int) and isinstance(size, int) and off >= 0 and off + size <= len(blob)
+                    and isinstance(tail, int) and 0 <= tail <= size):
                 return None
-            code = bytes(blob[off:off + size])
-            hs = tuple(Hole(int(o), str(k), str(s), int(a)) for o, k, s, a in holes)
-            stencils[str(name)] = _stencil(str(name), code, int(tail), hs, symbols,
-                                           tuple(TrapExit(int(k), str(a), str(b)) for k, a, b in traps))
+            raw[str(name)] = [off, size, tail, holes, traps]
+        bound = bytes(meta["exit_bound"])
+        if len(bound) != 256:
+            return None
     except (ValueError, KeyError, TypeError, struct.error):
         return None
-    exits: dict[TrapExit, int] = {}
-    for st in stencils.values():
-        st.exit_ids = tuple(exits.setdefault(e, len(exits)) for e in st.exits)
-    return StencilLibrary(triple, cpu, runtime, symbols, stencils, list(exits))
+    return StencilLibrary(triple, cpu, runtime, symbols, raw, blob, bound)
 
 
 def _ref_target(symbol: str, symbols: dict[str, int]) -> tuple[str, int]:
@@ -235,23 +288,25 @@ def _ref_target(symbol: str, symbols: dict[str, int]) -> tuple[str, int]:
     return "runtime", symbols[symbol]  # KeyError: not a known routine
 
 
-def _stencil(name: str, code: bytes, tail: int, holes: tuple[Hole, ...], symbols: dict[str, int],
+def _stencil(name: str, code: bytes, tail: int, holes: list[list[Any]], symbols: dict[str, int],
              exits: tuple[TrapExit, ...]) -> Stencil:
+    """A stencil from its code and its holes ``[offset, kind, symbol, addend]``;
+    ValueError or KeyError for one that is not well formed."""
     end = len(code) - tail
     values: list[tuple[int, int, int, Patcher]] = []
     refs: dict[str, list[Ref]] = {"runtime": [], "cont": [], "target": [], "traps": [], "tierup": [], "tail": []}
-    for h in holes:
-        if not 0 <= h.offset < len(code):
+    for offset, hkind, symbol, addend in holes:
+        if not (isinstance(offset, int) and isinstance(addend, int) and 0 <= offset <= len(code) - 4):
             raise ValueError(f"hole outside stencil {name}")
-        patcher = PATCHERS[h.kind]
-        if h.kind in PC_RELATIVE:
-            adj = h.addend - (4 if h.kind == REL32 else 0)
-            kind, ref = _ref_target(h.symbol, symbols)
+        patcher = PATCHERS[hkind]
+        if hkind in PC_RELATIVE:
+            adj = addend - (4 if hkind == REL32 else 0)
+            kind, ref = _ref_target(symbol, symbols)
             if kind == "traps" and ref >= len(exits):
                 raise ValueError(f"stencil {name} has no trap exit {ref}")
-            refs["tail" if h.offset >= end else kind].append((h.offset, ref, adj, patcher))
+            refs["tail" if offset >= end else kind].append((offset, ref, adj, patcher))
         else:
-            values.append((h.offset, SLOTS[h.symbol], h.addend, patcher))
+            values.append((offset, SLOTS[symbol], addend, patcher))
     return Stencil(name, code[:end], code[end:], tuple(values), tuple(refs["runtime"]), tuple(refs["cont"]),
                    tuple(refs["target"]), tuple(refs["traps"]), tuple(refs["tierup"]), tuple(refs["tail"]), exits)
 

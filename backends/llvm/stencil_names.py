@@ -118,3 +118,68 @@ WP_CONFLICT = "zjit.wp_conflict"
 RUNTIME_SYMBOLS = (TRAP_SITE_FN, HOST_CALL, MEMMOVE, MEMSET, WP_CONFLICT, BL_ENTRY,
                    RT_ENTER, RT_HOST_REQUEST, RT_THREAD_MAIN)
 """Runtime routines stencils and engines refer to by name."""
+
+
+def field_keys(op: OpInfo) -> list[tuple[int, int, int]]:
+    """``(rd, rs1, rs2)`` of every instruction of ``op`` the field rules allow
+    (``isa.md`` 1.4): what the baseline tier must have a stencil for."""
+    regs = range(5)
+    fam = op.family
+    if fam in (Family.ALU, Family.DIV, Family.CMPSET):
+        return [(a, b, c) for a in regs for b in regs for c in regs]
+    if fam is Family.SHIFT or fam is Family.LOAD:
+        return [(a, b, b) for a in regs for b in regs]
+    if fam is Family.STORE:
+        return [(c, b, c) for b in regs for c in regs]
+    if fam is Family.BITCOUNT:
+        return [(a, a, a) for a in regs]
+    if fam is Family.INCDEC:
+        return [(a, a, 0) for a in regs]
+    if fam is Family.MOV:
+        return [(a, b, 0) for a in regs for b in regs]
+    if fam is Family.CP:
+        return [(a, a, b) for a in regs for b in (regs if op.operation == "cp" else (0,))]
+    if fam is Family.NOP or fam is Family.LDI:
+        return [(a, 0, 0) for a in regs]
+    if fam is Family.JR:
+        return [(0, cond, 0) for cond in range(11)]
+    return [(0, 0, 0)]
+
+
+def instruction_stencils(op: OpInfo, rd: int, rs1: int, rs2: int) -> tuple[str, ...]:
+    """Every stencil an instruction may be emitted with, the main one first (none:
+    the instruction needs no code). After the main one: the write-protecting twin
+    (stores, LDIR, FILL, IN, CTL), LDN and LDQ (LD with a negative or a 64-bit
+    value), the compares fused with each JR condition 1..10 (CP, CPI), ROOM (CALL)."""
+    fam = op.family
+    if fam in (Family.ALU, Family.DIV, Family.CMPSET):
+        return (rrr_name(op, rd, rs1, rs2),)
+    if fam is Family.SHIFT:
+        return (shift_name(op, rd, rs1),)
+    if fam in (Family.BITCOUNT, Family.INCDEC):
+        return (unary_name(op, rd),)
+    if fam is Family.MOV:
+        return () if rd == rs1 else (f"MOV_{rd}{rs1}",)
+    if fam is Family.NOP:
+        return ()
+    if fam is Family.CP:
+        b = rs2 if op.operation == "cp" else None
+        return (cp_name(rs1, b), *(cp_name(rs1, b, cond) for cond in range(1, 11)))
+    if fam is Family.LDI:
+        return (f"LDI_{rd}", f"LDN_{rd}", f"LDQ_{rd}")
+    if fam is Family.LOAD:
+        return (mem_name(op, rd, rs1),)
+    if fam is Family.STORE:
+        return (mem_name(op, rs1, rs2), mem_name(op, rs1, rs2, True))
+    if fam in (Family.BULK, Family.PRIM):
+        return (fixed_name(op), fixed_name(op, True)) if op.operation in WP_TWINS else (fixed_name(op),)
+    if fam is Family.JR:
+        return (jr_name(rs1),)
+    if fam is Family.CALL:
+        return ("CALL", "ROOM")
+    return ("RET",)
+
+
+WP_TWINS = ("ldir", "fill", "in", "ctl")
+"""Operations on fixed registers that write guest memory: they have a stencil
+with the write-protect check (the module has read-only segments) besides the plain one."""

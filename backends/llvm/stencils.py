@@ -80,6 +80,7 @@ from .stencil_names import (
     TRAP_SITE_FN,
     VALUE_HOLES,
     WP_CONFLICT,
+    WP_TWINS,
     TrapExit,
     cp_name,
     fixed_name,
@@ -373,7 +374,7 @@ def _fixed(opts: CodegenOptions) -> Iterator[StencilSpec]:
     for op in OPS:
         if op.family in (Family.BULK, Family.PRIM):
             yield _inst_stencil(opts, op, 0, 0, 0, fixed_name(op))
-            if op.operation in ("ldir", "fill", "in", "ctl"):
+            if op.operation in WP_TWINS:
                 yield _inst_stencil(opts, op, 0, 0, 0, fixed_name(op, True), True)
 
 

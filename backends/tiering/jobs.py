@@ -71,12 +71,12 @@ os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def warm() -> None:
-    """Start the tier-up workers now (on the first tier-up request), so a second
-    compile finds them ready."""
+    """Start the tier-up workers (on the first tier-up request), in the
+    background: the request returns to the guest at once."""
     with _lock:
         started = _pool is not None
     if not started:
-        pool().prestart()
+        threading.Thread(target=pool().prestart, name="zjit-tierup-start", daemon=True).start()
 
 
 def _serve() -> None:
