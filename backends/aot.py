@@ -91,7 +91,7 @@ def build_aot(
 
     from zjit.memory import build_memory
 
-    from .context import CTX_SIZE, LAYOUT_DIGEST, STATUS_OK, STATUS_TRAPPED, c_header
+    from .context import CTX_SIZE, HOST_OPS, LAYOUT_DIGEST, STATUS_OK, STATUS_TRAPPED, c_header
     from .llvm import CodegenOptions, lower
     from .middle.lift import lift
     from .objfile import elf
@@ -178,6 +178,9 @@ def build_aot(
         "header": "zjit.h",
         "abi": {
             "entry_prototype": "int32_t entry(zjit_ctx *ctx)",
+            "host_call_prototype": "int64_t host_call(zjit_ctx *ctx, uint64_t op, uint64_t a, uint64_t b, "
+                                   "uint64_t c, uint64_t d)",
+            "host_ops": dict(HOST_OPS),
             "context_size": CTX_SIZE,
             "context_layout": LAYOUT_DIGEST,
             "status": {"ok": STATUS_OK, "trapped": STATUS_TRAPPED},

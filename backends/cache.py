@@ -5,37 +5,42 @@ code: zjit's version and a fingerprint of its compiler sources, the llvmlite and
 LLVM versions (read without importing llvmlite), target triple and CPU, the
 codegen options and the verified program's digest.
 
-On disk every entry is one self-describing file (see docs/cache.md):
-``MAGIC, u32 format version, u32 key length, u64 payload length,
-sha256(payload), key, payload``. It is written to a temporary file in the same
-directory, fsynced and renamed over the final name, so readers see either the
-whole old entry, the whole new one, or none, whatever threads and processes do
-concurrently. On read, a truncated, corrupted or foreign (other key, other
-magic) entry is deleted and reported as a miss, so the caller rebuilds it; an
-entry is never trusted without its checksum. Disk trouble (read-only or full
-file system, unsafe directory) silently degrades to the memory layer.
+SANDBOX-CRITICAL (cache trust; threat model in docs/cache.md). On disk every
+entry is one self-describing file: ``MAGIC, u32 format version, u32 key length,
+u64 payload length, key, payload, HMAC-SHA256`` of all that goes before it under
+a per-user secret key kept in the root (:data:`KEY_FILE`, ``0600``). Every
+directory and file under the root is opened checked and descriptor-relative
+(:mod:`.cache_fs`), at every access. An entry is written to a temporary file in
+its directory, fsynced and renamed over the final name, so readers see the whole
+old entry, the whole new one, or none. On read, a truncated, corrupted, forged or
+foreign entry (other key, other secret, other magic), or one that fails its file
+checks, is deleted and reported as a miss, so the caller rebuilds it. Disk
+trouble (read-only or full file system) silently degrades to the memory layer;
+a root or directory that fails its checks does too, with one
+:class:`~zjit.errors.CacheWarning` per cache object.
 
 Importing this module and serving a hit imports neither llvmlite nor the compiler
-(nor :mod:`pathlib` or :mod:`tempfile`), and does not read zjit's sources: their
-fingerprint is memoised on disk under the ``stat()`` signature of the files
-(:mod:`zjit.backends.fingerprint`, docs/startup.md).
+(nor :mod:`pathlib`, :mod:`tempfile`, :mod:`hashlib` or :mod:`hmac`), and does not
+read zjit's sources: their fingerprint is memoised on disk under the ``stat()``
+signature of the files (:mod:`zjit.backends.fingerprint`, docs/startup.md).
 """
 
 from __future__ import annotations
 
+import hmac
 import os
-import stat
 import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from hashlib import sha256
+from json import dumps
 
 from zjit import __version__ as ZJIT_VERSION
-from zjit._shims.minijson import dumps
-from zjit._shims.sha256 import sha256
 
-from . import targets
+from . import cache_fs, targets
+from .cache_fs import TMP_PREFIX, Untrusted
 from .fingerprint import code_fingerprint
 
 TYPE_CHECKING = False
@@ -43,8 +48,12 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 MAGIC = b"ZJITCODE"
-FORMAT_VERSION = 1
-_HEADER = struct.Struct("<8sIIQ32s")
+FORMAT_VERSION = 2
+_HEADER = struct.Struct("<8sIIQ")
+MAC_BYTES = 32
+KEY_FILE = "hmac-key"
+"""The per-user secret key in the cache root: KEY_BYTES random bytes, mode 0600."""
+KEY_BYTES = 32
 MAX_ENTRY_BYTES = 256 << 20
 DEFAULT_MEMORY_BYTES = 64 << 20
 DEFAULT_DISK_BYTES = 512 << 20
@@ -52,6 +61,7 @@ DEFAULT_DISK_BYTES = 512 << 20
 TRIM_EVERY = 32
 """Disk writes between two size checks of the disk layer (the first write checks)."""
 _SUFFIX = ".zjc"
+
 
 def toolchain_versions() -> dict[str, str]:
     """zjit, llvmlite and LLVM versions (no llvmlite import)."""
@@ -79,27 +89,28 @@ def cache_key(program_digest: str, *, triple: str, cpu: str, options: Mapping[st
     return sha256(text.encode()).hexdigest()
 
 
-def encode_entry(key: str, payload: bytes) -> bytes:
-    """The on-disk form of one entry."""
+def encode_entry(key: str, payload: bytes, secret: bytes) -> bytes:
+    """The on-disk form of one entry, authenticated under ``secret``."""
     k = key.encode()
-    return _HEADER.pack(MAGIC, FORMAT_VERSION, len(k), len(payload), sha256(payload).digest()) + k + payload
+    body = _HEADER.pack(MAGIC, FORMAT_VERSION, len(k), len(payload)) + k + payload
+    return body + hmac.digest(secret, body, "sha256")
 
 
-def decode_entry(key: str, blob: bytes) -> bytes | None:
-    """The payload of ``blob`` if it is a complete, intact entry for ``key``."""
-    if len(blob) < _HEADER.size:
+def decode_entry(key: str, blob: bytes, secret: bytes) -> bytes | None:
+    """The payload of ``blob`` if it is a complete entry for ``key`` whose MAC under
+    ``secret`` is right (compared in constant time)."""
+    if len(blob) < _HEADER.size + MAC_BYTES:
         return None
-    magic, version, klen, plen, digest = _HEADER.unpack_from(blob)
+    magic, version, klen, plen = _HEADER.unpack_from(blob)
     k = key.encode()
     if magic != MAGIC or version != FORMAT_VERSION or klen != len(k):
         return None
     start = _HEADER.size + klen
-    if blob[_HEADER.size : start] != k or len(blob) != start + plen:
+    if blob[_HEADER.size : start] != k or len(blob) != start + plen + MAC_BYTES:
         return None
-    payload = blob[start:]
-    if sha256(payload).digest() != digest:
+    if not hmac.compare_digest(hmac.digest(secret, memoryview(blob)[:-MAC_BYTES], "sha256"), blob[-MAC_BYTES:]):
         return None
-    return payload
+    return blob[start : start + plen]
 
 
 @dataclass
@@ -110,7 +121,10 @@ class CacheStats:
     disk_hits: int = 0
     misses: int = 0
     rejected: int = 0
-    """Disk entries found damaged or foreign (deleted, counted as misses too)."""
+    """Disk entries found damaged, forged or foreign, or failing their file checks
+    (deleted, counted as misses too)."""
+    untrusted: int = 0
+    """Accesses refused because the root or an entry directory failed its checks."""
     writes: int = 0
     write_errors: int = 0
 
@@ -144,7 +158,7 @@ class CodeCache:
         self._lock = threading.Lock()
         self._mem: OrderedDict[str, bytes] = OrderedDict()
         self._mem_size = 0
-        self._dir_ok: bool | None = None
+        self._warned = False
 
     @property
     def directory(self) -> Path:
@@ -217,156 +231,186 @@ class CodeCache:
             _k, evicted = self._mem.popitem(last=False)
             self._mem_size -= len(evicted)
 
-    # -- disk layer ----------------------------------------------------------------
-    def _directory_usable(self, create: bool) -> bool:
-        """The cache root exists (or was made), is ours and not writable by others."""
-        if self._dir_ok:
-            return True
-        try:
-            if create:
-                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            st = os.stat(self._dir)
-        except OSError:
-            return False
-        ok = stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not (st.st_mode & 0o022)
-        self._dir_ok = ok
-        return ok
+    # -- disk layer (sandbox-critical: every access checks what it opens) -----------
+    def _distrust(self, where: str, exc: Untrusted) -> None:
+        """Count a refused directory; warn the first time (CacheWarning)."""
+        with self._lock:
+            self.stats.untrusted += 1
+            if self._warned:
+                return
+            self._warned = True
+        import warnings
 
-    def _disk_get(self, key: str) -> bytes | None:
-        if not self._directory_usable(create=False):
-            return None
-        path = self._entry_file(key)
-        st: os.stat_result | None = None
+        from zjit.errors import CacheWarning
+
+        warnings.warn(f"zjit: code cache: {where} is not used: {exc.reason}", CacheWarning, stacklevel=4)
+
+    def _open_root(self, create: bool) -> int | None:
+        """The checked root's descriptor, or None (missing, refused, unusable)."""
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        except OSError:
-            return None
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES + 4096:
-                blob = b""
-            else:
-                blob = _read_all(fd, st.st_size)
-        except OSError:
-            blob = b""
-        finally:
-            os.close(fd)
-        payload = decode_entry(key, blob)
-        if payload is None:
-            with self._lock:
-                self.stats.rejected += 1
-            _discard(path, st)
-            return None
-        try:  # noqa: SIM105 - contextlib stays off the cache-hit path; the mtime records the last use
-            os.utime(path)
+            return cache_fs.open_root(self._dir, create=create)
+        except Untrusted as exc:
+            self._distrust(self._dir, exc)
         except OSError:
             pass
-        return payload
+        return None
+
+    def _open_shard(self, root: int, key: str, create: bool) -> int | None:
+        try:
+            return cache_fs.open_dir(key[:2], root, create=create)
+        except Untrusted as exc:
+            self._distrust(os.path.join(self._dir, key[:2]), exc)
+        except OSError:
+            pass
+        return None
+
+    def _disk_get(self, key: str) -> bytes | None:
+        root = self._open_root(create=False)
+        if root is None:
+            return None
+        try:
+            secret = _read_secret(root)
+            shard = self._open_shard(root, key, create=False) if secret is not None else None
+        finally:
+            os.close(root)
+        if shard is None or secret is None:
+            return None
+        name = key + _SUFFIX
+        st: os.stat_result | None
+        try:
+            try:
+                blob, st = cache_fs.read_file(name, shard, MAX_ENTRY_BYTES + 4096)
+                payload = decode_entry(key, blob, secret)
+            except Untrusted as exc:  # a link, a FIFO, someone else's file...
+                payload, st = None, exc.st
+            except OSError:
+                return None
+            if payload is None:
+                with self._lock:
+                    self.stats.rejected += 1
+                cache_fs.discard(shard, name, st)
+                return None
+            try:  # noqa: SIM105 - contextlib stays off the cache-hit path; the mtime records the last use
+                os.utime(name, dir_fd=shard, follow_symlinks=False)
+            except OSError:
+                pass
+            return payload
+        finally:
+            os.close(shard)
 
     def trim(self, limit: int | None = None) -> int:
         """Bound the disk layer: when it holds more than ``limit`` bytes (default
         ``disk_bytes``), delete the least recently used entries until it holds at
         most three quarters of that. Returns the number of bytes freed."""
         limit = self.disk_bytes if limit is None else limit
-        entries: list[tuple[float, int, str]] = []
+        root = self._open_root(create=False)
+        if root is None:
+            return 0
         try:
-            shards = [d for d in os.scandir(self._dir)
-                      if len(d.name) == 2 and d.is_dir(follow_symlinks=False)]
-            for shard in shards:
-                for entry in os.scandir(shard.path):
-                    if entry.name.endswith(_SUFFIX) and not entry.name.startswith(".tmp-"):
-                        st = entry.stat(follow_symlinks=False)
-                        entries.append((st.st_mtime, st.st_size, entry.path))
+            return _trim(root, limit)
         except OSError:
             return 0
-        total = sum(size for _, size, _ in entries)
-        if total <= limit:
-            return 0
-        freed = 0
-        for _, size, path in sorted(entries):
-            if total - freed <= limit * 3 // 4:
-                break
-            try:
-                os.unlink(path)
-            except OSError:
-                continue
-            freed += size
-        return freed
+        finally:
+            os.close(root)
 
     def _disk_put(self, key: str, payload: bytes) -> None:
-        if len(payload) > MAX_ENTRY_BYTES or not self._directory_usable(create=True):
+        root = self._open_root(create=True) if len(payload) <= MAX_ENTRY_BYTES else None
+        if root is None:
             with self._lock:
                 self.stats.write_errors += 1
             return
-        import contextlib
-        import tempfile
-
-        path = self.entry_path(key)
-        tmp: str | None = None
         try:
-            path.parent.mkdir(mode=0o700, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=path.parent)
+            secret = _secret(root)
+            shard = self._open_shard(root, key, create=True)
+            if shard is None:
+                raise OSError("entry directory unusable")
             try:
-                blob = memoryview(encode_entry(key, payload))
-                done = 0
-                while done < len(blob):
-                    done += os.write(fd, blob[done:])
-                os.fsync(fd)
+                cache_fs.write_file(shard, key + _SUFFIX, encode_entry(key, payload, secret))
             finally:
-                os.close(fd)
-            os.replace(tmp, path)
-            tmp = None
-            _fsync_dir(path.parent)
+                os.close(shard)
             with self._lock:
                 self.stats.writes += 1
                 trim_now = self._writes_until_trim <= 0
                 self._writes_until_trim = TRIM_EVERY if trim_now else self._writes_until_trim - 1
             if trim_now:
-                self.trim()
+                _trim(root, self.disk_bytes)
         except OSError:
             with self._lock:
                 self.stats.write_errors += 1
         finally:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+            os.close(root)
+
+
+def _read_secret(root: int) -> bytes | None:
+    """The secret key, or None when it is missing or damaged: not a regular file of
+    ours, readable or writable by anyone else, or not exactly KEY_BYTES long."""
+    try:
+        data, st = cache_fs.read_file(KEY_FILE, root, KEY_BYTES)
+    except OSError:
+        return None
+    if st.st_mode & 0o077 or len(data) != KEY_BYTES:
+        return None
+    return data
+
+
+def _secret(root: int) -> bytes:
+    """The secret key, made when missing (linked into place, so concurrent makers
+    agree on one) and replaced when damaged (entries under the old key then miss)."""
+    secret = _read_secret(root)
+    if secret is not None:
+        return secret
+    fresh = os.urandom(KEY_BYTES)
+    try:
+        cache_fs.write_file(root, KEY_FILE, fresh, exclusive=True)
+        return fresh
+    except FileExistsError:
+        secret = _read_secret(root)  # another process made it first
+        if secret is not None:
+            return secret
+    except OSError:
+        pass  # a file system without hard links: renamed into place instead
+    cache_fs.write_file(root, KEY_FILE, fresh)  # damaged (or no links): replace it
+    return fresh
+
+
+def _trim(root: int, limit: int) -> int:
+    """:meth:`CodeCache.trim` on the checked root ``root`` (entry directories
+    that fail their checks are left alone)."""
+    entries: list[tuple[float, int, str, str]] = []
+    with os.scandir(root) as it:
+        shards = [d.name for d in it if len(d.name) == 2 and d.is_dir(follow_symlinks=False)]
+    for shard in shards:
+        try:
+            fd = cache_fs.open_dir(shard, root, create=False)
+        except OSError:
+            continue
+        try:
+            with os.scandir(fd) as it:
+                for e in it:
+                    if e.name.endswith(_SUFFIX) and not e.name.startswith(TMP_PREFIX):
+                        st = e.stat(follow_symlinks=False)
+                        entries.append((st.st_mtime, st.st_size, shard, e.name))
+        finally:
+            os.close(fd)
+    total = sum(size for _, size, _, _ in entries)
+    if total <= limit:
+        return 0
+    freed = 0
+    for _, size, shard, name in sorted(entries):
+        if total - freed <= limit * 3 // 4:
+            break
+        try:
+            fd = cache_fs.open_dir(shard, root, create=False)
+            try:
+                os.unlink(name, dir_fd=fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            continue
+        freed += size
+    return freed
 
 
 def _check_key(key: str) -> None:
     if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
         raise ValueError(f"cache keys are 64 lowercase hex digits, not {key!r}")
-
-
-def _read_all(fd: int, size: int) -> bytes:
-    chunks: list[bytes] = []
-    got = 0
-    while got <= size:
-        chunk = os.read(fd, max(size - got, 0) + 1)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
-
-
-def _discard(path: str, seen: os.stat_result | None) -> None:
-    """Delete a bad entry, unless another writer already replaced it with a new file."""
-    try:
-        now = os.stat(path, follow_symlinks=False)
-        if seen is None or (now.st_ino == seen.st_ino and now.st_dev == seen.st_dev):
-            os.unlink(path)
-    except OSError:
-        pass
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass
+from hashlib import sha256
 
-from zjit._shims.sha256 import sha256
 from zjit.isa import NUM_REGS, REG_NAMES, TrapKind
 
 
@@ -132,16 +132,19 @@ RT_HOST_REQUEST = "rt_host_request"
 HOST_TIERUP = 64
 """``host_call`` operation (engine-internal): entry id ``a`` of baseline code is hot."""
 
-HC_RUNNING = 0
-"""``hc_state``: the guest thread runs (the engine thread waits)."""
-HC_REQUEST = 1
+HC_IDLE = 0
+"""``hc_state``: the guest thread waits for a run (a zeroed context is idle)."""
+HC_RUNNING = 1
+"""``hc_state``: the guest thread runs ``run_entry`` (the engine thread waits);
+setting it (and waking the thread) starts a run, with ``run_entry`` 0 it ends the thread."""
+HC_REQUEST = 2
 """``hc_state``: a host request is posted in ``hc_op``/``hc_args`` (the guest thread waits)."""
-HC_SERVED = 2
+HC_SERVED = 3
 """``hc_state``: the request was served; ``host_call`` returns 0."""
-HC_FAILED = 3
+HC_FAILED = 4
 """``hc_state``: the request failed (the host keeps the exception); ``host_call`` returns 1."""
-HC_FINISHED = 4
-"""``hc_state``: the guest thread stored ``run_status`` and ends."""
+HC_FINISHED = 5
+"""``hc_state``: the run ended (``run_status`` stored); the guest thread waits for the next."""
 
 
 def reg_offset(index: int) -> int:

@@ -21,10 +21,10 @@ from __future__ import annotations
 import struct
 import threading
 from dataclasses import dataclass
+from json import loads
 
 from zjit.verifier import VerifiedProgram
 
-from zjit._shims.minijson import loads
 from zjit.errors import PolicyError, ZjitError
 from zjit.machine import Machine, Outcome, Specialisation
 from zjit.policy import Policy

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import functools
 import os
-import stat
 import sys
-import threading
+from hashlib import sha256
 
 from zjit import __version__ as ZJIT_VERSION
-from zjit._shims.sha256 import sha256
 from zjit.policy import default_cache_path
+
+from . import cache_fs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def python_files(directory: str) -> list[str]:
 
 
 def _hash_sources(files: Sequence[tuple[str, str]]) -> str:
-    h = sha256(size=0)  # sources: well under LARGE
+    h = sha256()
     for name, path in files:
         try:
             with open(path, "rb") as fh:
@@ -92,17 +92,20 @@ def _hash_sources(files: Sequence[tuple[str, str]]) -> str:
 
 
 _MEMO_VERSION = 2
+MEMO_DIR = "fingerprints"
+"""Folder of the memos in the per-user cache root."""
 
 
 def memoised_fingerprint(label: str, files: Sequence[str], compute: Callable[[], str]) -> str:
     """``compute()``, a digest of ``files``' contents (or any other one-word value that
     depends only on them), remembered across processes.
 
-    The memo (``<default cache dir>/fingerprints/<label>``) holds the digest and a
+    The memo (``<default cache dir>/fingerprints/<label>``, opened and checked as
+    the code cache's files are: :mod:`.cache_fs`) holds the digest and a
     hash of the files' ``stat()`` signature (path, inode, size, mtime and ctime in
     ns); while that signature is unchanged the files are not read again. Any write
     to a file changes its ctime, so a stale memo is never used; when the memo
-    cannot be read or written the digest is simply computed.
+    cannot be read or written (or fails its checks) the digest is simply computed.
     """
     parts = [f"{label}\0{_MEMO_VERSION}\0{ZJIT_VERSION}"]
     for f in files:
@@ -113,15 +116,13 @@ def memoised_fingerprint(label: str, files: Sequence[str], compute: Callable[[],
             continue
         parts.append(f"{f}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}")
     signature = sha256("\n".join(parts).encode()).hexdigest()
-    memo_dir = os.path.join(default_cache_path(), "fingerprints")
-    memo = os.path.join(memo_dir, label)
-    saved = _read_small(memo)
+    saved = _read_memo(label)
     if saved is not None:
         fields = saved.split()
         if len(fields) == 2 and fields[0] == signature and _is_token(fields[1]):
             return fields[1]
     digest = compute()
-    _write_small(memo_dir, memo, f"{signature} {digest}\n")
+    _write_memo(label, f"{signature} {digest}\n")
     return digest
 
 
@@ -129,40 +130,37 @@ def _is_token(text: str) -> bool:
     return 0 < len(text) <= 128 and text.isascii() and text.isprintable() and not any(c.isspace() for c in text)
 
 
-def _read_small(path: str) -> str | None:
+def _read_memo(label: str) -> str | None:
+    """The memo ``label``, read through checked descriptors (:mod:`.cache_fs`)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        root = cache_fs.open_root(default_cache_path(), create=False)
     except OSError:
         return None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            return None
-        return os.read(fd, 4096).decode("ascii", "replace")
+        memos = cache_fs.open_dir(MEMO_DIR, root, create=False)
+        try:
+            return cache_fs.read_file(label, memos, 4096)[0].decode("ascii", "replace")
+        finally:
+            os.close(memos)
     except OSError:
         return None
     finally:
-        os.close(fd)
+        os.close(root)
 
 
-def _write_small(directory: str, path: str, text: str) -> None:
-    """Best effort, atomic: a temporary file renamed over ``path``."""
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+def _write_memo(label: str, text: str) -> None:
+    """Best effort, atomic; the root is created 0700 as the code cache creates it."""
     try:
-        # the parent is the code cache root: create it as CodeCache would (0700)
-        os.makedirs(os.path.dirname(directory), mode=0o700, exist_ok=True)
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        st = os.stat(directory)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            return
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, text.encode())
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        root = cache_fs.open_root(default_cache_path(), create=True)
     except OSError:
-        try:  # noqa: SIM105 - contextlib is not imported on the cache-hit path
-            os.unlink(tmp)
-        except OSError:
-            pass
+        return
+    try:
+        memos = cache_fs.open_dir(MEMO_DIR, root, create=True)
+        try:
+            cache_fs.write_file(memos, label, text.encode())
+        finally:
+            os.close(memos)
+    except OSError:
+        pass
+    finally:
+        os.close(root)

@@ -13,8 +13,8 @@ Annotations (docs/cli.md): function symbols with the guest pc they run from
 (``f_<pc>`` guest functions, ``<prefix>entry_<pc>`` entry points, with export
 names and source lines); calls of the trap helper with the trap kind and guest
 pc their stub passes; the guard branches that jump to such a stub; direct call
-targets by symbol; indirect calls through the context by field name (``host_out``,
-``fn_memmove``...). Guest block pcs show up where a guard of that block exists
+targets by symbol; indirect calls through the context by field name (``host_call``,
+``fn_memmove``...), and calls of the x86-64 adapters that make them. Guest block pcs show up where a guard of that block exists
 (fuel checks at every block leader of metered code, interrupt polls at loop
 headers, memory and division guards at their instruction).
 """

@@ -187,18 +187,16 @@ class CodeRun:
             depth = min(depth, info.call_depth_bound)
         return int((depth + 4) * info.frame_bound + reserve)
 
-    def stack_error(self, need: int, limit: int) -> PolicyError:
-        """The error for a run needing ``need`` bytes of stack, over ``limit``."""
-        return PolicyError(
-            "BAD_POLICY",
+    def stack_error(self, need: int) -> MemoryError:
+        """The error for a run whose ``need`` bytes of stack cannot be had: the policy
+        is valid (every engine runs ``max_call_depth`` 2**20), the system refused."""
+        return MemoryError(
             f"max_call_depth {self.machine.max_call_depth} needs about {need >> 20} MiB of {self.stack_kind} "
-            f"stack ({self.code.info.frame_bound} bytes per call), more than the {limit >> 30} GiB allowed",
-            path="Policy.max_call_depth",
-        )
+            f"stack ({self.code.info.frame_bound} bytes per call), which could not be reserved")
 
-    def set_stack_limit(self, low: int, reserve: int) -> None:
+    def set_stack_limit(self, low: int, reserve: int, ctx: Any = None) -> None:
         """Let guest calls go down to ``reserve`` bytes (and one frame) above ``low``."""
-        self.ctx.stack_limit = low + reserve + self.code.info.frame_bound
+        (self.ctx if ctx is None else ctx).stack_limit = low + reserve + self.code.info.frame_bound
 
     # -- host calls --------------------------------------------------------------------
     def host_call(self, op: int, a: int, b: int, c: int, d: int) -> int:
@@ -258,7 +256,7 @@ def machine_to_ctx(ctx: Any, machine: Machine, registers: list[int]) -> None:
         ctx.ro_hi = max(r[1] for r in machine.readonly)
     ctx.max_depth = machine.max_call_depth
     if machine.fuel is not None:
-        ctx.fuel = min(machine.fuel, MASK64)
+        ctx.fuel = machine.fuel  # 0 ..= 2**64-1 (Policy, run(fuel=))
     for i in range(NUM_REGS):
         ctx.regs[i] = registers[i] & MASK64
     ctx.heap_top = machine.heap_top

@@ -1,9 +1,11 @@
-"""The benchmark kernels: ZASM text plus a C twin each, and how to run both.
+"""The benchmark kernels: ZASM text plus a C and a WebAssembly twin each, and how
+to run the C ones (the WebAssembly ones run in :mod:`wasm_kernels`).
 
 Every kernel reads its size parameters from guest memory (``0x1000``: N,
 ``0x1008``: REPS; the runner writes them before each run) and leaves its checksum
-in HL. The C twin does the same work and prints the same checksum, so the runner
-can check that both sides computed the same thing.
+in HL. The C twin does the same work and prints the same checksum, and the WAT
+twin returns it from ``main``, so the runner can check that all computed the same
+thing.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ class Kernel:
     def asm_path(self) -> Path:
         """The ZASM source."""
         return KERNEL_DIR / f"{self.name}.s"
+
+    @property
+    def wat_path(self) -> Path:
+        """The WebAssembly text twin (run through Wasmtime)."""
+        return KERNEL_DIR / f"{self.name}.wat"
 
     @property
     def c_path(self) -> Path:

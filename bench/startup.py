@@ -1,5 +1,5 @@
-"""Start-up costs: cold compile of a ~1,000-instruction module, and how long a
-cache-hit ``zjit run`` takes beyond the Python interpreter's own start-up."""
+"""Start-up cost: how long a cache-hit ``zjit run`` takes beyond the Python
+interpreter's own start-up (compile latency is in :mod:`compile_latency`)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-from zjit.fuzz.generators import long_program
-
-import zjit
 
 SMALL_MODULE = """\
 ; a small module: sum 1..100 and print a line
@@ -34,26 +30,6 @@ loop:   ADD64 A, A, BC
         ORG 0x1000
 msg:    DB "hello", 10
 """
-
-
-def compile_1000(samples: int = 5, instructions: int = 1000) -> dict[str, Any]:
-    """Cold compile (cache off, O2) of generated ~``instructions``-instruction modules."""
-    times: list[float] = []
-    sizes: list[int] = []
-    for seed in range(samples):
-        image = long_program(f"compile-bench:{seed}", instructions).image()
-        engine = zjit.Engine(zjit.Policy(use_cache=False, opt_level=2), backend="jit")
-        t0 = time.perf_counter()
-        module = engine.load(image)
-        times.append(time.perf_counter() - t0)
-        sizes.append(len(module.program.instrs))
-    return {
-        "instructions": sizes,
-        "seconds": times,
-        "median_s": statistics.median(times),
-        "min_s": min(times),
-        "note": "Engine.load: verify + lift + LLVM O2 + load, on-disk cache disabled, a new Engine each time",
-    }
 
 
 def _zjit_command() -> list[str]:

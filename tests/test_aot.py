@@ -112,12 +112,23 @@ def test_options_are_recorded_and_change_the_code(module_file: Path, tmp_path: P
     assert metered["object_sha256"] != plain["object_sha256"]
 
 
-C_HOST = r"""
+C_PRELUDE = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "zjit.h"
 
+/* Guest memory with the first segment's bytes in place. */
+static uint8_t *load_memory(void) {
+    uint8_t *mem = calloc(1, MEM_SIZE);
+    FILE *f = fopen(SEG_PATH, "rb");
+    if (!mem || !f || fread(mem + SEG_BASE, 1, SEG_SIZE, f) != SEG_SIZE) exit(99);
+    fclose(f);
+    return mem;
+}
+"""
+
+C_HOST = C_PRELUDE + r"""
 static zjit_ctx ctx;
 
 static void report(const char *what, int32_t st) {
@@ -128,10 +139,7 @@ static void report(const char *what, int32_t st) {
 }
 
 int main(void) {
-    uint8_t *mem = calloc(1, MEM_SIZE);
-    FILE *f = fopen(SEG_PATH, "rb");
-    if (!mem || !f || fread(mem + SEG_BASE, 1, SEG_SIZE, f) != SEG_SIZE) return 99;
-    fclose(f);
+    uint8_t *mem = load_memory();
     ctx.mem_base = mem;
     ctx.mem_size = MEM_SIZE;
     ctx.max_depth = MAX_DEPTH;
@@ -150,16 +158,24 @@ int main(void) {
 """
 
 
+def _c_host(out: Path, m: dict[str, Any], source: str, defines: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """Build ``source`` (with the first segment's file and the memory size defined)
+    against the object in ``out`` and run it."""
+    seg = m["segments"][0]
+    defines = {"MEM_SIZE": m["memory"]["size"], "SEG_PATH": json.dumps(str(out / seg["init_path"])),
+               "SEG_BASE": seg["base"], "SEG_SIZE": seg["init_size"], **defines}
+    (out / "host.c").write_text(source)
+    cmd = ["gcc", "-std=c11", "-Wall", "-Werror", "-o", str(out / "host"), str(out / "host.c"), str(out / m["object"])]
+    cmd += [f"-D{k}={v}" for k, v in defines.items()]
+    subprocess.run(cmd, check=True, capture_output=True, cwd=out)
+    return subprocess.run([str(out / "host")], capture_output=True, text=True, timeout=30, check=True)
+
+
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 def test_c_host_links_and_runs_the_object(module_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "build"
     m = _compile(module_file, out, "--target", "x86_64")
-    seg = m["segments"][0]
     defines = {
-        "MEM_SIZE": m["memory"]["size"],
-        "SEG_PATH": json.dumps(str(out / seg["init_path"])),
-        "SEG_BASE": seg["base"],
-        "SEG_SIZE": seg["init_size"],
         "MAX_DEPTH": m["codegen"]["max_call_depth"],
         "HEAP_START": m["memory"]["heap_start"],
         "OUT_ADDR": 4096 + 32 + 8,
@@ -167,11 +183,7 @@ def test_c_host_links_and_runs_the_object(module_file: Path, tmp_path: Path) -> 
         "ENTRY_SUM": m["exports"]["sum"]["symbol"],
         "ENTRY_OOB": m["exports"]["oob"]["symbol"],
     }
-    (out / "host.c").write_text(C_HOST)
-    cmd = ["gcc", "-std=c11", "-Wall", "-Werror", "-o", str(out / "host"), str(out / "host.c"), str(out / m["object"])]
-    cmd += [f"-D{k}={v}" for k, v in defines.items()]
-    subprocess.run(cmd, check=True, capture_output=True, cwd=out)
-    run = subprocess.run([str(out / "host")], capture_output=True, text=True, timeout=30, check=True)
+    run = _c_host(out, m, C_HOST, defines)
     lines = {ln.split()[0]: ln.split()[1:] for ln in run.stdout.splitlines()}
 
     ref = _reference("main")
@@ -184,6 +196,74 @@ def test_c_host_links_and_runs_the_object(module_file: Path, tmp_path: Path) -> 
     assert int(lines["oob"][6]) == int(TrapKind.OOB)
     assert int(lines["oob"][7]) == trap.pc
     assert int(lines["oob"][8]) == trap.address
+
+
+HOST_PROGRAM = """
+        PUBLIC greet
+        PUBLIC fail
+hello:  DB "hi!"
+greet:  LD HL, hello
+        LD DE, 3
+        OUT
+        LD BC, hello
+        LD IX, 2
+        LD DE, 3
+        LOG
+        INC A
+        RET
+fail:   LD HL, hello
+        LD DE, 1
+        LD BC, hello
+        LD IX, 3
+        CTL
+        RET
+"""
+
+C_HOST_CALLS = C_PRELUDE + r"""
+/* host_call: OUT to stdout, LOG as [topic] message, CTL fails (a HOST trap). */
+static int64_t host_call(zjit_ctx *c, uint64_t op, uint64_t a, uint64_t b, uint64_t x, uint64_t d) {
+    switch (op) {
+    case ZJIT_HOST_OUT: fwrite(c->mem_base + a, 1, b, stdout); return 0;
+    case ZJIT_HOST_LOG:
+        printf("[%.*s] %.*s\n", (int)b, (const char *)c->mem_base + a, (int)d, (const char *)c->mem_base + x);
+        return 0;
+    default: return 1;
+    }
+}
+
+int main(void) {
+    static zjit_ctx ctx;
+    ctx.mem_base = load_memory();
+    ctx.mem_size = MEM_SIZE;
+    ctx.max_depth = 16;
+    ctx.out_cap = 0;          /* every OUT calls host_call */
+    ctx.host_call = host_call;
+    ctx.fn_memmove = memmove;
+    ctx.fn_memset = memset;
+    int32_t st = ENTRY_GREET(&ctx);
+    printf("\ngreet %d %llu\n", (int)st, (unsigned long long)ctx.regs[ZJIT_REG_A]);
+    st = ENTRY_FAIL(&ctx);
+    printf("fail %d %llu %llu\n", (int)st, (unsigned long long)ctx.trap_kind, (unsigned long long)ctx.trap_pc);
+    return 0;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_c_host_serves_host_calls(tmp_path: Path) -> None:
+    src = tmp_path / "hc.zasm.bin"
+    src.write_bytes(dump_image(assemble(HOST_PROGRAM, "hc"), "zasm"))
+    out = tmp_path / "build"
+    m = _compile(src, out, "--target", "x86_64")
+    assert m["abi"]["host_ops"] == {"in": 1, "out": 2, "log": 3, "ctl": 4}
+    assert "zjit_host_call_fn host_call;" in (out / "zjit.h").read_text()
+    run = _c_host(out, m, C_HOST_CALLS, {"ENTRY_GREET": m["exports"]["greet"]["symbol"],
+                                          "ENTRY_FAIL": m["exports"]["fail"]["symbol"]})
+    module = zjit.Engine(zjit.Policy(use_cache=False), backend="interp").load(assemble(HOST_PROGRAM, "hc"))
+    trap = module.instantiate(log=None, ctl=lambda r: 1 // 0).call("fail").trap
+    assert trap is not None and trap.kind == TrapKind.HOST
+    # OUT "hi!", LOG topic "hi!" message "hi"; then greet's status and A, fail's trap
+    assert run.stdout == f"hi![hi!] hi\n\ngreet {STATUS_OK} 1\nfail {STATUS_TRAPPED} {int(TrapKind.HOST)} {trap.pc}\n"
 
 
 def _run_a64(obj: bytes, m: dict[str, Any], data: bytes, calls: list[tuple[str, dict[int, int]]]) -> list[Ctx]:

@@ -16,6 +16,7 @@ from zjit.backends import fingerprint, targets
 from zjit.backends.cache import CodeCache, cache_key, decode_entry, encode_entry
 from zjit.backends.objfile import compiler
 
+from zjit.errors import CacheWarning
 from zjit.policy import Policy
 
 BASE = {"triple": "x86_64-unknown-linux-gnu", "cpu": "generic", "options": {"opt": 2, "fuel": None}}
@@ -187,13 +188,14 @@ def test_foreign_entry_is_detected(tmp_path: Path) -> None:
     assert c.get(key) == b"P" * 1000
 
 
-def test_wrong_magic_and_version(tmp_path: Path) -> None:
-    key = _key()
-    blob = encode_entry(key, b"abc")
-    assert decode_entry(key, blob) == b"abc"
-    assert decode_entry(key, b"XJITCODE" + blob[8:]) is None
-    assert decode_entry(key, blob[:8] + (99).to_bytes(4, "little") + blob[12:]) is None
-    assert decode_entry(_key("1" * 64), blob) is None
+def test_wrong_magic_version_and_secret(tmp_path: Path) -> None:
+    key, secret = _key(), b"s" * 32
+    blob = encode_entry(key, b"abc", secret)
+    assert decode_entry(key, blob, secret) == b"abc"
+    assert decode_entry(key, b"XJITCODE" + blob[8:], secret) is None
+    assert decode_entry(key, blob[:8] + (99).to_bytes(4, "little") + blob[12:], secret) is None
+    assert decode_entry(_key("1" * 64), blob, secret) is None
+    assert decode_entry(key, blob, b"t" * 32) is None
 
 
 def test_unsafe_directory_is_not_used(tmp_path: Path) -> None:
@@ -201,19 +203,27 @@ def test_unsafe_directory_is_not_used(tmp_path: Path) -> None:
     shared.mkdir()
     os.chmod(shared, 0o777)
     c = CodeCache(shared)
-    c.put(_key(), b"x")
+    with pytest.warns(CacheWarning, match="writable by group or others"):
+        c.put(_key(), b"x")
     assert list(shared.iterdir()) == []
     assert c.stats.write_errors == 1
-    assert CodeCache(shared).get(_key()) is None
+    with pytest.warns(CacheWarning):
+        assert CodeCache(shared).get(_key()) is None
 
 
 def test_unwritable_directory_degrades_to_memory(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     c = CodeCache(blocker / "sub")
-    c.put(_key(), b"x")
+    with pytest.warns(CacheWarning, match="not a directory"):
+        c.put(_key(), b"x")
     assert c.get(_key()) == b"x"
     assert c.stats.write_errors == 1
+    (tmp_path / "ro").mkdir(mode=0o500)
+    ro = CodeCache(tmp_path / "ro" / "cache")
+    ro.put(_key(), b"y")
+    assert ro.get(_key()) == b"y"
+    assert ro.stats.write_errors == (0 if os.geteuid() == 0 else 1)  # root writes anyway
 
 
 def test_bad_keys_rejected(tmp_path: Path) -> None:

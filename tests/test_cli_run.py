@@ -96,6 +96,18 @@ def test_rejected_when_memory_does_not_fit(tmp_path: Path) -> None:
     assert p.returncode == 3 and b"zjit: rejected: OUT_OF_BOUNDS" in p.stderr
 
 
+@pytest.mark.parametrize("engine", available_backends())
+def test_policy_out_of_range_exits_3(tmp_path: Path, engine: str) -> None:
+    mod = build(tmp_path, "hello")
+    p = zjit_run(mod, "--fuel", str(1 << 64), engine=engine)
+    assert p.returncode == 3 and p.stdout == b""
+    assert p.stderr == b"zjit: rejected: BAD_POLICY at Policy.fuel: must be None or an int in 0 ..= 2**64-1, " \
+                       b"not 18446744073709551616\n"
+    p = zjit_run(mod, "--timeout", "inf", engine=engine)
+    assert p.returncode == 3 and b"BAD_POLICY at Policy.timeout" in p.stderr
+    assert zjit_run(mod, "--fuel", str((1 << 64) - 1), engine=engine).stdout == b"Hello, world!\n"
+
+
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     mod = build(tmp_path, "hello")
     assert zjit_run(mod, "--fuel", "-3").returncode == 2

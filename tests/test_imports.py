@@ -26,9 +26,10 @@ BACKENDS_PARTS: dict[str, set[str]] = {
     # the pipeline, lowest first: what each part of zjit.backends may import of the others
     "middle": set(),
     "context": set(),
-    "fingerprint": set(),
+    "cache_fs": set(),
+    "fingerprint": {"cache_fs"},
     "targets": {"fingerprint"},
-    "cache": {"targets", "fingerprint"},
+    "cache": {"targets", "fingerprint", "cache_fs"},
     "llvm": {"middle", "context", "targets"},
     "objfile": {"targets"},
     "run": {"context"},

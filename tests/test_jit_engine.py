@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -374,3 +377,40 @@ def test_unknown_entry_pc_rejected() -> None:
     inst = mod.instantiate()
     with pytest.raises(ValueError):
         mod.executable.execute(inst.machine, 4, [0] * 5)
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_guest_threads_are_reused_and_end_with_their_code() -> None:
+    eng = engine()
+    inst = eng.load(assemble(SUM)).instantiate()
+    inst.run()
+    before = _threads()
+    for _ in range(100):
+        assert inst.run().ok
+    assert _threads() == before  # one guest thread served every run
+    eng.backend.close()  # type: ignore[attr-defined]
+    assert _threads() == before - 1  # its idle guest thread ended before the unmap
+
+
+FORK = r"""
+import os, sys
+import zjit
+from zjit.asm import assemble
+inst = zjit.Engine(zjit.Policy(use_cache=False)).load(assemble(sys.argv[1])).instantiate()
+assert inst.run().registers["DE"] == 5050
+pid = os.fork()
+if pid == 0:  # the parent's idle guest thread does not exist here: a new one serves
+    os._exit(0 if inst.run().registers["DE"] == 5050 else 3)
+_, status = os.waitpid(pid, 0)
+assert status == 0, status
+assert inst.run().registers["DE"] == 5050
+print("FORK-OK")
+"""
+
+
+def test_runs_after_fork() -> None:
+    out = subprocess.run([sys.executable, "-c", FORK, SUM], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "FORK-OK" in out.stdout, out.stderr

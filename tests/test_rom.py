@@ -342,6 +342,17 @@ def test_bss_file_size_and_offset_rules() -> None:
     assert read_rom(bytes(data)).segments == (SegmentDesc("bss.0", 0x1000, 4, "rw", None),)
 
 
+def test_bss_at_rom_size_is_an_empty_range_inside_the_file() -> None:
+    # ROM 1.1 (formats.md): file_offset <= rom_size, so the empty range just past the
+    # last payload is valid; one aligned step further is outside the file.
+    size = len(build([(1, code_payload(), 0, 0), (0x11, b"", 0x1000, 4)], minor=1))
+    assert size % 16 == 0
+    data = build([(1, code_payload(), 0, 0), (0x11, b"", 0x1000, 4)], minor=1, bss_offset=size)
+    assert read_rom(bytes(data)).segments == (SegmentDesc("bss.0", 0x1000, 4, "rw", None),)
+    data = build([(1, code_payload(), 0, 0), (0x11, b"", 0x1000, 4)], minor=1, bss_offset=size + 16)
+    assert (err(data).code, err(data).offset) == ("BAD_RANGE", 104)
+
+
 def test_payload_overlap_between_sections() -> None:
     data = build([(1, code_payload(), 0, 0), (3, symbols(("f", 0, 0)), 0, 0)])
     struct.pack_into("<I", data, 96 + 8, 128)  # SYMBOL starts on the CODE payload

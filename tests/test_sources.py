@@ -221,7 +221,8 @@ def test_any_bytes_in_any_format_load_or_fail_with_a_code(data: bytes, fmt: str)
         image = load_image(data, format=fmt)
     except ZjitError as err:
         assert err.code
-        if fmt == "auto" and looks_like_text(data):
+        if fmt == "auto" and looks_like_text(data) and data[:4] not in (b"ZASB", b"ROM!"):
+            # text is never code; a container magic wins over looking like text
             assert err.code == "UNKNOWN_FORMAT" or data.lstrip()[:1] == b"{"
         return
     assert image.source_format != "raw" or fmt == "raw" or not looks_like_text(data)

@@ -286,38 +286,40 @@ def test_hostile_shapes_load_and_run_under_auto(shape: str, make: Any, n: int) -
         _same(module.instantiate(log=None).run(), expected)
 
 
-def _big(n: int) -> ModuleImage:
-    lines = ["PUBLIC main", "main: LD HL, 3", "LD DE, 5"]
-    for i in range(n):
-        lines.append(("ADD64 HL, HL, DE", "MUL DE, DE, HL", "XOR64 A, A, HL", "SRA64 BC, A, 7",
-                      "CPI HL, 9", "JR lt, k{i}", "INC IX", "k{i}: DEC BC")[i % 8].format(i=i // 8))
-    return _image("\n".join([*lines, "RET", ""]))
+def test_a_small_module_loads_while_a_large_one_compiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One Engine, tier optimized: while the large module's O2 compile is under way
+    (held here until the small load is done), the small module loads and runs,
+    so the compile does not hold the engine."""
+    from zjit.backends.engine import CompilingBackend
 
+    large = _straight(2_000)
+    compiling, release = threading.Event(), threading.Event()
+    real = CompilingBackend.compile
 
-@pytest.mark.slow
-def test_a_small_module_loads_while_a_large_one_compiles() -> None:
-    """One Engine, tier optimized: the large module's O2 compile (in a worker) does
-    not hold the engine, so the small module loads (and runs) meanwhile."""
+    def compile_held(self: CompilingBackend, program: Any, opts: Any) -> Any:
+        if program.image.code == large.code:
+            compiling.set()
+            release.wait(WAIT)
+        return real(self, program, opts)
+
+    monkeypatch.setattr(CompilingBackend, "compile", compile_held)
     engine = zjit.Engine(zjit.Policy(tier="optimized", use_cache=False), backend=ENGINES[0])
-    large = _big(16_000)
-    done = threading.Event()
     errors: list[BaseException] = []
 
     def load_large() -> None:
         try:
-            engine.load(large)
+            assert engine.load(large).instantiate(log=None).run().ok
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
-        finally:
-            done.set()
 
     t = threading.Thread(target=load_large)
     t.start()
-    time.sleep(0.5)  # let it start: its verification is quick, then the compile takes seconds
+    assert compiling.wait(WAIT)
     small = _image("PUBLIC main\nmain: LD HL, 7\nADD64 HL, HL, HL\nRET\n")
     result = engine.load(small).instantiate(log=None).run()
-    small_done_first = not done.is_set()
+    still_compiling = t.is_alive()
+    release.set()
     t.join()
     assert errors == []
     assert result.registers["HL"] == 14
-    assert small_done_first, "the small load waited for the large compile"
+    assert still_compiling

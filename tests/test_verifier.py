@@ -5,12 +5,17 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference_verifier import reference_verify
+from zjit.fuzz.generators import random_program
 from zjit.verifier import VerifiedProgram, verify, verify_all
+from zjit.verifier.decode import _LD_RD_BYTES, _mark_extensions, _mark_extensions_in_order
+from zjit.verifier.fields import check_fields, valid_registers, word_bounds
+from zjit.verifier.verify import MAX_ERRORS_KEPT
 
 from zjit.encoding import ld_words, pack, words_to_bytes
 from zjit.errors import VerifyError, ZjitError
 from zjit.image import ModuleImage, SegmentDesc
-from zjit.isa import BY_MNEMONIC, OPS, Fmt
+from zjit.isa import BY_MNEMONIC, BY_OPCODE, OPS, Fmt, sext
 from zjit.policy import Policy
 
 RET = pack(0x01)
@@ -207,3 +212,139 @@ def test_random_code_only_raises_verify_errors(words: list[int], entry: int) -> 
     covered = [i.pc for b in prog.blocks.values() for i in b.instrs]
     assert len(covered) == len(set(covered))
     assert all(b.cost == len(b.instrs) >= 1 for b in prog.blocks.values())
+
+
+# --------------------------------------------------------------------------- the table-driven verifier (issue 11, finding 8)
+
+
+def test_word_table_agrees_with_the_field_rules() -> None:
+    # The rules depend on an opcode's format and width only: one opcode of each kind
+    # is compared exhaustively (every register field value with IMM12 0, then every
+    # IMM12 value with registers the rules accept), the others must share its row.
+    bounds = word_bounds()
+    row_of: dict[tuple[Fmt, int], int] = {}
+    for opcode in range(256):
+        row = BY_OPCODE[opcode]
+        cells = bounds[opcode << 12:(opcode + 1) << 12]
+        if row is None:
+            assert not any(cells), opcode
+            continue
+        kind = (row.fmt, row.width)
+        if kind in row_of:
+            assert cells == bounds[row_of[kind] << 12:(row_of[kind] + 1) << 12], row.mnemonic
+            continue
+        row_of[kind] = opcode
+        for regs in range(1 << 12):
+            rd, rs1, rs2 = regs >> 8, regs >> 4 & 15, regs & 15
+            assert (cells[regs] > 0) == (check_fields(row, rd, rs1, rs2, 0) is None), (row.mnemonic, regs)
+        rd, rs1, rs2 = valid_registers(row.fmt)[-1]
+        for raw in range(1 << 12):
+            rules_ok = check_fields(row, rd, rs1, rs2, sext(raw, 12)) is None
+            assert (raw < cells[rd << 8 | rs1 << 4 | rs2]) == rules_ok, (row.mnemonic, raw)
+
+
+def _error_tuple(e: VerifyError) -> tuple[object, ...]:
+    return (e.code, e.message, e.pc, e.offset, e.opcode, e.path)
+
+
+def _same_as_reference(img: ModuleImage, policy: Policy | None = None) -> None:
+    errors, instrs, leaders, blocks, functions, prims = reference_verify(img, policy)
+    assert [_error_tuple(e) for e in verify_all(img, policy)] == [_error_tuple(e) for e in errors]
+    if errors:
+        with pytest.raises(VerifyError) as info:
+            verify(img, policy)
+        assert _error_tuple(info.value) == _error_tuple(errors[0])
+        return
+    prog = verify(img, policy)
+    assert tuple(prog.instrs) == instrs and len(prog.instrs) == len(instrs)
+    assert prog.leaders == leaders and prog.functions == functions and prog.prims_used == prims
+    assert list(prog.blocks) == list(blocks) == list(leaders)
+    assert {pc: (b.start, b.end, b.instrs, b.cost, b.successors) for pc, b in prog.blocks.items()} == blocks
+    assert dict(prog.by_pc) == {i.pc: i for i in instrs}
+    if instrs:
+        k = len(instrs) // 2
+        assert prog.instrs[k] == instrs[k] and prog.instrs[-1] == instrs[-1] and prog.instrs[1:3] == instrs[1:3]
+
+
+_OPCODES = [o.opcode for o in OPS]
+
+
+_WORD = st.one_of(
+    st.integers(0, 2**32 - 1),
+    st.builds(lambda rd, imm: pack(0x70, rd, 0, 0, imm), st.integers(0, 5), st.sampled_from([-2048, -2047])),
+    st.builds(lambda opcode, rd, rs, same, imm: pack(opcode, rd, *((rd, rd) if same else rs), imm),
+              st.sampled_from(_OPCODES), st.integers(0, 5), st.tuples(st.integers(0, 5), st.integers(0, 5)),
+              st.booleans(), st.integers(-3, 3) | st.integers(-2048, 2047)),
+)
+
+
+@st.composite
+def _words(draw: st.DrawFn) -> list[int]:
+    """Mostly decodable words (valid opcodes, small register fields, LD sentinels),
+    some arbitrary ones, ending in RET more often than not."""
+    out: list[int] = draw(st.lists(_WORD, max_size=40))
+    return out + [RET] if draw(st.integers(0, 3)) else out
+
+
+@settings(max_examples=300, deadline=None)
+@given(_words(), st.integers(0, 48), st.dictionaries(st.sampled_from(["f", "g"]), st.integers(0, 48)),
+       st.integers(0, 63), st.none() | st.integers(0, 63))
+def test_same_verdict_and_structure_as_the_reference(words: list[int], entry: int, exports: dict[str, int],
+                                                     allowed: int, imports: int | None) -> None:
+    img = ModuleImage(words_to_bytes(words), entry_pc=entry, exports=exports, imports=imports,
+                      code_offset=8)
+    _same_as_reference(img, Policy(allowed_prims=allowed))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**16), st.data())
+def test_generated_programs_match_the_reference(seed: int, data: st.DataObject) -> None:
+    img = random_program(seed).image()
+    _same_as_reference(img)
+    damaged = bytearray(img.code)
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(damaged) - 1))
+        damaged[at] = data.draw(st.integers(0, 255))
+    _same_as_reference(ModuleImage(bytes(damaged), entry_pc=img.entry_pc, exports=img.exports))
+
+
+def test_verify_keeps_a_bounded_number_of_errors() -> None:
+    garbage = image(*([0x09 << 24] * 5000))
+    with pytest.raises(VerifyError) as info:
+        verify(garbage)
+    assert len(info.value.all_errors) == MAX_ERRORS_KEPT  # type: ignore[attr-defined]
+    assert len(verify_all(garbage)) == 5000 and len(verify_all(garbage, limit=7)) == 7
+
+
+def test_an_ld_inside_another_lds_extension_words_is_data() -> None:
+    # The second word looks like an LD with two extension words but is the first
+    # LD's value: decoding runs in order, so the RET after it is an instruction.
+    ld64 = pack(0x70, 1, 0, 0, -2047)
+    words = [pack(0x70, 0, 0, 0, -2048), ld64, RET]
+    prog = verify(image(*words))
+    assert [(i.pc, i.nwords) for i in prog.instrs] == [(0, 2), (8, 1)]
+    _same_as_reference(image(*words))
+    _same_as_reference(image(ld64, ld64, ld64, RET, RET))
+    _same_as_reference(image(RET, ld64, pack(0x70, 0, 0, 0, -2048)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([pack(0x70, 0, 0, 0, -2048), pack(0x70, 4, 0, 0, -2047), RET,
+                                 pack(0x70, 5, 0, 0, -2048)]), max_size=12))
+def test_extension_words_all_at_once_equal_in_order(words: list[int]) -> None:
+    code = words_to_bytes(words)
+    fast, slow = bytearray(code[3::4]), bytearray(code[3::4])
+    first = _mark_extensions(code, fast, 0)
+    second = _mark_extensions_in_order(code, slow, 0)
+    assert fast == slow and (first and _error_tuple(first)) == (second and _error_tuple(second))
+
+
+def test_sentinel_ld_bytes_match_the_field_rules() -> None:
+    # _mark_extensions recognises a valid sentinel LD from its bytes: RS2 = 0 and
+    # RD << 4 | RS1 among _LD_RD_BYTES (RS1 = 0); check that against the rules.
+    ld = BY_MNEMONIC["LD"]
+    for rd in range(16):
+        for rs1 in range(16):
+            for rs2 in range(16):
+                ok = check_fields(ld, rd, rs1, rs2, -2048) is None
+                assert ok == (rs2 == 0 and bytes([rd << 4 | rs1]) in _LD_RD_BYTES), (rd, rs1, rs2)

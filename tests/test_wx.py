@@ -1,5 +1,10 @@
 """Kernel-enforced W^X: compile, load and run JIT code under PR_SET_MDWE.
 
+The process stays W^X while guest code makes every kind of host call (stream
+input and output, LOG, CTL): host calls are served through the context, not by
+ctypes callbacks, so no libffi closure (whose memfd is mapped writable and
+executable) exists, and no executable mapping has a writable shared alias.
+
 ``tests/wx_harness.py`` turns MDWE on before anything imports zjit, runs the code
 and fails when any mapping of the process is both writable and executable. Other
 suites (the native engine) can reuse it the same way: ``_run_under_mdwe(code)``.
@@ -146,3 +151,59 @@ def test_whole_module_on_the_jit_under_mdwe(tmp_path: Path) -> None:
     report = _run_under_mdwe(WHOLE_MODULE.replace("sys.argv[1]", repr(str(tmp_path))))
     assert report["wx"] == []
     assert "MODULE-OK" in str(report["stdout"])
+
+
+HOST_CALLS = r"""
+import io, sys
+import wx_harness
+import zjit
+from zjit.asm import assemble
+
+head = '''
+        PUBLIC main
+topic:  DB "t"
+buf:    RESB 64
+main:   LD HL, buf
+        LD DE, 16
+'''
+body = {  # one host call each
+    "stdin stream": "IN",
+    "stdout stream": "LD DE, 4\n OUT",
+    "LOG": "LD HL, topic\n LD DE, 1\n LD BC, buf\n LD IX, 2\n LOG",
+    "CTL": "LD HL, topic\n LD DE, 1\n LD BC, buf\n LD IX, 16\n CTL",
+}
+engine = zjit.Engine(zjit.Policy(cache_dir=sys.argv[1]), backend="jit")
+out, logs, checks = io.BytesIO(), [], {}
+for what, code in body.items():
+    inst = engine.load(assemble(head + code + "\n RET\n", "wx")).instantiate(
+        stdin=io.BytesIO(b"hi there"), stdout=out, log=lambda t, m: logs.append((t, m)), ctl=lambda r: b"answer")
+    for _ in range(2):  # a guest thread is reused for the second run
+        assert inst.run().ok
+        checks[what] = (wx_harness.wx_mappings(), wx_harness.writable_aliases())
+        assert checks[what] == ([], []), (what, checks[what])
+    assert "r-xs /memfd:zjit-code (deleted)" in wx_harness.code_mappings(), wx_harness.code_mappings()
+assert out.getvalue() == b"\0" * 8 and logs == [(b"t", b"\0\0")] * 2, (out.getvalue(), logs)
+assert "llvmlite" not in sys.modules  # compiled in the worker: llvmlite's import makes a libffi closure
+assert not [m for m in open("/proc/self/maps") if "memfd:libffi" in m]  # no ctypes callback exists
+print("HOSTCALLS-OK", sorted(checks))
+"""
+
+
+def test_host_calls_make_no_writable_executable_memory(tmp_path: Path) -> None:
+    report = _run_under_mdwe(HOST_CALLS.replace("sys.argv[1]", repr(str(tmp_path))))
+    assert report["wx"] == []
+    assert "HOSTCALLS-OK ['CTL', 'LOG', 'stdin stream', 'stdout stream']" in str(report["stdout"])
+
+
+def test_alias_scanner_sees_a_libffi_closure() -> None:
+    # Negative control: under MDWE a ctypes callback is a memfd mapped rw-s and
+    # r-xs (libffi's fallback), which the scanner reports.
+    code = (
+        "import ctypes, wx_harness\n"
+        "cb = ctypes.CFUNCTYPE(ctypes.c_int)(lambda: 1)\n"
+        "assert cb() == 1\n"
+        "assert wx_harness.writable_aliases(), open('/proc/self/maps').read()\n"
+        "print('SCANNER-OK')\n"
+    )
+    report = _run_under_mdwe(code)
+    assert "SCANNER-OK" in str(report["stdout"])

@@ -56,6 +56,38 @@ def wx_mappings() -> list[str]:
     return bad
 
 
+def _maps() -> list[tuple[int, int, str, int, str, int, str]]:
+    """``(start, end, perms, offset, device, inode, path)`` of every mapping."""
+    out = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split(maxsplit=5)
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            path = parts[5].strip() if len(parts) > 5 else ""
+            out.append((start, end, parts[1], int(parts[2], 16), parts[3], int(parts[4]), path))
+    return out
+
+
+def writable_aliases() -> list[str]:
+    """Executable file or memfd mappings whose file pages are also mapped writable
+    and shared somewhere in the process (a writable alias of code), as text."""
+    maps = _maps()
+    bad = []
+    for start, end, perms, off, dev, inode, path in maps:
+        if "x" not in perms or not inode:
+            continue
+        lo, hi = off, off + (end - start)
+        for s2, e2, p2, off2, dev2, inode2, _ in maps:
+            if (dev2, inode2) == (dev, inode) and "w" in p2 and "s" in p2 and off2 < hi and lo < off2 + (e2 - s2):
+                bad.append(f"{path or inode}: {p2} at {s2:#x} aliases {perms} at {start:#x}")
+    return bad
+
+
+def code_mappings() -> list[str]:
+    """Mappings of zjit's loaded code (``memfd:zjit-code``)."""
+    return [f"{m[2]} {m[6]}" for m in _maps() if "zjit-code" in m[6]]
+
+
 def main(argv: list[str]) -> int:
     flags = enable_mdwe()
     if not flags & PR_MDWE_REFUSE_EXEC_GAIN:

@@ -1,61 +1,87 @@
-"""Control flow: targets, leaders, basic blocks (``isa.md`` 4.1) and guest functions."""
+"""Control flow (``isa.md`` 4.1): branch targets, block leaders, guest functions,
+and basic blocks decoded on demand.
+
+Leaders and function entries are marks in one byte per word (no sets of pcs), so
+the cost of the pass is one step per CALL, JR or RET.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from itertools import compress
 
-from zjit.encoding import Instr
-from zjit.isa import Family
+from zjit.errors import VerifyError
+from zjit.isa import BY_OPCODE, Family
 
-from .program import Block
+from .block import Block
+from .decode import EXTENSION, Scan, decode_at
 
+LEADER = 1
+"""Mark: a block starts at this word."""
+FUNCTION = 2
+"""Mark bit: a guest function starts at this word (always together with LEADER)."""
 
-def leaders_of(instrs: Sequence[Instr], roots: Iterable[int]) -> tuple[int, ...]:
-    """Block leaders: ``roots`` (entry, exports), every CALL/JR target, and every
-    instruction following a CALL, JR or RET."""
-    code_end = instrs[-1].next_pc if instrs else 0
-    leaders = set(roots)
-    for ins in instrs:
-        fam = ins.op.family
-        if fam is Family.CALL or fam is Family.JR:
-            leaders.add(ins.target)
-        if ins.op.ends_block and ins.next_pc < code_end:
-            leaders.add(ins.next_pc)
-    return tuple(sorted(leaders))
+_ENDS_BLOCK = bytes(int(op is not None and op.ends_block) for op in BY_OPCODE)
+_FUNCTIONS_ONLY = bytes(int(k & FUNCTION != 0) for k in range(256))
+_RET = next(op.opcode for op in BY_OPCODE if op is not None and op.family is Family.RET)
+_CALL = next(op.opcode for op in BY_OPCODE if op is not None and op.family is Family.CALL)
 
 
-def build_blocks(instrs: Sequence[Instr], leaders: Sequence[int]) -> dict[int, Block]:
-    """Partition into blocks: from each leader up to (not including) the next leader,
-    or through the first CALL, JR or RET."""
-    index = {ins.pc: k for k, ins in enumerate(instrs)}
-    leader_set = set(leaders)
-    blocks: dict[int, Block] = {}
-    for start in leaders:
-        k = index[start]
-        body: list[Instr] = []
-        while k < len(instrs):
-            ins = instrs[k]
-            body.append(ins)
-            k += 1
-            if ins.op.ends_block or ins.next_pc in leader_set:
-                break
-        last = body[-1]
-        fam = last.op.family
-        succ: tuple[int, ...]
-        if fam is Family.RET:
-            succ = ()
-        elif fam is Family.CALL:
-            succ = (last.target, last.next_pc)
-        elif fam is Family.JR:
-            succ = (last.target,) if last.rs1 == 0 else (last.target, last.next_pc)
-        else:
-            succ = (last.next_pc,)
-        blocks[start] = Block(start, last.next_pc, tuple(body), len(body), succ)
-    return blocks
+def check_branches(scan: Scan, code_offset: int = 0,
+                   max_errors: int | None = None) -> tuple[bytearray, list[VerifyError]]:
+    """Every CALL and JR target must be an instruction start inside CODE
+    (BAD_TARGET, in pc order; the first ``max_errors`` when given). Returns the
+    marks: LEADER on every target and on every instruction after a CALL, JR or
+    RET; FUNCTION too on CALL targets."""
+    kinds, words = scan.kinds, scan.words
+    n = len(kinds)
+    marks = bytearray(n)
+    errors: list[VerifyError] = []
+    for i in compress(range(n), kinds.translate(_ENDS_BLOCK)):
+        if i + 1 < n:
+            marks[i + 1] |= LEADER
+        word = words[i]
+        opcode = word >> 24
+        if opcode == _RET:
+            continue
+        disp = word & 0xFFF
+        t = i + disp - ((disp & 0x800) << 1)
+        if 0 <= t < n and kinds[t] != EXTENSION:
+            marks[t] |= (LEADER | FUNCTION) if opcode == _CALL else LEADER
+            continue
+        op = BY_OPCODE[opcode]
+        assert op is not None
+        where = "outside CODE" if not 0 <= t < n else "not an instruction start"
+        errors.append(VerifyError("BAD_TARGET", f"{op.mnemonic} target {4 * t:#x} is {where}",
+                                  pc=4 * i, offset=code_offset + 4 * i, opcode=opcode))
+        if max_errors is not None and len(errors) >= max_errors:
+            break  # the marks are of no use once there are errors
+    return marks, errors
 
 
-def functions_of(instrs: Sequence[Instr], roots: Iterable[int]) -> tuple[int, ...]:
-    """Guest function entries: the roots (entry and exports) plus every CALL target."""
-    funcs = set(roots)
-    funcs.update(ins.target for ins in instrs if ins.op.family is Family.CALL)
-    return tuple(sorted(funcs))
+def leader_words(marks: bytearray) -> compress[int]:
+    """Word indices of the block leaders, ascending."""
+    return compress(range(len(marks)), marks)
+
+
+def function_words(marks: bytearray) -> compress[int]:
+    """Word indices of the guest function entries, ascending."""
+    return compress(range(len(marks)), marks.translate(_FUNCTIONS_ONLY))
+
+
+def build_block(scan: Scan, start: int, end: int) -> Block:
+    """The block of the instructions from word ``start`` up to word ``end`` (the next
+    leader or the end of CODE)."""
+    kinds, words = scan.kinds, scan.words
+    body = tuple(decode_at(words, i) for i in range(start, end) if kinds[i] != EXTENSION)
+    last = body[-1]
+    fam = last.op.family
+    succ: tuple[int, ...]
+    if fam is Family.RET:
+        succ = ()
+    elif fam is Family.CALL:
+        succ = (last.target, last.next_pc)
+    elif fam is Family.JR:
+        succ = (last.target,) if last.rs1 == 0 else (last.target, last.next_pc)
+    else:
+        succ = (last.next_pc,)
+    return Block(4 * start, last.next_pc, body, len(body), succ)

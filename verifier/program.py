@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from zjit.encoding import Instr
 from zjit.image import ModuleImage
 
+from .block import Block
+from .cfg import FUNCTION, LEADER, function_words, leader_words
+from .decode import Scan
+from .views import BlockMap, InstrList, InstrMap, PcList
+
+__all__ = ["Block", "VerifiedProgram"]
+
 _TOKEN = object()
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    """A basic block of ``isa.md`` 4.1: ``instrs`` run from leader ``start``.
-
-    ``cost`` is the fuel charged on entry (number of instructions). ``end`` is the
-    pc after the last instruction. ``successors`` are the pcs control may reach next
-    inside the same run (fall-through, branch target, call target and return point);
-    a RET block has none.
-    """
-
-    start: int
-    end: int
-    instrs: tuple[Instr, ...]
-    cost: int
-    successors: tuple[int, ...]
 
 
 class VerifiedProgram:
@@ -33,13 +20,20 @@ class VerifiedProgram:
     Instances are created only by :func:`zjit.verifier.verify`; constructing one
     elsewhere raises, so unverified code has no path into an engine.
 
+    The program keeps CODE's words, two bytes per word (opcode or extension mark;
+    leader and function marks) and the leader and function pcs as arrays
+    (docs/verifier.md); instructions and blocks are decoded when asked for.
+
     Attributes:
         image: the module it was verified from (segments, memory requirements...).
-        instrs: instructions in pc order.
-        by_pc: pc -> instruction, for every instruction start.
-        leaders: block leaders (sorted).
-        blocks: leader pc -> Block.
-        functions: guest function entry pcs (entry, exports, CALL targets), sorted.
+        instrs: instructions in pc order (a sequence decoding on access).
+        by_pc: pc -> instruction, for every instruction start (a mapping).
+        leaders: block leaders, ascending (a :class:`~zjit.verifier.views.PcList`,
+            equal to the tuple of the same pcs).
+        blocks: leader pc -> Block, in leader order (a mapping; blocks are built
+            on first access and kept).
+        functions: guest function entry pcs (entry, exports, CALL targets),
+            ascending (a PcList).
         entry: the entry pc; exports: name -> pc.
         prims_used: mask of primitives CODE uses (bit i = opcode 0xF0+i).
         digest: sha256 hex of the canonical verified content (code, entry,
@@ -56,21 +50,19 @@ class VerifiedProgram:
         token: object,
         *,
         image: ModuleImage,
-        instrs: tuple[Instr, ...],
-        leaders: tuple[int, ...],
-        blocks: dict[int, Block],
-        functions: tuple[int, ...],
+        scan: Scan,
+        marks: bytearray,
         prims_used: int,
         digest: str,
     ) -> None:
         if token is not _TOKEN:
             raise TypeError("VerifiedProgram is created only by zjit.verifier.verify()")
         self.image = image
-        self.instrs = instrs
-        self.by_pc: dict[int, Instr] = {i.pc: i for i in instrs}
-        self.leaders = leaders
-        self.blocks = blocks
-        self.functions = functions
+        self.instrs = InstrList(scan)
+        self.by_pc = InstrMap(scan)
+        self.leaders = PcList(leader_words(marks), marks, LEADER)
+        self.blocks = BlockMap(scan, marks, self.leaders)
+        self.functions = PcList(function_words(marks), marks, FUNCTION)
         self.entry = image.entry_pc
         self.exports = dict(image.exports)
         self.prims_used = prims_used

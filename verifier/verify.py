@@ -3,33 +3,43 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from hashlib import sha256
+from json import dumps
 
-from zjit._shims.minijson import dumps
-from zjit._shims.sha256 import sha256
-from zjit.encoding import Instr
 from zjit.errors import VerifyError
 from zjit.image import ModuleImage
-from zjit.isa import COND_NAMES, Family
+from zjit.isa import BY_OPCODE, COND_NAMES, OPS, Family
 from zjit.policy import Policy
 
 from . import program as _program
-from .cfg import build_blocks, functions_of, leaders_of
-from .decode import decode_code
+from .cfg import FUNCTION, LEADER, check_branches
+from .decode import EXTENSION, Scan, scan_code
 from .program import VerifiedProgram
 
+_PRIMITIVES = tuple(op for op in OPS if op.is_primitive)
+MAX_ERRORS_KEPT = 100
+"""Errors :func:`verify` collects before it stops looking (the first one is raised)."""
 
-@dataclass
+
+@dataclass(slots=True)
 class Facts:
-    """What :func:`check` learned: decoded instructions and primitives used."""
+    """What :func:`check` learned: the scan of CODE (None when its shape is wrong),
+    the control-flow marks and the primitives used."""
 
-    instrs: list[Instr] = field(default_factory=list)
+    scan: Scan | None = None
+    marks: bytearray = field(default_factory=bytearray)
     prims: int = 0
 
 
-def check(image: ModuleImage, policy: Policy | None = None) -> tuple[list[VerifyError], Facts]:
-    """Run every check; return all errors found (in rule order) and the facts
-    gathered (``instrs``, ``prims``). Rules 2.. are skipped when CODE has the wrong
-    shape (rule 1) since nothing else can be decoded."""
+def _is_start(kinds: bytearray, pc: int) -> bool:
+    return 0 <= pc < 4 * len(kinds) and pc % 4 == 0 and kinds[pc >> 2] != EXTENSION
+
+
+def check(image: ModuleImage, policy: Policy | None = None,
+          max_errors: int | None = None) -> tuple[list[VerifyError], Facts]:
+    """Run every check; return all errors found (in rule order; the first
+    ``max_errors`` when given) and the facts gathered. Rules 2.. are skipped when
+    CODE has the wrong shape (rule 1) since nothing else can be decoded."""
     policy = policy or Policy()
     code, base = image.code, image.code_offset
     errors: list[VerifyError] = []
@@ -48,61 +58,60 @@ def check(image: ModuleImage, policy: Policy | None = None) -> tuple[list[Verify
     if data_bytes > policy.max_data_bytes:
         errors.append(VerifyError("DATA_TOO_LARGE",
                                   f"initial data is {data_bytes} bytes, policy cap is {policy.max_data_bytes}"))
-    # 2. decoding and field rules
-    instrs, decode_errors = decode_code(code, base)
-    errors.extend(decode_errors)
-    facts.instrs = instrs
-    starts = {ins.pc for ins in instrs}
-    if decode_errors:
-        # Words that failed to decode still count as instruction starts so the
-        # remaining checks do not report follow-on noise.
-        starts.update(e.pc for e in decode_errors if e.pc is not None)
+    # 2. decoding and field rules (a word that fails to decode still starts an
+    # instruction, so the remaining checks do not report follow-on noise)
+    room = None if max_errors is None else max_errors - len(errors)
+    scan = facts.scan = scan_code(code if isinstance(code, bytes) else bytes(code), base, room)
+    errors.extend(scan.errors)
+    kinds = scan.kinds
     # 3. control-flow targets
-    for ins in instrs:
-        fam = ins.op.family
-        if fam is Family.CALL or fam is Family.JR:
-            t = ins.target
-            if not (0 <= t < len(code)) or t not in starts:
-                where = "outside CODE" if not 0 <= t < len(code) else "not an instruction start"
-                errors.append(VerifyError("BAD_TARGET",
-                                          f"{ins.op.mnemonic} target {t:#x} is {where}",
-                                          pc=ins.pc, offset=base + ins.pc, opcode=ins.op.opcode))
+    room = None if max_errors is None else max_errors - len(errors)
+    if room is not None and room <= 0:
+        return errors, facts
+    facts.marks, target_errors = check_branches(scan, base, room)
+    errors.extend(target_errors)
     # 4. no path runs off the end
-    if instrs and not decode_errors:
-        last = instrs[-1]
-        if not (last.op.family is Family.RET or (last.op.family is Family.JR and last.rs1 == 0)):
-            what = last.op.mnemonic + (f" {COND_NAMES[last.rs1]}" if last.op.family is Family.JR else "")
+    if not scan.errors:
+        i = len(kinds) - 1
+        while kinds[i] == EXTENSION:
+            i -= 1
+        last = BY_OPCODE[kinds[i]]
+        assert last is not None
+        cond = scan.words[i] >> 16 & 0xF
+        if not (last.family is Family.RET or (last.family is Family.JR and cond == 0)):
+            what = last.mnemonic + (f" {COND_NAMES[cond]}" if last.family is Family.JR else "")
             errors.append(VerifyError("FALLS_OFF_END",
                                       f"last instruction is {what}, not RET or unconditional JR",
-                                      pc=last.pc, offset=base + last.pc, opcode=last.op.opcode))
+                                      pc=4 * i, offset=base + 4 * i, opcode=last.opcode))
     # 5. entry and exports
-    if image.entry_pc not in starts:
+    if not _is_start(kinds, image.entry_pc):
         errors.append(VerifyError("BAD_ENTRY", f"entry pc {image.entry_pc:#x} is not an instruction start",
                                   pc=image.entry_pc))
     for name, pc in image.exports.items():
-        if pc not in starts:
+        if not _is_start(kinds, pc):
             errors.append(VerifyError("BAD_EXPORT", f"export {name!r} pc {pc:#x} is not an instruction start",
                                       pc=pc, path=f"export {name}"))
-    # 6. imports and policy
+    # 6. imports and policy (the scan holds an opcode only where a valid instruction starts)
+    first_use = {op: kinds.find(op.opcode) for op in _PRIMITIVES}
     prims = 0
-    for ins in instrs:
-        if ins.op.is_primitive:
-            prims |= 1 << ins.op.prim_bit
+    for op, at in first_use.items():
+        if at >= 0:
+            prims |= 1 << op.prim_bit
     facts.prims = prims
     if image.imports is not None and image.imports != prims:
         errors.append(VerifyError("IMPORT_MISMATCH",
                                   f"declared imports {image.imports:#x} but CODE uses {prims:#x}"))
-    banned = prims & ~policy.allowed_prims
+    banned = [(at, op) for op, at in first_use.items() if at >= 0 and not policy.allowed_prims >> op.prim_bit & 1]
     if banned:
-        first = next(i for i in instrs if i.op.is_primitive and banned >> i.op.prim_bit & 1)
-        errors.append(VerifyError("PRIM_DISALLOWED", f"{first.op.mnemonic} is not allowed by the policy",
-                                  pc=first.pc, offset=base + first.pc, opcode=first.op.opcode))
-    return errors, facts
+        at, op = min(banned, key=lambda b: b[0])
+        errors.append(VerifyError("PRIM_DISALLOWED", f"{op.mnemonic} is not allowed by the policy",
+                                  pc=4 * at, offset=base + 4 * at, opcode=op.opcode))
+    return errors if max_errors is None else errors[:max_errors], facts
 
 
 def digest_of(image: ModuleImage) -> str:
     """Content hash of everything that determines a module's behaviour."""
-    h = sha256(size=len(image.code) + sum(len(s.init or b"") for s in image.segments))
+    h = sha256()
     meta = {
         "entry": image.entry_pc,
         "exports": sorted(image.exports.items()),
@@ -120,32 +129,32 @@ def digest_of(image: ModuleImage) -> str:
     return h.hexdigest()
 
 
-def verify_all(image: ModuleImage, policy: Policy | None = None) -> list[VerifyError]:
-    """Every verification error of ``image`` (empty when it verifies)."""
-    return check(image, policy)[0]
+def verify_all(image: ModuleImage, policy: Policy | None = None, limit: int | None = None) -> list[VerifyError]:
+    """Every verification error of ``image`` (empty when it verifies), or the first
+    ``limit`` of them (each error is an object: bound them for untrusted input)."""
+    return check(image, policy, limit)[0]
 
 
 def verify(image: ModuleImage, policy: Policy | None = None) -> VerifiedProgram:
     """Verify ``image`` under ``policy``; raise the first :class:`VerifyError`.
 
-    The raised error carries every error found in ``.all_errors``.
+    The raised error carries the errors found in ``.all_errors``: all of them in
+    rule order, up to :data:`MAX_ERRORS_KEPT` (so a hostile module cannot make
+    verification hold millions of error objects).
     """
-    errors, facts = check(image, policy)
+    errors, facts = check(image, policy, MAX_ERRORS_KEPT)
     if errors:
         first = errors[0]
         first.all_errors = errors  # type: ignore[attr-defined]
         raise first
-    instrs = tuple(facts.instrs)
-    roots = [image.entry_pc, *image.exports.values()]
-    leaders = leaders_of(instrs, roots)
-    blocks = build_blocks(instrs, leaders)
+    assert facts.scan is not None
+    for pc in (image.entry_pc, *image.exports.values()):
+        facts.marks[pc >> 2] |= LEADER | FUNCTION
     return VerifiedProgram(
         _program._TOKEN,
         image=image,
-        instrs=instrs,
-        leaders=leaders,
-        blocks=blocks,
-        functions=functions_of(instrs, roots),
+        scan=facts.scan,
+        marks=facts.marks,
         prims_used=facts.prims,
         digest=digest_of(image),
     )

@@ -28,11 +28,21 @@ them on stderr as `FILE:LINE: warning: CODE: message`.
 """
 
 
+CACHE_WARNING = """
+## Cache warning
+
+`zjit.errors.CacheWarning` (a `UserWarning`) says that the on-disk code cache, or
+one directory of it, is not used because it fails its trust checks: not owned by
+the user, writable by group or others, a symbolic link (`cache.md`, "Trust"). It
+is issued once per cache object; nothing fails, the code is compiled instead.
+"""
+
+
 def render() -> str:
     """The whole Markdown document."""
     rows = [f"| `{code}` | {cat} | {meaning} |" for code, (cat, meaning) in CODES.items()]
     warn_rows = [f"| `{code}` | {meaning} |" for code, meaning in WARNING_CODES.items()]
-    return HEADER + "\n".join(rows) + "\n" + WARNINGS_HEADER + "\n".join(warn_rows) + "\n"
+    return HEADER + "\n".join(rows) + "\n" + WARNINGS_HEADER + "\n".join(warn_rows) + "\n" + CACHE_WARNING
 
 
 if __name__ == "__main__":

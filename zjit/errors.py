@@ -46,7 +46,8 @@ CODES: dict[str, tuple[str, str]] = {
     # --- module.json ----------------------------------------------------------
     "BAD_JSON": ("container", "module.json is not valid JSON or has the wrong shape"),
     "UNKNOWN_KEY": ("container", "module.json has a key that is not defined"),
-    "BAD_PATH": ("container", "a path escapes the manifest directory or cannot be read"),
+    "BAD_PATH": ("container", "a path escapes the manifest directory, is not a regular file or cannot be read"),
+    "FILE_TOO_LARGE": ("container", "a module file is larger than the policy's caps allow"),
     # --- verifier (isa.md 3) --------------------------------------------------
     "EMPTY_CODE": ("verify", "CODE is empty"),
     "CODE_ALIGN": ("verify", "CODE length is not a multiple of 4"),
@@ -221,6 +222,12 @@ class AsmWarning(UserWarning):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
+
+
+class CacheWarning(UserWarning):
+    """The on-disk code cache is not used for a directory that fails its trust
+    checks (not ours, writable by others, a symbolic link; docs/cache.md). Issued
+    once per cache object; the code is then compiled (or kept in memory) instead."""
 
 
 class TrapError(Exception):

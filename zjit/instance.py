@@ -12,7 +12,9 @@ import time
 from .errors import PolicyError, TrapError
 from .isa import MASK64, NUM_REGS, REG_INDEX, REG_NAMES
 from .machine import DEFAULT, HostIO, Machine
+from .policy import check_fuel
 from .result import Result, Trap
+from .sigint import SigintGuard
 
 TYPE_CHECKING = False  # typing stays unimported at run time (docs/startup.md)
 if TYPE_CHECKING:
@@ -89,15 +91,29 @@ class Instance:
         policy = self.module.policy
         if fuel is None:
             fuel = policy.fuel
-        elif isinstance(fuel, bool) or not isinstance(fuel, int) or fuel < 0:
-            raise PolicyError("BAD_POLICY", "fuel must be an int >= 0 or None", path="fuel")
+        else:
+            check_fuel(fuel, "run(fuel=)")
         m, host = self.machine, self.host
         m.fuel = fuel
         m.deadline = None if policy.timeout is None else time.monotonic() + policy.timeout
         host.take_output()
         host.log_records.clear()
-        outcome = self.module.executable.execute(m, pc, regs)
-        if outcome.trap is not None and outcome.trap.name == "TIMEOUT":
+        guard = SigintGuard.install(m)  # Ctrl-C -> TIMEOUT on every engine (zjit/sigint.py)
+        try:
+            outcome = self.module.executable.execute(m, pc, regs)
+        except BaseException:
+            if guard is not None and guard.count:
+                m.interrupted = False  # our request: the run is over
+            raise
+        finally:
+            if guard is not None:
+                guard.restore()
+        timed_out = outcome.trap is not None and outcome.trap.name == "TIMEOUT"
+        if guard is not None:
+            cause = guard.cause(timed_out)
+            if cause is not None:
+                outcome.cause = cause
+        if timed_out:
             m.interrupted = False  # the pending interrupt was delivered
         result = self._result(outcome)
         if raise_on_trap and result.trap is not None:

@@ -5,7 +5,8 @@ initialised segment, no files involved) and the size rule of ``formats.md`` 4.
 Checks run in a fixed order so the same input always reports the same first error:
 
 1. field checks, per descriptor, in declaration order (``BAD_DESCRIPTOR``);
-2. initial bytes, per descriptor, in declaration order (``MISSING_INIT``, ``BAD_SIZE``);
+2. initial bytes, per descriptor, in declaration order (``init_size <= size`` else
+   ``BAD_SIZE``, then ``MISSING_INIT``, then the byte count, ``BAD_SIZE``);
 3. bounds, in declaration order (``OUT_OF_BOUNDS``);
 4. overlaps: sorted by base, the first overlapping pair (``OVERLAP``).
 
@@ -192,16 +193,16 @@ def _check_inits(checked: list[_Checked], inits: Mapping[str, bytes]) -> tuple[S
                 )
             segs.append(SegmentDesc(c.name, c.base, c.size, c.perms, None))
             continue
-        if c.name not in inits:
-            raise SegmentError(
-                "MISSING_INIT", f"segment {c.name}: no initial bytes given", segments=(c.name,), path=where
-            )
-        data = bytes(inits[c.name])
         if c.init_size > c.size:
             raise SegmentError(
                 "BAD_SIZE", f"segment {c.name}: init_size {c.init_size} exceeds size {c.size}",
                 segments=(c.name,), path=where,
             )
+        if c.name not in inits:
+            raise SegmentError(
+                "MISSING_INIT", f"segment {c.name}: no initial bytes given", segments=(c.name,), path=where
+            )
+        data = bytes(inits[c.name])
         if len(data) != c.init_size:
             raise SegmentError(
                 "BAD_SIZE", f"segment {c.name}: init_size {c.init_size} but {len(data)} bytes given",

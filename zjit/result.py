@@ -16,7 +16,7 @@ class Trap:
     """A trap (``isa.md`` 4): kind, pc of the trapping instruction, and for memory
     traps the address and length of the failing access or span. ``cause`` is the
     host handler's exception for HOST traps (also chained as ``__cause__`` when
-    raising). ``source`` is ``file:line`` when debug info exists."""
+    raising), and a KeyboardInterrupt for a TIMEOUT that Ctrl-C caused. ``source`` is ``file:line`` when debug info exists."""
 
     kind: TrapKind
     pc: int

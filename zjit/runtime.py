@@ -151,7 +151,7 @@ class Engine:
         else:
             from .container.detect import load_image
 
-            image = load_image(src, format=format)
+            image = load_image(src, format=format, policy=self.policy)
         program = verify(image, self.policy)
         digest = program.digest
         with self._lock:  # held only to look up: loads of different modules run in parallel

@@ -270,12 +270,17 @@ class Emulator:
         return IN_BASE
 
     def ensure_stack(self, size: int) -> int:
-        """A native stack of at least ``size`` bytes below STACK_TOP; its low end."""
+        """A native stack of at least ``size`` bytes below STACK_TOP; its low end.
+        MemoryError when the emulator cannot map that much (pages are committed lazily)."""
         size = _page_round(size)
         if size > self._stack:
             if self._stack:
                 self.uc.mem_unmap(STACK_TOP - self._stack, self._stack)
-            self.uc.mem_map(STACK_TOP - size, size, self.rw)
+                self._stack = 0
+            try:
+                self.uc.mem_map(STACK_TOP - size, size, self.rw)
+            except _uc().UcError as exc:
+                raise MemoryError(f"cannot map {size >> 20} MiB of emulated stack: {exc}") from None
             self._stack = size
         return STACK_TOP - self._stack
 

@@ -53,8 +53,6 @@ FORCE_STOP_AFTER = 1.0
 """Seconds after an interrupt before the CPU is stopped from outside."""
 STACK_RESERVE = 64 << 10
 """Stack kept below the guest frames (the stack guard trips before it is used)."""
-MAX_STACK = 8 << 30
-"""Largest emulated stack a run may ask for."""
 _FUNC = re.compile(r"(?:f_|\w*entry_)([0-9a-f]+)$")
 
 
@@ -184,7 +182,7 @@ class _Run(CodeRun):
     def __init__(self, program: VerifiedProgram, machine: Machine, code: Arm64Code, emu: Emulator,
                  registers: list[int]) -> None:
         self.emu = emu
-        self._state_lock = threading.Lock()
+        self._state_lock = threading.RLock()  # re-entered by a signal handler (Ctrl-C) in interrupt()
         self._running = False
         self._forced: threading.Timer | None = None
         self.stopped = False
@@ -245,9 +243,11 @@ class _Run(CodeRun):
     # -- the run ------------------------------------------------------------------------------
     def attach(self) -> None:
         need = self.stack_need(2 * STACK_RESERVE)
-        if need > MAX_STACK:
-            raise self.stack_error(need, MAX_STACK)
-        self.set_stack_limit(self.emu.ensure_stack(need), STACK_RESERVE)
+        try:
+            low = self.emu.ensure_stack(need)
+        except MemoryError as exc:
+            raise self.stack_error(need) from exc
+        self.set_stack_limit(low, STACK_RESERVE)
         self.emu.handler = self.host_call
 
     def host_call(self, op: int, a: int, b: int, c: int, d: int) -> int:

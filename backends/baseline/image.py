@@ -15,11 +15,11 @@ code and the arrays (each ``u32`` item count and the items, little-endian).
 
 from __future__ import annotations
 
+import json
 import struct
 from array import array
 from dataclasses import dataclass, field
 
-from zjit._shims.minijson import dumps, loads
 from zjit.isa import MASK32, MASK64
 
 from ..llvm.stencil_names import TrapExit
@@ -95,7 +95,7 @@ class BaselineImage:
         meta = {"symbols": self.symbols, "site": [self.site_base, self.site_chunk, self.site_stub],
                 "exits": [[e.kind, e.addr, e.length] for e in self.exits],
                 "instructions": self.instructions, "stats": self.stats}
-        raw = dumps(meta).encode()
+        raw = json.dumps(meta).encode()
         parts = [_HEAD.pack(MAGIC, len(raw)), raw]
         for name, code in _ARRAYS:
             items = getattr(self, name)
@@ -111,7 +111,7 @@ def decode(payload: bytes) -> BaselineImage | None:
         if magic != MAGIC:
             return None
         at = _HEAD.size + n
-        meta = loads(payload[_HEAD.size:at])
+        meta = json.loads(payload[_HEAD.size:at])
         arrays: dict[str, object] = {}
         for name, code in _ARRAYS:
             (count,) = _COUNT.unpack_from(payload, at)

@@ -16,9 +16,10 @@ class CodegenOptions:
     """What the lowering needs beyond the IR.
 
     ``fuel`` compiles per-block metering (``Policy.fuel is not None``);
-    ``interrupts`` polls the context's interrupt flag at function entries and loop
-    headers; ``stack_guard`` checks the native stack pointer at every guest CALL
-    (a safety net behind the engine's stack sizing); ``symbol_prefix`` starts
+    ``interrupts`` polls the context's interrupt flag at loop headers and at
+    entries of functions on a cycle of calls; ``stack_guard`` checks the native
+    stack pointer at every recursive guest CALL (a safety net behind the
+    engine's stack sizing); ``symbol_prefix`` starts
     every global symbol (entry points); ``unroll`` lets LLVM unroll guest loops
     (off by default: fully unrolled guarded loops cost much compile time for
     little speed). ``mem_size`` and ``readonly`` (sorted, merged ``(start, end)``

@@ -32,9 +32,10 @@ Two routines are ordinary IR on top of those (the native engine's guest thread,
 * ``rt_host_request(ctx, op, a, b, c, d)``: the native engine's ``host_call``;
   posts the request in ``hc_op``/``hc_args``, sets ``hc_state`` to REQUEST,
   wakes the engine thread and sleeps until the state is SERVED or FAILED;
-* ``rt_thread_main(ctx)``: the start routine of the guest thread; calls
-  ``ctx.run_entry(ctx)``, stores ``run_status``, sets ``hc_state`` to FINISHED and
-  wakes the engine thread.
+* ``rt_thread_main(ctx)``: the start routine of a guest thread; waits until
+  ``hc_state`` is RUNNING, calls ``ctx.run_entry(ctx)``, stores ``run_status``,
+  sets ``hc_state`` to FINISHED, wakes the engine thread and waits for the next
+  run (a null ``run_entry`` ends the thread).
 """
 
 from __future__ import annotations
@@ -258,16 +259,30 @@ def _thread_main_ir(nr: int) -> str:
     return "\n".join([
         f"define internal ptr @{RT_THREAD_MAIN}(ptr %ctx) noinline nounwind {{",
         "entry:",
-        _gep("pe", "run_entry"),
-        "  %fn = load ptr, ptr %pe, align 8",
-        "  %status = call i32 %fn(ptr %ctx)",
-        "  %s64 = zext i32 %status to i64",
-        _gep("ps", "run_status"),
-        "  store i64 %s64, ptr %ps, align 8",
         _gep("st", "hc_state"),
         "  %word = ptrtoint ptr %st to i64",
+        _gep("pe", "run_entry"),
+        _gep("ps", "run_status"),
+        "  br label %wait",
+        "wait:",
+        "  %s = load atomic i64, ptr %st acquire, align 8",
+        f"  %go = icmp eq i64 %s, {HC_RUNNING}",
+        "  br i1 %go, label %run, label %sleep",
+        "sleep:",
+        f"  %z = call i64 @{RT_SYSCALL}(i64 {nr}, i64 %word, i64 {FUTEX_WAIT_PRIVATE}, i64 %s, i64 0)",
+        "  br label %wait",
+        "run:",
+        "  %fn = load ptr, ptr %pe, align 8",
+        "  %stop = icmp eq ptr %fn, null",
+        "  br i1 %stop, label %done, label %call",
+        "call:",
+        "  %status = call i32 %fn(ptr %ctx)",
+        "  %s64 = zext i32 %status to i64",
+        "  store i64 %s64, ptr %ps, align 8",
         f"  store atomic i64 {HC_FINISHED}, ptr %st release, align 8",
         f"  %w = call i64 @{RT_SYSCALL}(i64 {nr}, i64 %word, i64 {FUTEX_WAKE_PRIVATE}, i64 1, i64 0)",
+        "  br label %wait",
+        "done:",
         "  ret ptr null",
         "}",
     ])

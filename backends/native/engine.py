@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import weakref
 
 from zjit.verifier import VerifiedProgram
 
 from zjit.errors import PolicyError
 from zjit.machine import Machine, Outcome
 
-from ..context import HC_RUNNING, RT_HOST_REQUEST, RT_THREAD_MAIN, Ctx
+from ..context import RT_HOST_REQUEST, RT_THREAD_MAIN, Ctx
 from ..engine import CodeInfo, CompilingBackend
 from ..run import CodeRun
 from ..targets import HOST_SUPPORTED, HOST_TRIPLE
@@ -52,6 +53,9 @@ class CompiledCode:
         self.host_request = loaded.symbol(RT_HOST_REQUEST)
         self.active = 0
         self._lock = threading.Lock()
+        # Idle guest threads sleep inside this code: end them before it is unmapped
+        # (the finalizer holds ``loaded``, so its own unmapping finalizer runs later).
+        self._retire = weakref.finalize(self, _retire_threads, self.thread_main, loaded)
 
     def enter(self) -> None:
         with self._lock:
@@ -68,7 +72,28 @@ class CompiledCode:
         with self._lock:
             if self.active:
                 raise RuntimeError("cannot close JIT code while it is running")
+            self._retire()
             self.loaded.close()
+
+
+def _retire_threads(routine: int, loaded: Any) -> None:
+    thread.retire(routine)
+
+
+class _Baseline:
+    """Mapped baseline code (tiered code, :mod:`zjit.backends.tiering`): like
+    :class:`CompiledCode`, idle guest threads that sleep in its runtime routines
+    are ended before it is unmapped."""
+
+    def __init__(self, loaded: Any, thread_main: int) -> None:
+        self.loaded = loaded
+        self.base = loaded.base
+        self._retire = weakref.finalize(self, _retire_threads, loaded.base + thread_main, loaded)
+
+    def close(self) -> None:
+        """End the idle guest threads, then unmap the code."""
+        self._retire()
+        self.loaded.close()
 
 
 class JitBackend(CompilingBackend):
@@ -100,7 +125,7 @@ class JitBackend(CompilingBackend):
         """Map baseline code (memfd, W^X)."""
         from .loader import load_code
 
-        return load_code(image.code, "baseline")
+        return _Baseline(load_code(image.code, "baseline"), image.symbols[RT_THREAD_MAIN])
 
     def table_memory(self, count: int) -> tuple[Any, int]:
         """The function table and counters: a ctypes array in this process."""
@@ -122,10 +147,13 @@ class JitBackend(CompilingBackend):
             registers: list[int]) -> Outcome:
         """Run ``entry`` (the address of an entry function of ``code``) on a guest
         thread, serving its host requests on this one."""
-        run = _Run(program, machine, code, registers)
         code.enter()
         try:
-            return run.go(entry)
+            run = _Run(program, machine, code, registers)
+            try:
+                return run.go(entry)
+            finally:
+                thread.release(run.guest)
         finally:
             code.leave()
 
@@ -136,7 +164,13 @@ class _Run(CodeRun):
     code: Any  # CompiledCode, or TieredCode (zjit.backends.tiering)
 
     def bind(self) -> Ctx:
-        ctx = Ctx()
+        need = self.stack_need(stack.RESERVE)
+        try:
+            self.guest = thread.acquire(self.code.thread_main, need)
+        except (MemoryError, OSError) as exc:  # the mapping or pthread_create refused
+            raise self.stack_error(need) from exc
+        ctx = self.guest.reset()
+        self.set_stack_limit(self.guest.stack.low, stack.RESERVE, ctx)
         mem = self.machine.memory
         self.membuf = (ctypes.c_char * len(mem)).from_buffer(mem)
         ctx.mem_base = ctypes.addressof(self.membuf)
@@ -161,30 +195,14 @@ class _Run(CodeRun):
         del self.membuf  # release the export of machine.memory
 
     def call(self, entry: Any) -> int:
-        """Start the guest thread on a stack big enough for the guest's call depth,
-        serve it until it finishes, and return the entry's status."""
-        need = self.stack_need(stack.RESERVE)
-        if need > stack.MAX_THREAD_STACK:
-            raise self.stack_error(need, stack.MAX_THREAD_STACK)
-        ctx = self.ctx
-        address = ctypes.addressof(ctx)
-        guest_stack = stack.acquire(need)
-        try:
-            self.set_stack_limit(guest_stack.low, stack.RESERVE)
-            if isinstance(entry, tuple):  # tiered code: the run entry and the entry id
-                ctx.run_entry, ctx.run_id = entry
-                ctx.ftab = self.code.table_address
-            else:
-                ctx.run_entry = entry
-            ctx.hc_state = HC_RUNNING
-            tid = thread.start(self.code.thread_main, address, guest_stack)
-            try:
-                self.wait(hostcalls.server(self, address))
-            finally:
-                thread.join(tid)
-        finally:
-            stack.release(guest_stack)
-        return int(ctx.run_status)
+        """Start the run on the guest thread, serve it until it finishes, and
+        return the entry's status."""
+        if isinstance(entry, tuple):  # tiered code: the run entry and the entry id
+            entry, self.ctx.run_id = entry
+            self.ctx.ftab = self.code.table_address
+        self.guest.go(entry)
+        self.wait(hostcalls.server(self, self.guest.address))
+        return int(self.ctx.run_status)
 
 
 _C_FUNCTIONS = {

@@ -94,8 +94,6 @@ RESERVE = 64 << 10
 TLS_MARGIN = 256 << 10
 """Room at the top of a stack for what the C library keeps there (thread
 control block, static TLS)."""
-MAX_THREAD_STACK = 8 << 30
-"""Largest stack the engine will map for a run (virtual; touched lazily)."""
 KEEP_STACKS = 4
 """Stacks kept mapped for reuse (process-wide)."""
 KEEP_BYTES = 16 << 20

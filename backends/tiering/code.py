@@ -34,12 +34,12 @@ which also load the promoted O2 objects from the cache when they start.
 from __future__ import annotations
 
 import functools
+import json
 import struct
 import threading
 import time
 from dataclasses import dataclass
 
-from zjit._shims.minijson import dumps, loads
 from zjit.errors import ZjitError
 
 from ..baseline.image import BaselineImage
@@ -192,7 +192,7 @@ class TieredCode:
         if raw is None:
             return
         try:
-            record = loads(raw)
+            record = json.loads(raw)
             ok, refused = [int(pc) for pc in record["promoted"]], [int(pc) for pc in record["refused"]]
         except (ValueError, KeyError, TypeError):
             return
@@ -216,7 +216,7 @@ class TieredCode:
             with self.lock:
                 record = {"promoted": sorted(self.pcs[i] for i in self.promoted),
                           "refused": sorted(self.pcs[i] for i in self.refused)}
-            self.cache.put(self._key("record"), dumps(record).encode())
+            self.cache.put(self._key("record"), json.dumps(record).encode())
 
     # -- tier-up ------------------------------------------------------------------------------
     def request(self, eid: int) -> None:

@@ -66,13 +66,15 @@ def print_warning(warning: AsmWarning) -> None:
 
 
 def read_bytes(path: str) -> bytes:
-    """The file's bytes, or ContainerError BAD_PATH naming the file and the OS error."""
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError as exc:
-        reason = exc.strerror or exc.__class__.__name__
-        raise ContainerError("BAD_PATH", f"cannot read {path}: {reason}", path=path) from None
+    """The bytes of the regular file ``path``, within the default policy's module-file
+    limit (ContainerError BAD_PATH for what cannot be read or is not a regular file,
+    FILE_TOO_LARGE past the limit, checked before reading)."""
+    from zjit.container.bounded import module_file_limit, read_regular
+    from zjit.policy import Policy
+
+    limit = module_file_limit(Policy())
+    return read_regular(path, limit, label=repr(path), where=path, too_large=lambda size: ContainerError(
+        "FILE_TOO_LARGE", f"{path!r} is {size} bytes, the policy allows module files up to {limit}", path=path))
 
 
 def load_module(path: str, fmt: str = "auto") -> ModuleImage:

@@ -26,7 +26,6 @@ TYPE_CHECKING = False  # argparse and typing stay unimported on this path (docs/
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
-    from types import FrameType
     from typing import BinaryIO
 
     from zjit.errors import AsmWarning
@@ -193,19 +192,11 @@ def main(args: argparse.Namespace | SimpleNamespace) -> int:
             sys.stderr.write(f"zjit: rejected: ... {more} more error(s)\n")
         return EXIT_REJECTED
 
-    # _signal is the C module behind `signal`, whose import builds enums (~0.6 ms);
-    # handlers set and restored through either are the same.
-    import _signal as signal
-
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second ^C aborts
-        inst.interrupt()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    # Ctrl-C: the first stops the guest with a TIMEOUT trap (exit 1), a second
+    # raises KeyboardInterrupt (exit 130); the API does it (zjit/sigint.py).
     try:
         result = inst.call(args.call) if args.call is not None else inst.run()
     finally:
-        signal.signal(signal.SIGINT, previous)
         if args.stdin is not None:
             stdin.close()
     return _report(result, args.json)

@@ -13,15 +13,18 @@ message saying how the input was read (:mod:`zjit.container.text`).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from zjit._shims.paths import split_path
 from zjit.container.names import INPUT_FORMATS, RAW_SUFFIXES, SOURCE_SUFFIXES, has_suffix
 from zjit.errors import ContainerError
 from zjit.image import ModuleImage
 
-TYPE_CHECKING = False
+from .bounded import module_file_limit, read_regular
+
+TYPE_CHECKING = False  # typing-only imports (docs/startup.md)
 if TYPE_CHECKING:
     from zjit.asm.assembler import WarningSink
+    from zjit.policy import Policy
 
 FORMATS = ("zasm", "rom")
 """Formats :func:`dump_image` can write."""
@@ -54,20 +57,19 @@ def sniff(data: bytes) -> str:
 
 def module_name(path: str | os.PathLike[str]) -> str:
     """A module name from a file name (known suffixes removed)."""
-    name = split_path(path)[1]
+    name = Path(path).name
     if name == "module.json":
-        from pathlib import Path
 
         from .manifest import manifest_name
 
-        return manifest_name(Path(path).resolve())
+        return manifest_name(Path(path))
     for suffix in _SUFFIXES:
         if name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return name or "module"
 
 
-def _from_bytes(data: bytes, name: str, source: str | os.PathLike[str] | None,
+def _from_bytes(data: bytes, name: str, source: str | os.PathLike[str] | None, policy: Policy | None,
                 fmt: str = "auto", warn: WarningSink | None = None) -> ModuleImage:
     """Parse ``data``, read from the file ``source`` (None: bytes given directly).
 
@@ -75,7 +77,7 @@ def _from_bytes(data: bytes, name: str, source: str | os.PathLike[str] | None,
     current directory when None."""
     if fmt not in INPUT_FORMATS:
         raise ValueError(f"unknown input format {fmt!r} (expected auto, asm or raw)")
-    file_name = None if source is None else split_path(source)[1]
+    file_name = None if source is None else Path(source).name
     kind = "raw" if fmt == "raw" else "asm" if fmt == "asm" else sniff(data)
     if kind not in ("zasm", "rom") and fmt == "auto" and file_name is not None:
         if has_suffix(file_name, (".zasm.bin",)):
@@ -93,12 +95,11 @@ def _from_bytes(data: bytes, name: str, source: str | os.PathLike[str] | None,
 
         return read_rom(data, name=name)
     if kind == "json":
-        from pathlib import Path
 
         from .manifest import read_manifest_bytes
 
         base_dir = Path.cwd() if source is None else Path(source).parent
-        return read_manifest_bytes(data, base_dir, name=name)
+        return read_manifest_bytes(data, base_dir, name=name, policy=policy)
     if kind == "asm":
         from .text import assemble_source
 
@@ -116,29 +117,35 @@ def _from_bytes(data: bytes, name: str, source: str | os.PathLike[str] | None,
 
 
 def load_image(source: bytes | bytearray | memoryview | str | os.PathLike[str], name: str | None = None,
-               format: str = "auto", warn: WarningSink | None = None) -> ModuleImage:
+               format: str = "auto", warn: WarningSink | None = None,
+               policy: Policy | None = None) -> ModuleImage:
     """Load a module from bytes or a file path, whatever its format.
 
     ``format`` is ``"auto"`` (sniff, see the module docstring), ``"asm"`` (assemble
     the text) or ``"raw"`` (take the bytes as CODE words). Byte input that is JSON
     resolves its relative paths against the current directory; a file path resolves
     them against the file's directory. Assembler warnings go to ``warn`` (default:
-    :mod:`warnings`).
+    :mod:`warnings`). Files are read within ``policy``'s caps (default
+    :class:`~zjit.policy.Policy`): regular files only (else ``BAD_PATH``), a module
+    file over :func:`~zjit.container.bounded.module_file_limit` is ``FILE_TOO_LARGE``
+    before a byte is read.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _from_bytes(bytes(source), name or "module", None, format, warn)
-    path, file_name = split_path(source)
+        return _from_bytes(bytes(source), name or "module", None, policy, format, warn)
+    path, file_name = str(Path(source)), Path(source).name
     mod_name = name or module_name(source)
     if format == "auto" and file_name.endswith(".json") and len(file_name) > len(".json"):
         from .manifest import read_manifest
 
-        return read_manifest(path, name=mod_name)
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise ContainerError("BAD_PATH", f"cannot read {path!r}: {exc.strerror or exc}", path=path) from exc
-    return _from_bytes(data, mod_name, os.fspath(source), format, warn)
+        return read_manifest(path, name=mod_name, policy=policy)
+    if policy is None:
+        from zjit.policy import Policy
+
+        policy = Policy()
+    limit = module_file_limit(policy)
+    data = read_regular(path, limit, label=repr(path), where=path, too_large=lambda size: ContainerError(
+        "FILE_TOO_LARGE", f"{path!r} is {size} bytes, the policy allows module files up to {limit}", path=path))
+    return _from_bytes(data, mod_name, path, policy, format, warn)
 
 
 def dump_image(image: ModuleImage, fmt: str) -> bytes:

@@ -2,8 +2,10 @@
 (``formats.md`` 3, ``docs/formats.md``).
 
 Every path is relative to the manifest's directory and may not leave it (symlinks
-are resolved before the check). Errors carry a JSON path such as
-``$.segments[1].init_path``. Segment descriptors are checked by
+are resolved before the check). Files are read through :mod:`.bounded`: regular
+files only, each size checked against its limit (the policy's code and data caps,
+``MAX_JSON_BYTES`` for JSON) before anything is read. Errors carry a JSON path such
+as ``$.segments[1].init_path``. Segment descriptors are checked by
 :mod:`zjit.memory`, so module.json and embedders get the same error codes.
 """
 
@@ -11,13 +13,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from zjit.errors import ContainerError, VerifyError, ZjitError
 from zjit.image import ModuleImage, SegmentDesc
 from zjit.memory import check_fields, check_segment_fields, descriptors_from_json, to_segments
+from zjit.policy import Policy
 
+from .bounded import RegularFile, module_file_limit
 from .zasm_bin import MAGIC as ZASB_MAGIC
 from .zasm_bin import MEM_MIN_BYTES, read_zasm_bin
 
@@ -26,6 +31,14 @@ TOP_KEYS = ("format", "code", "entry", "exports", "memory", "segments")
 MEMORY_KEYS = ("min_bytes", "max_bytes")
 MAX_JSON_BYTES = 16 << 20
 """Largest manifest or sidecar file read (a manifest is small; this bounds reads)."""
+
+
+def _json_too_large(what: str, where: str) -> Callable[[int], ZjitError]:
+    def error(size: int) -> ZjitError:
+        return ContainerError("FILE_TOO_LARGE", f"{what} is {size} bytes, at most {MAX_JSON_BYTES} are read",
+                              path=where)
+
+    return error
 
 
 def _is_int(value: object) -> bool:
@@ -62,29 +75,30 @@ def parse_json(data: bytes, where: str) -> Any:
 
 
 class _Files:
-    """Resolves and reads files under one base directory, never outside it."""
+    """Resolves and opens files under one base directory, never outside it, under
+    one policy's size caps."""
 
-    def __init__(self, base: Path) -> None:
-        self.base = base.resolve()
+    def __init__(self, base: str | os.PathLike[str], policy: Policy) -> None:
+        self.base = Path(os.path.realpath(base))
+        self.policy = policy
 
     def resolve(self, rel: object, jpath: str) -> Path:
         if not isinstance(rel, str) or not rel:
             raise ContainerError("BAD_JSON", "a path must be a non-empty string", path=jpath)
         if "\0" in rel or os.path.isabs(rel):
             raise ContainerError("BAD_PATH", f"path {rel!r} must be relative to the manifest", path=jpath)
-        target = (self.base / rel).resolve()
+        try:
+            target = Path(os.path.realpath(os.path.join(self.base, rel)))
+        except (OSError, ValueError) as exc:  # ValueError: a name the file system cannot encode
+            raise ContainerError("BAD_PATH", f"path {rel!r} cannot be resolved: {exc}", path=jpath) from None
         if not target.is_relative_to(self.base):
             raise ContainerError("BAD_PATH", f"path {rel!r} leaves the manifest directory", path=jpath)
         return target
 
-    def read(self, rel: object, jpath: str, limit: int | None = None) -> bytes:
-        """The file's bytes; at most ``limit + 1`` bytes when a limit is given."""
-        target = self.resolve(rel, jpath)
-        try:
-            with open(target, "rb") as fh:
-                return fh.read() if limit is None else fh.read(limit + 1)
-        except OSError as exc:
-            raise ContainerError("BAD_PATH", f"cannot read {rel!r}: {exc.strerror or exc}", path=jpath) from exc
+    def open(self, rel: object, jpath: str) -> RegularFile:
+        """The regular file ``rel`` names (resolved and checked; a symlink swapped in
+        after the check is not followed)."""
+        return RegularFile(self.resolve(rel, jpath), label=repr(rel), where=jpath, follow_symlinks=False)
 
 
 def _check_keys(obj: dict[str, Any], allowed: tuple[str, ...], jpath: str) -> None:
@@ -93,8 +107,21 @@ def _check_keys(obj: dict[str, Any], allowed: tuple[str, ...], jpath: str) -> No
             raise ContainerError("UNKNOWN_KEY", f"unknown key {key!r}", path=f"{jpath}.{key}")
 
 
+def _read_code_file(files: _Files, rel: object) -> bytes:
+    """A raw code file is capped by ``max_code_bytes`` (CODE_TOO_LARGE), a ``.zasm.bin``
+    by :func:`module_file_limit`, both from the file's size before reading."""
+    with files.open(rel, "$.code") as f:
+        if f.head(4) == ZASB_MAGIC:
+            limit = module_file_limit(files.policy)
+            return f.read(limit, lambda size: ContainerError(
+                "FILE_TOO_LARGE", f"the code file is {size} bytes, the policy allows {limit}", path="$.code"))
+        cap = files.policy.max_code_bytes
+        return f.read(cap, lambda size: VerifyError(
+            "CODE_TOO_LARGE", f"the code file is {size} bytes, policy cap is {cap}", path="$.code", offset=0))
+
+
 def _load_code(files: _Files, rel: object, name: str) -> ModuleImage:
-    data = files.read(rel, "$.code")
+    data = _read_code_file(files, rel)
     if data[:4] == ZASB_MAGIC:
         try:
             return read_zasm_bin(data, name=name)
@@ -138,24 +165,35 @@ def _memory(value: object) -> tuple[int | None, int | None]:
     return lo, hi
 
 
-def _segments(files: _Files, value: object) -> tuple[SegmentDesc, ...]:
+def _segments(files: _Files, value: object, data_bytes: int) -> tuple[SegmentDesc, ...]:
+    """Descriptors inline or from a sidecar; ``data_bytes`` is the initial data the
+    code file already holds (it counts towards ``max_data_bytes``)."""
     if isinstance(value, str):
-        raw = files.read(value, "$.segments", MAX_JSON_BYTES)
-        if len(raw) > MAX_JSON_BYTES:
-            raise ContainerError("BAD_JSON", f"segments file larger than {MAX_JSON_BYTES} bytes", path="$.segments")
+        with files.open(value, "$.segments") as f:
+            raw = f.read(MAX_JSON_BYTES, _json_too_large("the segments file", "$.segments"))
         value = parse_json(raw, "$.segments")
     descs = descriptors_from_json(value, "$.segments")
     checked = check_fields(descs)  # field errors come before any file is read
     inits: dict[str, bytes] = {}
+    cap = files.policy.max_data_bytes
     for desc, c in zip(descs, checked, strict=True):
-        if c.init_size is not None and desc.init_path is not None:
-            inits[c.name] = files.read(desc.init_path, f"{desc.origin}.init_path", limit=c.init_size)
+        if c.init_size is None or desc.init_path is None:
+            continue
+        if c.init_size > c.size:
+            break  # BAD_SIZE, reported by to_segments in declaration order; nothing more is read
+        data_bytes += c.init_size
+        if data_bytes > cap:
+            raise VerifyError("DATA_TOO_LARGE", f"initial data reaches {data_bytes} bytes with segment {c.name}, "
+                              f"policy cap is {cap}", path=f"{desc.origin}.init_size", segments=(c.name,))
+        with files.open(desc.init_path, f"{desc.origin}.init_path") as f:
+            inits[c.name] = f.read(c.init_size)  # at most init_size + 1 bytes; to_segments checks the count
     return to_segments(descs, inits)
 
 
-def read_manifest_obj(obj: object, base_dir: str | os.PathLike[str], name: str = "module") -> ModuleImage:
+def read_manifest_obj(obj: object, base_dir: str | os.PathLike[str], name: str = "module",
+                      policy: Policy | None = None) -> ModuleImage:
     """Build a ModuleImage from an already parsed module.json object whose paths are
-    relative to ``base_dir``."""
+    relative to ``base_dir``; the files it names are read within ``policy``'s caps."""
     if not isinstance(obj, dict):
         raise ContainerError("BAD_JSON", "module.json must hold an object", path="$")
     _check_keys(obj, TOP_KEYS, "$")
@@ -163,7 +201,7 @@ def read_manifest_obj(obj: object, base_dir: str | os.PathLike[str], name: str =
         raise ContainerError("BAD_JSON", f"format must be {FORMAT!r}", path="$.format")
     if "code" not in obj:
         raise ContainerError("BAD_JSON", "code is required", path="$.code")
-    files = _Files(Path(base_dir))
+    files = _Files(base_dir, policy or Policy())
     inner = _load_code(files, obj["code"], name)
 
     exports = dict(inner.exports)
@@ -192,7 +230,8 @@ def read_manifest_obj(obj: object, base_dir: str | os.PathLike[str], name: str =
 
     segments = inner.segments
     if "segments" in obj:
-        segments = segments + _segments(files, obj["segments"])
+        data_bytes = sum(len(s.init or b"") for s in segments)
+        segments = segments + _segments(files, obj["segments"], data_bytes)
         check_segment_fields(segments)  # names unique across the code file's DATA and the manifest
 
     return ModuleImage(
@@ -211,26 +250,25 @@ def read_manifest_obj(obj: object, base_dir: str | os.PathLike[str], name: str =
 
 
 def manifest_name(path: Path) -> str:
-    """Module name for a manifest file: its directory's name for ``module.json``,
-    else the file stem."""
+    """Module name for a manifest file: its directory's name for ``module.json``
+    (symlinks resolved), else the file stem."""
+    path = Path(os.path.realpath(path))
     if path.name == "module.json" and path.parent.name:
         return path.parent.name
     return path.stem
 
 
-def read_manifest_bytes(data: bytes, base_dir: str | os.PathLike[str], name: str = "module") -> ModuleImage:
+def read_manifest_bytes(data: bytes, base_dir: str | os.PathLike[str], name: str = "module",
+                        policy: Policy | None = None) -> ModuleImage:
     """Parse module.json text given as bytes (paths relative to ``base_dir``)."""
-    return read_manifest_obj(parse_json(data, "$"), base_dir, name)
-
-
-def read_manifest(path: str | os.PathLike[str], name: str | None = None) -> ModuleImage:
-    """Read a module.json file and the files it names."""
-    p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            data = fh.read(MAX_JSON_BYTES + 1)
-    except OSError as exc:
-        raise ContainerError("BAD_PATH", f"cannot read {str(p)!r}: {exc.strerror or exc}", path=str(p)) from exc
     if len(data) > MAX_JSON_BYTES:
-        raise ContainerError("BAD_JSON", f"manifest larger than {MAX_JSON_BYTES} bytes", path=str(p))
-    return read_manifest_bytes(data, p.parent if str(p.parent) else ".", name or manifest_name(p.resolve()))
+        raise _json_too_large("the manifest", "$")(len(data))
+    return read_manifest_obj(parse_json(data, "$"), base_dir, name, policy)
+
+
+def read_manifest(path: str | os.PathLike[str], name: str | None = None, policy: Policy | None = None) -> ModuleImage:
+    """Read a module.json file and the files it names (within ``policy``'s caps)."""
+    p = Path(path)
+    with RegularFile(p, label=repr(str(p)), where=str(p)) as f:
+        data = f.read(MAX_JSON_BYTES, _json_too_large("the manifest", str(p)))
+    return read_manifest_bytes(data, p.parent if str(p.parent) else ".", name or manifest_name(p), policy)

@@ -156,12 +156,10 @@ def _read_table(data: bytes, minor: int, count: int, table_off: int) -> list[_Se
         if any(reserved):
             bad = next(i for i, b in enumerate(reserved) if b)
             raise ContainerError("BAD_RESERVED", f"{name} section: reserved bytes must be 0", offset=eo + 24 + bad)
-        if kind == SEC_BSS:
-            if size != 0:
-                raise ContainerError("BAD_SECTION", "BSS section: file_size must be 0", offset=eo + 12)
-            if off >= len(data):
-                raise ContainerError("BAD_RANGE", "BSS section: file_offset outside the file", offset=eo + 8)
-        elif off > len(data) or size > len(data) - off:
+        if kind == SEC_BSS and size != 0:
+            raise ContainerError("BAD_SECTION", "BSS section: file_size must be 0", offset=eo + 12)
+        # [off, off + size) must lie within the file; for BSS (size 0) off == rom_size is valid
+        if off > len(data) or size > len(data) - off:
             raise ContainerError(
                 "BAD_RANGE", f"{name} section: payload [{off}, {off + size}) outside the file", offset=eo + 8
             )

@@ -10,7 +10,8 @@ read.
 
 from __future__ import annotations
 
-from zjit._shims.paths import split_path
+from pathlib import Path
+
 from zjit.container.names import RAW_SUFFIXES, has_suffix
 from zjit.errors import AsmError, ContainerError
 
@@ -76,7 +77,7 @@ def not_a_module(data: bytes, source: str | None) -> ContainerError:
         if source is None:
             todo = ("to assemble it, pass format='asm' (or use zjit.asm.assemble / `zjit asm`); "
                     "format='raw' takes it as code anyway")
-        elif has_suffix(split_path(source)[1], RAW_SUFFIXES):
+        elif has_suffix(Path(source).name, RAW_SUFFIXES):
             todo = (f"assemble it with `zjit asm {source}` (or --format asm), or pass --format raw "
                     "to take it as code anyway")
         else:
