@@ -45,6 +45,9 @@ with more functions, are compiled function by function (see
 :meth:`CompilingBackend._optimized_fallback`)."""
 MODULE_SECONDS = 120.0
 """Time budget of a whole-module O2 compile (the worker is killed past it)."""
+BASELINE_MEM_LIMIT = 1 << 31
+"""Baseline code hard-wires memory limits as 32-bit immediates: a guest memory of
+2 GiB or more gets the whole module at O2 whatever ``Policy.tier`` says."""
 FALLBACK_SECONDS = 120.0
 """Time budget of the function-by-function compile of the fallback."""
 _PAYLOAD_HEAD = struct.Struct("<8sI")
@@ -231,7 +234,7 @@ class CompilingBackend:
 
         opts = self.options(policy, spec)
         key_opts: dict[str, object] = {**opts.as_key(), "layout": LAYOUT_DIGEST, "engine": self.name}
-        if policy.tier != "optimized":
+        if policy.tier != "optimized" and spec.mem_size < BASELINE_MEM_LIMIT:
             key_opts.update(tier=policy.tier, threshold=policy.tier_threshold)
         key = cache_key(program.digest, triple=opts.triple, cpu=opts.cpu, options=key_opts)
         with self._lock:
@@ -244,7 +247,7 @@ class CompilingBackend:
                 code = self._code.get(key)
             if code is not None:
                 return code
-            if policy.tier == "optimized":
+            if policy.tier == "optimized" or spec.mem_size >= BASELINE_MEM_LIMIT:
                 code = self._load_or_compile(program, policy, spec, opts, key)
             else:
                 code = self._tiered(program, policy, spec, opts, policy.tier == "auto")
@@ -269,12 +272,13 @@ class CompilingBackend:
                     return self.from_object(*decoded)
                 except (PolicyError, KeyError):
                     pass  # damaged entry: rebuild below and overwrite it
-        if over_module_budget(program):
+        baseline_fits = spec.mem_size < BASELINE_MEM_LIMIT
+        if over_module_budget(program) and baseline_fits:
             return self._optimized_fallback(program, policy, spec, opts, "over the whole-module budget")
         try:
             obj, info = self.compile(program, opts)
         except PolicyError as exc:
-            if exc.code != "COMPILE_FAILED":
+            if exc.code != "COMPILE_FAILED" or not baseline_fits:
                 raise
             return self._optimized_fallback(program, policy, spec, opts, str(exc))
         self.compiles += 1

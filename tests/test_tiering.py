@@ -236,6 +236,19 @@ def test_optimized_falls_back_function_by_function(monkeypatch: pytest.MonkeyPat
     _same(module.instantiate(log=None).run(), _expected(image))
 
 
+def test_two_gib_of_memory_gets_o2_code() -> None:
+    """Baseline code hard-wires memory limits as 32-bit immediates: from 2 GiB on,
+    every tier compiles the whole module at O2 (and runs it the same)."""
+    from zjit.backends.engine import BASELINE_MEM_LIMIT
+
+    image = _image("PUBLIC main\nmain: LD HL, 0x7ffffff0\nST64 (HL), HL\nLD64 DE, (HL)\nRET\n")
+    policy = zjit.Policy(mem_size=BASELINE_MEM_LIMIT, max_mem_size=BASELINE_MEM_LIMIT, tier="baseline",
+                         use_cache=False)
+    module = zjit.Engine(policy, backend=ENGINES[0]).load(image)
+    assert not isinstance(module.executable.default_code(), tiered.TieredCode)  # type: ignore[attr-defined]
+    assert module.instantiate(log=None).run().registers["DE"] == 0x7FFFFFF0
+
+
 @pytest.mark.parametrize("backend", ENGINES)
 def test_promoted_code_is_cached_for_later_processes(backend: str, tmp_path: Any) -> None:
     image = _image(CALLS)
