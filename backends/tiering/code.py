@@ -71,8 +71,11 @@ if TYPE_CHECKING:
         def release_mapping(self, handle: Any) -> None: ...
 
 TIERED_FRAME = 512
-"""Stack bytes assumed per guest call level in tiered code; an O2 object whose
-frame bound is larger stays unused (its entry stays baseline)."""
+"""Stack bytes assumed per guest call level in tiered code that may run O2 code;
+an O2 object whose frame bound is larger stays unused (its entry stays baseline)."""
+BASELINE_FRAME = 64
+"""Stack bytes per guest call level of baseline code alone (the CALL stencil's
+two words on x86-64, four on AArch64, with room to spare)."""
 FN_INSTRUCTIONS = 10_000
 """Largest guest function (instructions lifted) compiled at O2 by tier-up."""
 FN_SECONDS = 30.0
@@ -121,7 +124,7 @@ class TieredCode:
         t0 = time.process_time()
         self.image: BaselineImage = self._baseline(spec)
         self.assemble_seconds = time.process_time() - t0
-        self.info = TierInfo()
+        self.info = TierInfo(TIERED_FRAME if tierup else BASELINE_FRAME)
         self.mapped = host.map_baseline(self.image)
         base = self.mapped.base
         n = len(self.image.ftab)
@@ -155,7 +158,7 @@ class TieredCode:
         """Notified whenever an entry is promoted or refused."""
         self.installed_at: dict[int, float] = {}
         """Entry id -> when its O2 code was installed (``time.monotonic()``)."""
-        if self.cache is not None:
+        if self.cache is not None and tierup:  # baseline code alone never runs O2 code
             self._load_record()
 
     # -- the cache ------------------------------------------------------------------------
@@ -319,6 +322,7 @@ class TieredCode:
         """Compile entries ``eids`` at O2 now (``tier="optimized"`` beyond the
         whole-module budget), in parallel, until ``seconds`` have passed; what is
         not done by then stays baseline."""
+        self.info = TierInfo(TIERED_FRAME)  # before any run: O2 code is coming
         todo = [e for e in eids if self.state[e] == BASELINE]
         for e in todo:
             self.state[e] = QUEUED
