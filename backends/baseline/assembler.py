@@ -131,7 +131,7 @@ def _exit_bound(program: VerifiedProgram, lib: StencilLibrary, metered: bool, ni
     CODE (LD's extension words count too) the most any of its stencils has,
     plus the block-entry checks."""
     exits = int(sum(program.image.code[3::4].translate(lib.exit_bound)))
-    return exits + (len(program.blocks) if metered else 0) + nids
+    return exits + (len(program.leaders) if metered else 0) + nids
 
 
 class _Sites:
@@ -186,7 +186,6 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
     nwords = len(words)
     ids = entry_ids(program)
     nids = len(ids)
-    blocks = program.blocks
     ro = 1 if spec.readonly else 0
     metered, tierup = spec.metered, spec.tierup
     size = spec.mem_size
@@ -277,12 +276,16 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
                 tier_fix.append((off + o, adj, p, stub))
 
     poll, count, fuel = get("POLL"), get("COUNT"), get("FUEL")
-    leaders = program.leaders
-    k = (leaders[0] if leaders else 4 * nwords) // 4
-    emitted = 0
+    cost_holes = [(o, add, p) for o, _slot, add, p in fuel.values]  # the block's cost: patched when it ends
+    cost_at = -1
+    leader_iter = iter(program.leaders)
+    leader = next(leader_iter, -1)
+    k = leader // 4 if leader >= 0 else nwords
+    emitted = block_start = 0
     while k < nwords:
         pc = 4 * k
-        if pc in blocks:
+        if pc == leader:  # a block starts (blocks run from one leader to the next)
+            leader = next(leader_iter, -1)
             block_off[pc] = len(buf)
             eid = ids.get(pc)
             if eid is not None:
@@ -293,8 +296,12 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
                     values[_FID8] = 8 * eid
                     put(count, pc)
             if metered:
-                values[_COST] = blocks[pc].cost
+                if cost_at >= 0:
+                    for o, add, p in cost_holes:
+                        p(buf, cost_at + o, emitted - block_start + add)
+                cost_at = len(buf)
                 put(fuel, pc)
+                block_start = emitted
         w = words[k]
         cat, st, twin, extra = table.get(w >> 12) or _entry(lib, w >> 12)
         emitted += 1
@@ -367,7 +374,7 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
                 imm = w & 0xFFF
                 values[_CPI_SLOT] = (imm - 0x1000 if imm & 0x800 else imm) & MASK32
             nxt = words[k] if k < nwords else 0
-            if nxt >> 24 == _JR_OP and nxt >> 16 & 0xF and 4 * k not in blocks:
+            if nxt >> 24 == _JR_OP and nxt >> 16 & 0xF and 4 * k != leader:
                 imm = nxt & 0xFFF
                 target = 4 * k + 4 * (imm - 0x1000 if imm & 0x800 else imm)
                 if target != 4 * k + 4:  # CP + JR in one: the JR compares the registers
@@ -378,6 +385,9 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
             put(st, pc)  # type: ignore[arg-type]
         # _NONE: MOV to itself, DROP
     assert nsites <= sites.capacity, "trap exit bound"
+    if cost_at >= 0:
+        for o, add, p in cost_holes:
+            p(buf, cost_at + o, emitted - block_start + add)
 
     # the tier-up stubs, then the fixups
     tail_base = len(buf) + (-len(buf) % 16)
