@@ -80,6 +80,7 @@ FIELDS: tuple[Field, ...] = (
     Field("run_entry", "fn", "native engine: entry rt_thread_main calls", invariant=True),
     Field("run_status", "u64", "native engine: the entry's return value"),
     Field("run_id", "u64", "baseline code: the entry id (ftab slot) a run starts at", invariant=True),
+    Field("tier_id", "u64", "baseline code: the entry id whose tier-up counter ran out (read by TIERUP)"),
     Field("user", "ptr", "embedder's opaque pointer; generated code never touches it"),
 )
 """The context structure, in order."""

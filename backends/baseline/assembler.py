@@ -15,7 +15,7 @@ Layout of the buffer::
 
 * **Block entry**, in this order: at every *entry* (function entries and loop
   headers: :func:`~zjit.backends.middle.entries.entry_ids`) the interrupt poll
-  (``POLL``) and, when tier-up is on, the tier-up counter (``COUNT``); then, in
+  (``POLL``), with tier-up together with the entry's counter (``HEAD``); then, in
   metered code, the fuel charge of the block (``FUEL``).
 * **Calls** go through the function table (``ctx.ftab``, slot per entry id);
   RET returns S (``RET``). Branch targets are patched once every block has its
@@ -42,7 +42,6 @@ from zjit.verifier import VerifiedProgram
 
 from zjit.isa import BY_OPCODE, MASK32, MASK64, OPS, Family
 
-from ..llvm.abi import HOST_CALL
 from ..llvm.stencil_names import TRAP_SITE_FN, instruction_stencils
 from ..middle.entries import entry_ids
 from ..objfile.stencils import Patcher
@@ -209,12 +208,7 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
     nsites = 0
     stub_len, chunk_len, site_base = sites.stub, sites.chunk, sites.base
 
-    tail = bytearray()  # after the blocks: a trampoline to host_call, then the TIERUP stubs
-    jmp, tier_stub = get("JMP"), get("TIERUP")
-    host_call = lib.symbols.get(HOST_CALL)
-    if tierup and host_call is not None:
-        tail += jmp.code + jmp.tail
-    tier_fix: list[tuple[int, int, Patcher, int]] = []
+    tier_fix: list[tuple[int, int, Patcher]] = []
     target_fix: list[tuple[int, int, Patcher, int]] = []
     block_off: dict[int, int] = {}
     shared = lib.special
@@ -266,16 +260,10 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
                 at = off + o
                 p(buf, at, len(buf) - at + adj)
         if st.tierup:
-            stub = len(tail)
-            tail.extend(tier_stub.code)
-            for o, slot, add, p in tier_stub.values:
-                p(tail, stub + o, values[slot] + add)
-            for o, _ref, adj, p in tier_stub.runtime:
-                p(tail, stub + o, 0 - (stub + o) + adj)  # the host_call trampoline at the start
             for o, _ref, adj, p in st.tierup:
-                tier_fix.append((off + o, adj, p, stub))
+                tier_fix.append((off + o, adj, p))
 
-    poll, count, fuel = get("POLL"), get("COUNT"), get("FUEL")
+    poll, head, fuel = get("POLL"), get("HEAD"), get("FUEL")
     cost_holes = [(o, add, p) for o, _slot, add, p in fuel.values]  # the block's cost: patched when it ends
     cost_at = -1
     leader_iter = iter(program.leaders)
@@ -289,12 +277,12 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
             block_off[pc] = len(buf)
             eid = ids.get(pc)
             if eid is not None:
-                put(poll, pc)
                 if tierup:
                     values[_CNT8] = 8 * (nids + eid)
                     values[_ID] = eid
-                    values[_FID8] = 8 * eid
-                    put(count, pc)
+                    put(head, pc)
+                else:
+                    put(poll, pc)
             if metered:
                 if cost_at >= 0:
                     for o, add, p in cost_holes:
@@ -389,15 +377,17 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
         for o, add, p in cost_holes:
             p(buf, cost_at + o, emitted - block_start + add)
 
-    # the tier-up stubs, then the fixups
-    tail_base = len(buf) + (-len(buf) % 16)
-    buf += b"\xcc" * (tail_base - len(buf))
-    buf += tail
-    if tier_fix and host_call is not None:
-        (o, _ref, adj, p), = jmp.target + jmp.tail_refs
-        p(buf, tail_base + o, host_call - (tail_base + o) + adj)
-    for at, adj, p, stub in tier_fix:
-        p(buf, at, tail_base + stub - at + adj)
+    # after the blocks: the TIERUP stub, then the fixups
+    if tier_fix:
+        tier_stub = get("TIERUP")
+        assert not tier_stub.values and not tier_stub.traps
+        buf += b"\xcc" * (-len(buf) % 16)
+        stub = len(buf)
+        buf += tier_stub.code + tier_stub.tail
+        for o, ref, adj, p in tier_stub.runtime:  # x86-64: the runtime's host_call adapter
+            p(buf, stub + o, ref - (stub + o) + adj)
+        for at, adj, p in tier_fix:
+            p(buf, at, stub - at + adj)
     for at, adj, p, target in target_fix:
         p(buf, at, block_off[target] - at + adj)
     entry_pcs = array("I", bytes(4 * nids))
@@ -408,4 +398,4 @@ def _assemble(program: VerifiedProgram, lib: StencilLibrary, spec: BaselineSpec)
     return BaselineImage(bytes(buf), dict(lib.symbols), entry_pcs, ftab, site_base, chunk_len, stub_len,
                          site_pcs, site_exits, lib.exits, array("Q", block_off.values()),
                          array("I", block_off), emitted, {"sites": nsites, "site_capacity": sites.capacity,
-                                              "tierup_stubs": len(tier_fix)})
+                                              "counted_entries": len(tier_fix)})

@@ -313,6 +313,8 @@ def _stencil(name: str, code: bytes, tail: int, holes: list[list[Any]], symbols:
 
 # --------------------------------------------------------------------------- the process-wide libraries
 
+LIBRARY_DISK_BYTES = 32 << 20
+"""Bound of the library cache directory (libraries of earlier zjit versions go first)."""
 LOCAL_DIR = "__stencils__"
 """Cache directory of the library next to the package (docs/tiering.md)."""
 _LOCK = threading.Lock()
@@ -362,7 +364,7 @@ def library(triple: str, cpu: str = "generic") -> StencilLibrary:
             return lib
         from ..cache import CodeCache
 
-        cache = CodeCache(library_dir())
+        cache = CodeCache(library_dir(), disk_bytes=LIBRARY_DISK_BYTES)
         ckey = library_key(triple, cpu)
         payload = cache.get(ckey)
         lib = decode(payload, triple, cpu) if payload is not None else None

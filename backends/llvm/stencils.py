@@ -451,16 +451,21 @@ def _branch(fe: StencilEmitter, name: str, branch: Branch, cmp: str = "%cmp") ->
 
 
 def _block_entries(opts: CodegenOptions) -> Iterator[StencilSpec]:
-    """POLL (interrupt), FUEL (charge ``_JIT_COST``), COUNT (tier-up counter)."""
-    for name, poll, fuel in (("POLL", True, False), ("FUEL", False, True)):
+    """POLL (interrupt), FUEL (charge ``_JIT_COST``), HEAD (POLL, then the tier-up
+    counter: one more execution of an entry, and at zero a request for tier-up)."""
+    for name, poll, fuel in (("POLL", True, False), ("FUEL", False, True), ("HEAD", True, False)):
         fe = StencilEmitter(CodegenOptions(triple=opts.triple, fuel=fuel, cpu=opts.cpu), False)
         block = IRBlock(0, 0, HoleInt("_JIT_COST"), [], [], list(fe.regs), [], Jump(0), check_interrupt=poll)
         emit_block_entry(fe, block)
-        if fuel:
-            fe.holes.add("_JIT_COST")
-        yield _finish(fe, name, {})
-    # COUNT: one more execution of a counted block; at zero, ask for tier-up
-    fe = StencilEmitter(opts, False)
+        if name != "HEAD":
+            yield _finish(fe, name, {})
+        else:
+            yield _count(fe)
+
+
+def _count(fe: StencilEmitter) -> StencilSpec:
+    """End HEAD: decrement the entry's counter (``_JIT_CNT8``); at zero, store the
+    entry id (``_JIT_ID``) in ``ctx.tier_id`` and jump to the module's one ``_JIT_TIERUP``."""
     ft, p, c, c1, z = fe.inv("ftab"), fe.tmp("p"), fe.tmp(), fe.tmp(), fe.tmp("c")
     fe.emit(f"{p} = getelementptr inbounds i8, ptr {ft}, i64 {fe.use('_JIT_CNT8')}")
     fe.emit(f"{c} = load i64, ptr {p}, align 8")
@@ -471,9 +476,10 @@ def _block_entries(opts: CodegenOptions) -> Iterator[StencilSpec]:
     fe.start("go")
     _tail(fe, CONT, _state(fe))
     fe.start("hot")
+    fe.store_field("tier_id", fe.use("_JIT_ID"))
     _tail(fe, TIERUP, _state(fe))
-    text, _, _ = _render(fe, "COUNT")
-    yield StencilSpec("COUNT", text, (), _decls(fe, text))
+    text, exits, _ = _render(fe, "HEAD")
+    return StencilSpec("HEAD", text, exits, _decls(fe, text))
 
 
 def _ftab_slot(fe: StencilEmitter) -> str:
@@ -561,13 +567,14 @@ def _trap_site_text(abi: GuestABI) -> str:
 
 
 def tierup_stub(opts: CodegenOptions) -> StencilSpec:
-    """``TIERUP``: tell the engine entry ``_JIT_ID`` is hot (``host_call``), then
-    continue at its function table slot ``_JIT_FID8`` (its own code again, or
-    the optimised code when it is ready)."""
+    """``TIERUP`` (one per module): tell the engine entry ``ctx.tier_id`` is hot
+    (``host_call``), then continue at its function table slot (its own code
+    again, or the optimised code when it is ready)."""
     fe = StencilEmitter(opts, False)
-    r = fe.tmp("r")
-    fe.c_call(HOST_CALL, ["ptr %ctx", f"i64 {HOST_TIERUP}", f"i64 {fe.use('_JIT_ID')}", "i64 0", "i64 0", "i64 0"], r)
-    f = _ftab_slot(fe)
+    r, eid, p, f = fe.tmp("r"), fe.load_field("tier_id"), fe.tmp("p"), fe.tmp("f")
+    fe.c_call(HOST_CALL, ["ptr %ctx", f"i64 {HOST_TIERUP}", f"i64 {eid}", "i64 0", "i64 0", "i64 0"], r)
+    fe.emit(f"{p} = getelementptr inbounds i64, ptr {fe.inv('ftab')}, i64 {eid}")
+    fe.emit(f"{f} = load ptr, ptr {p}, align 8")
     t = fe.tmp("x")
     fe.emit(f"{t} = musttail call {fe.abi.cc} {fe.abi.ret} {f}({_ENTRY_S})")
     fe.emit(f"ret {fe.abi.ret} {t}")

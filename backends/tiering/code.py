@@ -38,6 +38,7 @@ import json
 import struct
 import threading
 import time
+from array import array
 from dataclasses import dataclass
 
 from zjit.errors import ZjitError
@@ -130,9 +131,9 @@ class TieredCode:
         n = len(self.image.ftab)
         self.nids = n
         self.table, self.table_address = host.table_memory(2 * n)
-        for i, off in enumerate(self.image.ftab):
-            self.table[i] = base + off
-            self.table[n + i] = self.threshold if tierup else NEVER
+        slots = memoryview(self.table).cast("B").cast("Q")  # filled in two slice stores
+        slots[:n] = array("Q", [base + off for off in self.image.ftab])
+        slots[n:] = array("Q", [self.threshold if tierup else NEVER]) * n
         entry = base + self.image.symbols[BL_ENTRY]
         self.thread_main = base + self.image.symbols[RT_THREAD_MAIN]
         self.host_request = base + self.image.symbols[RT_HOST_REQUEST]
