@@ -6,9 +6,10 @@ of instructions: functions of 30-200 instructions each calling a few of the ones
 made just before it (a DAG), ``main`` last; bodies mix 64- and 32-bit arithmetic, division
 by non-zero constants, constants of every width, loads and stores of every width,
 LDIR/FILL, host primitives (OUT, LOG, ALLOC, IN, CTL), ifs with else branches and
-loops (register counters, or memory counters around calls). It plays the part of
-``zjit.fuzz.generators.long_program``, whose generation time grows quadratically
-with the size (10,000 instructions took minutes).
+loops (register counters, or memory counters around calls). It was written when
+``zjit.fuzz.generators.long_program`` took minutes for 10,000 instructions (its
+generation time is linear now; the bench keeps its own programs so that its
+figures stay comparable).
 
 Memory map (``MEM_SIZE`` bytes): data segment at ``DATA`` (printable text then
 random bytes), stores and bulk destinations in ``[STORE_LO, STORE_HI)``, loop

@@ -5,62 +5,28 @@ campaign is deterministic for its seed: a longer run only adds programs. Every
 failure (engines disagree, an engine crashes, or a generated program is
 rejected) is saved under ``out_dir`` as a readable reproducer, shrunk when
 possible, next to the original.
+
+With ``jobs`` > 1 the programs are dealt out to worker processes
+(:mod:`zjit.fuzz.parallel`): program ``i`` goes to worker ``i mod jobs`` and is
+still ``random_program(f"{S}:{i}")``; results are merged in program order, so a
+``count`` campaign gives the same statistics and history whatever ``jobs``.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from zjit.errors import ZjitError
-from zjit.isa import TrapKind
-
 from . import reproducer
-from .generators import GenConfig, random_program
-from .oracles import Mismatch, compare_detailed, plan_for
+from .checking import GUARD_SECONDS, CampaignPlan, CampaignStats, ProgramRecord, program_for, program_records
+from .generators import GenConfig
+from .oracles import Mismatch, compare_detailed
 from .program import GenProgram
-from .shrink import shrink
 
-GUARD_SECONDS = 10.0
-"""Wall-clock limit per run: an engine stuck in a loop shows up as a TIMEOUT
-mismatch instead of hanging the campaign."""
-
-
-@dataclass
-class CampaignStats:
-    """Counters of one campaign. ``runs``/``ok``/``traps`` count the reference
-    engine's runs; ``history`` holds ``digest outcome`` per program."""
-
-    seed: int
-    engines: tuple[str, ...]
-    programs: int = 0
-    runs: int = 0
-    ok: int = 0
-    traps: Counter[str] = field(default_factory=Counter)
-    mismatches: int = 0
-    crashes: int = 0
-    invalid: int = 0
-    elapsed: float = 0.0
-    failures: list[Path] = field(default_factory=list)
-    history: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        """True when anything needs a look (mismatch, crash or invalid program)."""
-        return bool(self.mismatches or self.crashes or self.invalid)
-
-    def line(self) -> str:
-        """The progress line."""
-        rate = self.programs / self.elapsed if self.elapsed > 0 else 0.0
-        traps = " ".join(f"{k}={self.traps[k]}" for k in sorted(self.traps)) or "-"
-        return (f"fuzz {self.elapsed:5.1f}s  programs {self.programs} ({rate:.0f}/s)  runs {self.runs}  "
-                f"ok {self.ok}  traps {traps}  mismatches {self.mismatches}  crashes {self.crashes}  "
-                f"invalid {self.invalid}")
+__all__ = ["CampaignStats", "program_for", "replay", "run_campaign"]
 
 
 class _Progress:
@@ -100,92 +66,6 @@ class _Progress:
         self.stream.flush()
 
 
-def program_for(seed: int, index: int, cfg: GenConfig | None = None) -> GenProgram:
-    """Program ``index`` of the campaign with ``seed``."""
-    return random_program(f"{seed}:{index}", cfg)
-
-
-def _record(stats: CampaignStats, program: GenProgram, outcome: str) -> None:
-    stats.history.append(f"{program.digest()} {outcome}")
-
-
-def check_program(
-    program: GenProgram,
-    engines: Sequence[str],
-    stats: CampaignStats,
-    out_dir: Path | None,
-    stem: str,
-    context: Sequence[str],
-    shrink_seconds: float,
-    progress: _Progress | None = None,
-) -> Mismatch | None:
-    """Compare one program, update ``stats`` and save a reproducer on failure."""
-    stats.programs += 1
-    try:
-        image = program.image()
-        from zjit.verifier import verify
-
-        verify(image, program.policy())
-    except ZjitError as exc:
-        stats.invalid += 1
-        _record(stats, program, f"invalid {exc.code}")
-        if out_dir is not None:
-            path = reproducer.save(out_dir, stem, program, f"generated program rejected: {exc}", [], (),
-                                   [f"{exc.code}: {exc}"], context)
-            stats.failures.append(path)
-            if progress:
-                progress.message(f"zjit fuzz: invalid program saved to {path}")
-        return None
-    steps = plan_for(image)
-    guard = program.policy(timeout=GUARD_SECONDS)
-    mismatch, runs = compare_detailed(program, engines, policy=guard, image=image, steps=steps)
-    ref = runs[0]
-    stats.runs += len(ref.results)
-    for res in ref.results:
-        if res.trap is None:
-            stats.ok += 1
-        else:
-            stats.traps[res.trap.kind.name] += 1
-    _record(stats, program, " ".join(r.summary() for r in runs))
-    if mismatch is None:
-        if any(r.crashed for r in runs):  # every engine crashed the same way
-            stats.crashes += 1
-        elif ref.error is not None:
-            stats.invalid += 1
-        return None
-    if any(r.crashed for r in runs):
-        stats.crashes += 1
-    else:
-        stats.mismatches += 1
-    if out_dir is not None:
-        title = "engines disagree: " + " vs ".join(r.engine for r in runs)
-        path = _save_failure(out_dir, stem, program, engines, title, mismatch, context, shrink_seconds)
-        stats.failures.append(path)
-        if progress:
-            progress.message(f"zjit fuzz: MISMATCH saved to {path}\n" + mismatch.report())
-    return mismatch
-
-
-def _save_failure(out_dir: Path, stem: str, program: GenProgram, engines: Sequence[str], title: str,
-                  mismatch: Mismatch, context: Sequence[str], shrink_seconds: float) -> Path:
-    """Save ``<stem>.s``: shrunk when shrinking helped (the original then goes to
-    ``<stem>.orig.s``), else the original."""
-    timed_out = any(res.trap is not None and res.trap.kind is TrapKind.TIMEOUT
-                    for r in mismatch.runs for res in r.results)
-    if shrink_seconds > 0 and not timed_out:
-        small = shrink(program, engines, shrink_seconds)
-        if small.asm != program.asm:
-            sm, sruns = compare_detailed(small, engines, policy=small.policy(timeout=GUARD_SECONDS))
-            if sm is not None:
-                orig = reproducer.save(out_dir, stem + ".orig", program, title, mismatch.runs,
-                                       mismatch.steps, mismatch.differences, context)
-                before, after = program.instruction_count(), small.instruction_count()
-                note = [*context, f"shrunk from {before} to {after} instructions; original: {orig.name}"]
-                return reproducer.save(out_dir, stem, small, title, sruns, sm.steps, sm.differences, note)
-    return reproducer.save(out_dir, stem, program, title, mismatch.runs, mismatch.steps,
-                           mismatch.differences, context)
-
-
 def run_campaign(
     seconds: float = 60.0,
     seed: int = 0,
@@ -196,32 +76,49 @@ def run_campaign(
     cfg: GenConfig | None = None,
     shrink_seconds: float = 20.0,
     max_failures: int = 20,
+    jobs: int = 1,
 ) -> CampaignStats:
     """Run programs ``seed:0, seed:1, ...`` until ``seconds`` pass (or ``count``
-    programs ran, or ``max_failures`` failures were saved)."""
+    programs ran, or ``max_failures`` failures were saved), in ``jobs`` worker
+    processes when ``jobs`` > 1 (engines then must be backend names, ``backend-O<n>``
+    or the fakes of :mod:`zjit.fuzz.fakes`: a worker knows no other factories).
+
+    Ctrl-C (KeyboardInterrupt) ends the campaign early: the statistics of the
+    programs finished so far are returned with ``interrupted`` set.
+    """
     stats = CampaignStats(seed=seed, engines=tuple(engines))
-    out = Path(out_dir) if out_dir is not None else None
-    shown = _Progress(progress)
     start = time.monotonic()
-    deadline = start + seconds
-    index = 0
-    while True:
-        if count is not None and index >= count:
-            break
-        if count is None and time.monotonic() >= deadline:
-            break
-        if len(stats.failures) >= max_failures:
+    plan = CampaignPlan(seed, tuple(engines), Path(out_dir) if out_dir is not None else None, count,
+                        start + seconds, cfg, shrink_seconds)
+    shown = _Progress(progress)
+    records: Generator[ProgramRecord, None, None]
+    if jobs > 1:
+        from .parallel import parallel_records
+
+        records = parallel_records(plan, jobs)
+    else:
+        records = program_records(plan)
+    done: dict[int, ProgramRecord] = {}
+    try:
+        while len(stats.failures) < max_failures:
+            record = next(records, None)
+            if record is None:
+                break
+            done[record.index] = record
+            stats.add(record.stats)
+            for text in record.messages:
+                shown.message(text)
+            stats.elapsed = time.monotonic() - start
+            shown.update(stats)
+        else:
             shown.message(f"zjit fuzz: stopping after {max_failures} failures")
-            break
-        program = program_for(seed, index, cfg)
-        stem = f"fail-{seed}-{index}"
-        where = out / f"{stem}.s" if out is not None else Path(f"{stem}.s")
-        context = [f"campaign seed {seed}, program {index} ({program.intent})",
-                   f"replay: zjit fuzz --replay {where} --engines {','.join(engines)}"]
-        check_program(program, engines, stats, out, stem, context, shrink_seconds, shown)
-        index += 1
-        stats.elapsed = time.monotonic() - start
-        shown.update(stats)
+    except KeyboardInterrupt:
+        stats.interrupted = True
+    finally:
+        records.close()  # stops the worker processes
+    ordered = [done[i] for i in sorted(done)]
+    stats.history = [line for r in ordered for line in r.stats.history]
+    stats.failures = [path for r in ordered for path in r.stats.failures]
     stats.elapsed = time.monotonic() - start
     shown.done(stats)
     return stats

@@ -18,12 +18,10 @@ import json
 import os
 import resource
 import signal
-import struct
 import sys
 import tempfile
 import time
 import traceback
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -46,7 +44,7 @@ from zjit.policy import Policy
 
 from .choosers import Chooser, RandomChooser
 from .generators import random_program
-from .mutate import mutate
+from .mutate import fix_rom, fix_zasm, mutate
 
 FORMATS = ("zasm", "rom", "json")
 GUARD_SECONDS = 2.0
@@ -73,21 +71,6 @@ def seed_images(count: int = 6) -> list[ModuleImage]:
                   SegmentDesc("data.1", 0x2000, 8, "rw", bytes(8))),
         debug={0: DebugLine("fuzz.s", 1), 12: DebugLine("fuzz.s", 2)}, name="hand"))
     return images
-
-
-def fix_zasm(data: bytearray) -> None:
-    """Re-fix ``file_len`` (the first thing a .zasm.bin reader checks)."""
-    if len(data) >= 12:
-        struct.pack_into("<I", data, 8, len(data))
-
-
-def fix_rom(data: bytearray) -> None:
-    """Re-fix ``rom_size`` and the CRC-32 (set the checksum flag)."""
-    if len(data) >= 64:
-        struct.pack_into("<I", data, 0x18, len(data))
-        struct.pack_into("<I", data, 0x1C, 0)
-        if data[8] & 1:
-            struct.pack_into("<I", data, 0x1C, zlib.crc32(data))
 
 
 def binary_seeds(images: Sequence[ModuleImage]) -> dict[str, list[bytes]]:

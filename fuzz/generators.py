@@ -56,6 +56,14 @@ TRAP_KINDS: tuple[TrapKind, ...] = (
     TrapKind.HOST,
 )
 """Trap kinds a generated program can reach deterministically (TIMEOUT is wall-clock)."""
+CHUNK_INSTRUCTIONS = 600
+"""Programs asked for more than twice this many instructions (:func:`long_program`)
+build ``main`` in chunks of about this many, each followed by its own helper
+functions, so that every CALL and JR stays in range."""
+LONG_BUDGET_PER_INSTRUCTION = 10
+"""Run-time budget of :func:`long_program` per requested instruction (a trap-free
+run executes about three instructions per static one); below 2,000 instructions
+the default budget applies."""
 
 
 class _Builder(DataStatements, TrapTriggers, ControlFlow, BuilderBase):
@@ -148,19 +156,37 @@ class _Builder(DataStatements, TrapTriggers, ControlFlow, BuilderBase):
         else:
             frag.ins(RET_OP.mnemonic)
 
-    def build(self) -> GenProgram:
+    def make_funcs(self, prefix: str) -> list[Func]:
+        """Up to ``max_funcs`` helper functions ``<prefix><i>``, each calling only
+        those made before it (a DAG)."""
         c, cfg = self.c, self.cfg
-        if self.trap is TrapKind.CALL_DEPTH or c.chance(0.3):
-            self.make_rec()
         made: list[Func] = []
         for i in reversed(range(c.randint(0, cfg.max_funcs))):
             self.funcs = list(made)  # callees: the functions generated so far
             frag = Frag()
-            frag.label(f"f{i}")
+            frag.label(f"{prefix}{i}")
             frag.extend(self.body(ALL_REGS, 1, cfg.budget // 8, entries=True))
             self.end_function(frag, made)
-            made.insert(0, Func(f"f{i}", frag))
-        self.funcs = made
+            made.insert(0, Func(f"{prefix}{i}", frag))
+        return made
+
+    def next_chunk(self, main: Frag) -> None:
+        """End a chunk of a long ``main``: jump over the chunk's helper functions,
+        placed here, and make new ones for the next chunk. CALL and JR reach
+        2,047 words, so helpers must stay near their callers."""
+        label = self.new_label("chunk")
+        main.ins(f"{JR_OP.mnemonic} {label}")
+        for fn in self.funcs:
+            main.lines.extend(fn.frag.lines)
+        main.label(label)
+        self.funcs = self.make_funcs(f"{label}_f")
+
+    def build(self) -> GenProgram:
+        c, cfg = self.c, self.cfg
+        chunked = cfg.min_static > 2 * CHUNK_INSTRUCTIONS  # long programs (see next_chunk)
+        if not chunked and (self.trap is TrapKind.CALL_DEPTH or c.chance(0.3)):
+            self.make_rec()  # one far-away function: not in chunked programs
+        self.funcs = self.make_funcs("f")
 
         main = Frag()
         main.label("main")
@@ -170,15 +196,22 @@ class _Builder(DataStatements, TrapTriggers, ControlFlow, BuilderBase):
         count = c.randint(1, cfg.max_stmts)
         trigger_at = c.randint(0, count) if self.trap_pending else -1
         i = 0
-        while i < count or (self.static_size(main) < cfg.min_static and i < 100 * cfg.min_static):
+        size = chunk_start = self.static_size(main)  # kept up to date: linear in the size
+        while i < count or (size < cfg.min_static and i < 100 * cfg.min_static):
+            if chunked and size - chunk_start >= CHUNK_INSTRUCTIONS:
+                self.next_chunk(main)
+                size += 1
+                chunk_start = size
             if i == trigger_at and self.trap_pending:
                 trig = self.trap_trigger(ALL_REGS)
                 if trig is not None:
                     main.extend(trig)
+                    size += self.static_size(trig)
             self.maybe_entry(main, True)
             s = self.statement(ALL_REGS, 0, cfg.budget - main.hi)
             if s is not None and main.hi + s.hi <= cfg.budget:
                 main.extend(s)
+                size += self.static_size(s)
             i += 1
         if self.trap_pending:
             trig = self.trap_trigger(ALL_REGS)
@@ -193,6 +226,7 @@ class _Builder(DataStatements, TrapTriggers, ControlFlow, BuilderBase):
 
     @staticmethod
     def static_size(f: Frag) -> int:
+        """Instruction lines of ``f`` (labels and comments left out)."""
         return sum(1 for line in f.lines if line.startswith("    ") and not line.strip().startswith(";"))
 
     def finish(self, main: Frag) -> GenProgram:
@@ -271,7 +305,9 @@ def trap_program(c: Chooser, kind: TrapKind, cfg: GenConfig | None = None) -> Ge
 
 
 def long_program(seed: int | str, instructions: int = 1000) -> GenProgram:
-    """A trap-free program with at least ``instructions`` instructions (compile benchmarks)."""
+    """A trap-free program with at least ``instructions`` instructions (compile
+    benchmarks); time and size grow linearly with ``instructions``."""
+    budget = max(GenConfig.budget, LONG_BUDGET_PER_INSTRUCTION * instructions)
     cfg = GenConfig(max_stmts=8, trap_rate=0.0, fuel_rate=0.0, small_depth_rate=0.0,
-                    min_static=instructions, big_rate=0.0)
+                    min_static=instructions, big_rate=0.0, budget=budget)
     return _Builder(RandomChooser(seed), cfg, None, True).build()

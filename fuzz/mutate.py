@@ -9,6 +9,7 @@ campaign of :mod:`zjit.fuzz.containers` with a seeded
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Callable
 
 from .choosers import Chooser
@@ -47,3 +48,21 @@ def mutate(data: bytes, c: Chooser, fix: Fixer | None = None, max_extend: int = 
         elif kind == "fix" and fix is not None:
             fix(out)
     return bytes(out)
+
+
+def fix_zasm(data: bytearray) -> None:
+    """Re-fix what a ``.zasm.bin`` reader checks first: ``file_len`` (offset 8)."""
+    if len(data) >= 12:
+        struct.pack_into("<I", data, 8, len(data))
+
+
+def fix_rom(data: bytearray) -> None:
+    """Re-fix what a ROM reader checks first: ``rom_size`` (offset 0x18) and, when
+    the checksum flag is set, the CRC-32 (offset 0x1C)."""
+    from zjit.container.rom import CHECKSUM_AT, FLAG_CHECKSUM
+
+    if len(data) >= 64:
+        struct.pack_into("<I", data, 0x18, len(data))
+        struct.pack_into("<I", data, CHECKSUM_AT, 0)
+        if data[8] & FLAG_CHECKSUM:
+            struct.pack_into("<I", data, CHECKSUM_AT, zlib.crc32(data))

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mutation import mutated
 
 from zjit.container.detect import dump_image, load_image, module_name, sniff
 from zjit.encoding import ld_words, pack, words_to_bytes
 from zjit.errors import ZjitError
 from zjit.image import ModuleImage, SegmentDesc
 from zjit.isa import BY_MNEMONIC, HL
+from zjit.testing import mutated
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "segments"
 RET = pack(BY_MNEMONIC["RET"].opcode)

@@ -107,6 +107,19 @@ def test_long_program_size() -> None:
     assert run_interp(p).ok
 
 
+@pytest.mark.parametrize("size", [1300, 10_000])
+def test_long_programs_are_valid_past_the_branch_range(size: int) -> None:
+    """Past 2 x CHUNK_INSTRUCTIONS main is built in chunks with their own helper
+    functions: every CALL and JR stays within 2,047 words, the program verifies,
+    calls its helpers and ends normally (10,000 instructions did not even finish
+    generating before, and would not have assembled)."""
+    p = long_program(2, size)
+    program = verify(p.image())
+    assert size <= len(program.instrs) <= size * 1.2
+    assert len(program.functions) > 3
+    assert run_interp(p).ok
+
+
 # --- oracle ------------------------------------------------------------------------
 def test_same_engine_twice_agrees() -> None:
     for seed in range(25):

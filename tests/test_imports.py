@@ -201,13 +201,25 @@ def test_backends_imports_follow_the_floor_plan(module: str) -> None:
             assert other in BACKENDS_PARTS[part], f"{module} imports {target}: {part} may not import {other}"
 
 
+ENGINES_AND_TOOLS = ("zjit.backends", "zjit.fuzz", "zjit.cli", "zjit.testing")
+"""The compiling engines and the tools above the runtime (command line, fuzzer,
+hypothesis strategies): the core never imports them."""
+BRIDGES = {"zjit.inspection": "zjit.runtime"}
+"""Core modules that reach into the engines, inside their functions only (when a
+listing is asked for) -> the one module that may import them."""
+
+
 def test_core_does_not_import_engines_or_tools() -> None:
-    """Below the command line nothing in zjit imports the compiling engines or the
-    fuzzer, and the verifier imports only zjit's core."""
+    """Below the command line nothing in zjit imports the compiling engines, the
+    fuzzer or the test strategies (but through a bridge, by its one user), and the
+    verifier imports only zjit's core."""
     for module, targets in GRAPH.items():
-        if module.startswith(("zjit.backends", "zjit.fuzz", "zjit.cli")) or module == "zjit.__main__":
+        if module.startswith(ENGINES_AND_TOOLS) or module == "zjit.__main__":
             continue
-        assert not {t for t in targets if t.startswith(("zjit.backends", "zjit.fuzz", "zjit.cli"))}, module
+        for bridge, user in BRIDGES.items():
+            assert bridge not in targets or module == user, f"{module} imports {bridge}"
+        if module not in BRIDGES:
+            assert not {t for t in targets if t.startswith(ENGINES_AND_TOOLS)}, module
         if module.startswith("zjit.verifier"):
             assert not {t for t in targets if t.startswith(("zjit.interp", "zjit.runtime", "zjit.instance"))}, module
 
@@ -215,3 +227,12 @@ def test_core_does_not_import_engines_or_tools() -> None:
 def test_backends_subpackages_say_what_they_hold() -> None:
     for init in PACKAGES["zjit.backends"].glob("*/__init__.py"):
         assert ast.get_docstring(ast.parse(init.read_text())), init
+
+
+def test_bridges_import_engines_only_inside_functions() -> None:
+    for bridge in BRIDGES:
+        tree = ast.parse(MODULES[bridge][0].read_text())
+        top = {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+        top |= {n.module or "" for n in tree.body if isinstance(n, ast.ImportFrom)}
+        assert not {t for t in top if t.startswith(ENGINES_AND_TOOLS)}, bridge
+        assert {t for t in GRAPH[bridge] if t.startswith("zjit.backends")}, bridge  # the check can fail

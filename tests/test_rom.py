@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mutation import mutated
 
 from zjit.container.rom import instruction_starts, read_rom, write_rom
 from zjit.encoding import ld_words, pack, words_to_bytes
 from zjit.errors import ZjitError
 from zjit.image import DebugLine, ModuleImage, SegmentDesc
 from zjit.isa import BY_MNEMONIC, HL
+from zjit.testing import fix_rom, mutated
 
 DATA_DIR = Path(__file__).parent / "data"
 RET = pack(BY_MNEMONIC["RET"].opcode)
@@ -378,12 +378,7 @@ def test_random_bytes_only_zjit_errors(data: bytes) -> None:
 SEEDS = [write_rom(full_image()), bytes(minimal())]
 
 
-def _fix_size_and_crc(data: bytearray) -> None:
-    if len(data) >= 64:
-        struct.pack_into("<I", data, 0x18, len(data))
-        resum(data)
-
-MUTATED = mutated(SEEDS, _fix_size_and_crc, max_extend=40)
+MUTATED = mutated(SEEDS, fix_rom, max_extend=40)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mutation import mutated
 
 from zjit.container.zasm_bin import read_zasm_bin, write_zasm_bin
 from zjit.encoding import ld_words, pack, words_to_bytes
 from zjit.errors import ZjitError
 from zjit.image import DebugLine, ModuleImage, SegmentDesc
 from zjit.isa import BY_MNEMONIC, HL
+from zjit.testing import fix_zasm, mutated
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -383,11 +383,7 @@ def test_random_bytes_only_zjit_errors(data: bytes) -> None:
 SEEDS = [write_zasm_bin(full_image()), reference_code_data(), reference_code_only()]
 
 
-def _fix_file_len(data: bytearray) -> None:
-    if len(data) >= 12:
-        struct.pack_into("<I", data, 8, len(data))
-
-MUTATED = mutated(SEEDS, _fix_file_len, max_extend=16)
+MUTATED = mutated(SEEDS, fix_zasm, max_extend=16)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -46,7 +46,7 @@ CODES: dict[str, tuple[str, str]] = {
     # --- module.json ----------------------------------------------------------
     "BAD_JSON": ("container", "module.json is not valid JSON or has the wrong shape"),
     "UNKNOWN_KEY": ("container", "module.json has a key that is not defined"),
-    "BAD_PATH": ("container", "a path escapes the manifest directory, is not a regular file or cannot be read"),
+    "BAD_PATH": ("container", "a path escapes the manifest directory, is not a regular file, or a file cannot be read or written"),
     "FILE_TOO_LARGE": ("container", "a module file is larger than the policy's caps allow"),
     # --- verifier (isa.md 3) --------------------------------------------------
     "EMPTY_CODE": ("verify", "CODE is empty"),
@@ -83,6 +83,7 @@ CODES: dict[str, tuple[str, str]] = {
     # --- command line -------------------------------------------------------------
     "USAGE": ("usage", "the command line is invalid (bad option value, options that cannot be "
                        "combined, a listing this build cannot produce)"),
+    "INTERRUPTED": ("usage", "the command was stopped by Ctrl-C (SIGINT) before it finished"),
     # --- engine internals surfaced to the user --------------------------------
     "COMPILE_FAILED": ("policy", "the JIT compiler failed for this module"),
 }

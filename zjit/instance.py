@@ -70,9 +70,10 @@ class Instance:
         TIMEOUT trap at its next block entry. Thread-safe."""
         self.machine.interrupt()
 
-    def run(self, *, fuel: int | None = None, raise_on_trap: bool = False) -> Result:
-        """Run the module entry. ``fuel`` overrides ``Policy.fuel`` for this run."""
-        return self._run(self.module.entry, fuel, raise_on_trap, {})
+    def run(self, *, fuel: int | None = None, raise_on_trap: bool = False, **registers: int) -> Result:
+        """Run the module entry. ``fuel`` overrides ``Policy.fuel`` for this run;
+        registers may be preset as for :meth:`call` (``hl=5``)."""
+        return self._run(self.module.entry, fuel, raise_on_trap, registers)
 
     def call(self, name: str, *, fuel: int | None = None, raise_on_trap: bool = False,
              **registers: int) -> Result:

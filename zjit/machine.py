@@ -47,6 +47,30 @@ DEFAULT: object = _Default()
 """Sentinel: use the documented default (log -> stderr as ``[topic] msg``)."""
 
 
+def _check_streams(stdin: object, stdout: object, ctl: object) -> None:
+    """TypeError at once (not at the first IN or OUT) for host I/O of the wrong kind:
+    text where bytes are meant, a text stream, an object that cannot read or write."""
+    import io
+
+    if isinstance(stdin, str):
+        raise TypeError("stdin must be bytes or a binary stream, not str "
+                        "(encode the text: stdin=text.encode())")
+    if stdin is not None and not isinstance(stdin, (bytes, bytearray, memoryview)):
+        if isinstance(stdin, io.TextIOBase):
+            raise TypeError("stdin must be a binary stream, not a text stream "
+                            "(open the file with 'rb', or pass sys.stdin.buffer)")
+        if not callable(getattr(stdin, "read", None)):
+            raise TypeError(f"stdin must be bytes or a binary stream with read(), not {type(stdin).__name__}")
+    if stdout is not None:
+        if isinstance(stdout, io.TextIOBase):
+            raise TypeError("stdout must be a binary stream, not a text stream "
+                            "(open the file with 'wb', or pass sys.stdout.buffer)")
+        if not callable(getattr(stdout, "write", None)):
+            raise TypeError(f"stdout must be None or a binary stream with write(), not {type(stdout).__name__}")
+    if ctl is not None and not callable(ctl):
+        raise TypeError(f"ctl must be None or a callable, not {type(ctl).__name__}")
+
+
 class HostIO:
     """The instance's input, output, log sink and control handler.
 
@@ -60,7 +84,9 @@ class HostIO:
       a negative int error; None means CTL returns -7.
 
     Handlers may raise: the engine turns that into a HOST trap and chains the
-    exception. These methods run *after* the engine checked the spans.
+    exception. These methods run *after* the engine checked the spans. Arguments
+    of the wrong kind (``stdin="text"``, a text stream, a ``ctl`` that is not
+    callable) raise TypeError here, when the instance is made.
     """
 
     def __init__(
@@ -70,6 +96,7 @@ class HostIO:
         log: LogSink | None | object = DEFAULT,
         ctl: CtlHandler | None = None,
     ) -> None:
+        _check_streams(stdin, stdout, ctl)
         self.in_bytes: bytes | None
         self.in_stream: BinaryIO | None
         if stdin is None or isinstance(stdin, (bytes, bytearray, memoryview)):

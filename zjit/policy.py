@@ -60,8 +60,13 @@ def check_fuel(fuel: object, path: str = "Policy.fuel") -> None:
     _int_in(fuel, 0, FUEL_MAX, path, optional=True)
 
 
+CACHE_DIR_VARIABLE = "ZJIT_CACHE_DIR"
+"""Environment variable naming the code cache root (when not empty)."""
+
+
 def default_cache_dir() -> Path:
-    """Per-user cache directory (``$XDG_CACHE_HOME/zjit`` or ``~/.cache/zjit``)."""
+    """Per-user cache directory: ``$ZJIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/zjit``,
+    else ``~/.cache/zjit``."""
     from pathlib import Path
 
     return Path(default_cache_path())
@@ -69,6 +74,9 @@ def default_cache_dir() -> Path:
 
 def default_cache_path() -> str:
     """:func:`default_cache_dir` as a string, without importing :mod:`pathlib`."""
+    chosen = os.environ.get(CACHE_DIR_VARIABLE)
+    if chosen:
+        return str(Path(chosen))
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return str(Path(os.path.join(base, "zjit")))
 

@@ -217,6 +217,29 @@ class Module:
         (records are always in ``Result.log``; pass None to only record)."""
         return Instance(self, stdin=stdin, stdout=stdout, log=log, ctl=ctl)
 
+    def inspect_ir(self) -> str:
+        """The JIT lifter's SSA IR of this module, as ``zjit disasm --ir`` prints it
+        (docs/jit.md); the same for every engine."""
+        from .inspection import ir_text
+
+        return ir_text(self.program)
+
+    def inspect_llvm(self, target: str | None = None) -> str:
+        """The LLVM IR the lowering produces for this module: for ``target``
+        (``"x86_64"`` or ``"aarch64"``; default: the engine's own, x86_64 for
+        ``interp``), the code the engine runs under its policy (docs/api.md)."""
+        from .inspection import llvm_text
+
+        return llvm_text(self, target)
+
+    def inspect_asm(self, target: str | None = None) -> str:
+        """The native code of this module (capstone), annotated with guest pcs, trap
+        kinds and host calls as ``zjit disasm --native`` lists it; ``target`` as for
+        :meth:`inspect_llvm`."""
+        from .inspection import asm_text
+
+        return asm_text(self, target)
+
     def source_of(self, pc: int) -> str | None:
         """``file:line`` of the nearest debug entry at or before ``pc``, if any."""
         at = source_lookup(self._debug_pcs, pc)

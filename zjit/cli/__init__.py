@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "asm": "assemble ZASM text into a .zasm.bin or ROM container",
     "disasm": "list a module's ZASM code (or its native code / IR)",
     "fuzz": "differential fuzzing of the engines against the interpreter",
+    "cache": "show (info) or empty (clear) the on-disk code cache",
+    "examples": "list, print or copy the example programs shipped with zjit",
 }
 
 
@@ -90,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc: int = handler(args)
     except KeyboardInterrupt:
-        sys.stderr.write("zjit: interrupted\n")
+        sys.stderr.write("zjit: INTERRUPTED: stopped by Ctrl-C\n")
         return EXIT_INTERRUPTED
     return rc
 

@@ -13,9 +13,16 @@ from zjit.image import ModuleImage
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Mapping
+    from typing import Any
+
+    from zjit.image import DebugLine
 
 MAX_SHOWN = 20
 """Errors printed for one input; the rest are counted on a ``... N more`` line."""
+MAX_JSON_ERRORS = 1000
+"""Errors listed in a ``--json`` document (as many as an assembly keeps); the rest
+are counted in its ``omitted`` field."""
 
 
 def fail(message: str, command: str) -> None:
@@ -30,12 +37,39 @@ def add_format_option(p: argparse.ArgumentParser) -> None:
                         ".bin/.code/.raw raw code; the default), asm (assembly source) or raw (code words)")
 
 
-def shown_errors(err: ZjitError) -> tuple[list[ZjitError], int]:
-    """The errors to print for ``err`` (every error of an assembly, at most
-    :data:`MAX_SHOWN`) and how many more there are."""
-    errors: list[ZjitError] = list(getattr(err, "errors", (err,)))
-    more = len(errors) - MAX_SHOWN + int(getattr(err, "omitted", 0))
-    return errors[:MAX_SHOWN], max(more, 0)
+def all_errors(err: ZjitError) -> tuple[list[ZjitError], int]:
+    """Every error ``err`` stands for (all of an assembly's, all the verifier
+    found) and how many more its source left out."""
+    errors = getattr(err, "errors", None) or getattr(err, "all_errors", None) or (err,)
+    return list(errors), int(getattr(err, "omitted", 0))
+
+
+def shown_errors(err: ZjitError, limit: int = MAX_SHOWN) -> tuple[list[ZjitError], int]:
+    """The errors to print for ``err`` (at most ``limit`` of :func:`all_errors`) and
+    how many more there are."""
+    errors, omitted = all_errors(err)
+    return errors[:limit], max(len(errors) - limit, 0) + omitted
+
+
+def error_json(err: ZjitError, debug: Mapping[int, DebugLine]) -> dict[str, Any]:
+    """``err.to_dict()`` plus ``source``: ``FILE:LINE`` of its pc, when the module
+    has a debug line there (else None)."""
+    out = err.to_dict()
+    where = debug.get(err.pc) if err.pc is not None else None
+    out["source"] = f"{where.source}:{where.line}" if where is not None else None
+    return out
+
+
+def errors_json(errors: ZjitError | list[ZjitError], debug: Mapping[int, DebugLine],
+                omitted: int = 0) -> dict[str, Any]:
+    """The ``errors`` and ``omitted`` fields of a ``--json`` document: at most
+    :data:`MAX_JSON_ERRORS` errors (for an exception: every error it stands for),
+    and how many were left out."""
+    if isinstance(errors, ZjitError):
+        errors, more = all_errors(errors)
+        omitted += more
+    shown = errors[:MAX_JSON_ERRORS]
+    return {"errors": [error_json(e, debug) for e in shown], "omitted": omitted + len(errors) - len(shown)}
 
 
 def error_line(err: ZjitError, file: str) -> str:

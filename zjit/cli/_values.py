@@ -6,6 +6,9 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 
 def count_value(text: str) -> int:
@@ -38,10 +41,28 @@ def seconds_value(text: str) -> float:
     return value
 
 
-def argparse_type(check: Callable[[str], int | float]) -> Callable[[str], int | float]:
+def register_value(text: str) -> tuple[str, int]:
+    """``NAME=VALUE``: a register name (any case) and a value in -2**63 .. 2**64-1
+    (decimal or 0x hex); the name comes back in upper case."""
+    from zjit.isa import MASK64, REG_NAMES
+
+    name, eq, value = text.partition("=")
+    name = name.strip().upper()
+    if not eq or name not in REG_NAMES:
+        raise ValueError(f"expected REG=VALUE with REG one of {', '.join(REG_NAMES)}, not {text!r}")
+    try:
+        number = int(value, 0)
+    except ValueError:
+        raise ValueError(f"not an integer: {value!r}") from None
+    if not -(1 << 63) <= number <= MASK64:
+        raise ValueError(f"{name}={value}: the value must be in -2**63 .. 2**64-1")
+    return name, number
+
+
+def argparse_type(check: Callable[[str], T]) -> Callable[[str], T]:
     """``check`` raising :class:`argparse.ArgumentTypeError`, for ``type=``."""
 
-    def convert(text: str) -> int | float:
+    def convert(text: str) -> T:
         try:
             return check(text)
         except ValueError as exc:
@@ -53,5 +74,6 @@ def argparse_type(check: Callable[[str], int | float]) -> Callable[[str], int | 
 
 
 count_arg = argparse_type(count_value)
+register_arg = argparse_type(register_value)
 size_arg = argparse_type(size_value)
 seconds_arg = argparse_type(seconds_value)

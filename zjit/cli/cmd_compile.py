@@ -42,10 +42,11 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Build the outputs; map failures to the exit status."""
     from zjit.backends.aot import AotOptions, build_aot
-    from zjit.cli._tooling import load_module, read_bytes, report
+    from zjit.cli._tooling import fail, load_module, read_bytes, report
+    from zjit.errors import ContainerError
 
     if not args.cpu or any(c.isspace() for c in args.cpu):
-        sys.stderr.write("zjit: error: --cpu must be a non-empty LLVM CPU name\n")
+        fail("--cpu must be a non-empty LLVM CPU name", "compile")
         return EXIT_USAGE
     options = AotOptions(
         target=args.target,
@@ -64,7 +65,9 @@ def main(args: argparse.Namespace) -> int:
         report(err, args.module)
         return EXIT_REJECTED
     except OSError as exc:
-        sys.stderr.write(f"zjit: cannot write {args.output}: {exc.strerror or exc}\n")
+        where = exc.filename if isinstance(exc.filename, str) else args.output
+        report(ContainerError("BAD_PATH", f"cannot write {where}: {exc.strerror or exc}", path=args.output),
+               args.output)
         return EXIT_REJECTED
     if args.json:
         import json

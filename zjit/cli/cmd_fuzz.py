@@ -6,7 +6,8 @@ import argparse
 import os
 import sys
 
-from zjit.cli.exits import EXIT_OK, EXIT_REJECTED, EXIT_TRAP, EXIT_USAGE
+from zjit.cli._values import size_arg
+from zjit.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_REJECTED, EXIT_TRAP, EXIT_USAGE
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
@@ -23,6 +24,17 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                    help="time spent shrinking each failure (0 disables; default 20)")
     p.add_argument("--replay", metavar="FILE", default=None, help="re-run one reproducer and show the differences")
     p.add_argument("--quiet", action="store_true", help="no progress line, only the summary")
+    p.add_argument("--jobs", type=size_arg, default=None, metavar="N",
+                   help="worker processes (default: one per available core); program i runs in "
+                        "worker i mod N, so --count results do not depend on N")
+
+
+def default_jobs() -> int:
+    """One worker per core this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def _engines(text: str) -> list[str] | None:
@@ -31,22 +43,27 @@ def _engines(text: str) -> list[str] | None:
     from zjit.fuzz.oracles import make_engine
     from zjit.policy import Policy
 
+    from ._tooling import fail
+
     register_fakes()
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
-        sys.stderr.write("zjit fuzz: --engines needs at least one engine\n")
+        fail("--engines needs at least one engine", "fuzz")
         return None
     for name in names:
         try:
             make_engine(name, Policy())
         except (PolicyError, ValueError) as exc:
-            sys.stderr.write(f"zjit fuzz: engine {name!r} is not available: {exc}\n")
+            fail(f"engine {name!r} is not available: {exc}", "fuzz")
             return None
     return names
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the campaign; 0 when every engine agreed, 1 on any failure."""
+    """Run the campaign; 0 when every engine agreed, 1 on any failure, 130 when
+    Ctrl-C stopped it before any failure was found."""
+    from ._tooling import fail
+
     engines = _engines(args.engines)
     if engines is None:
         return EXIT_USAGE
@@ -55,23 +72,30 @@ def main(args: argparse.Namespace) -> int:
     from zjit.fuzz.campaign import run_campaign
 
     if args.count is not None and args.count < 0 or args.seconds < 0:
-        sys.stderr.write("zjit fuzz: --count and --seconds must not be negative\n")
+        fail("--count and --seconds must not be negative", "fuzz")
         return EXIT_USAGE
     if os.path.exists(args.out) and not os.path.isdir(args.out):
-        sys.stderr.write(f"zjit fuzz: --out {args.out} exists and is not a directory\n")
+        fail(f"--out {args.out} exists and is not a directory", "fuzz")
         return EXIT_USAGE
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+    jobs = args.jobs if args.jobs is not None else default_jobs()
     length = f"{args.count} programs" if args.count is not None else f"{args.seconds:g} s"
     sys.stderr.write(f"zjit fuzz: seed {seed}, engines {' vs '.join(engines)}, {length}, "
-                     f"failures -> {args.out}/\n")
+                     f"{jobs} job{'s' if jobs > 1 else ''}, failures -> {args.out}/\n")
     try:
         stats = run_campaign(
             seconds=args.seconds, seed=seed, engines=engines, out_dir=args.out, count=args.count,
-            progress=None if args.quiet else sys.stderr, shrink_seconds=args.shrink_seconds,
+            progress=None if args.quiet else sys.stderr, shrink_seconds=args.shrink_seconds, jobs=jobs,
         )
     except OSError as exc:
-        sys.stderr.write(f"\nzjit fuzz: cannot write a reproducer under {args.out}: {exc.strerror or exc}\n")
-        return EXIT_USAGE
+        from zjit.errors import ContainerError
+
+        from ._tooling import report
+
+        sys.stderr.write("\n")
+        report(ContainerError("BAD_PATH", f"cannot write a reproducer: {exc.strerror or exc}", path=args.out),
+               args.out)
+        return EXIT_REJECTED
     if args.quiet:
         sys.stderr.write(stats.line() + "\n")
     for path in stats.failures:
@@ -79,6 +103,10 @@ def main(args: argparse.Namespace) -> int:
     if stats.failed:
         sys.stderr.write(f"zjit fuzz: FAILED (repeat with --seed {seed})\n")
         return EXIT_TRAP
+    if stats.interrupted:
+        sys.stderr.write(f"zjit: fuzz: INTERRUPTED: stopped by Ctrl-C after {stats.programs} programs, "
+                         f"no failure so far (repeat with --seed {seed})\n")
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 

@@ -14,6 +14,8 @@ from types import SimpleNamespace
 
 from zjit.cli._values import count_arg as _count
 from zjit.cli._values import count_value as _count_value
+from zjit.cli._values import register_arg as _register
+from zjit.cli._values import register_value as _register_value
 from zjit.cli._values import seconds_arg as _seconds
 from zjit.cli._values import seconds_value as _seconds_value
 from zjit.cli._values import size_arg as _size
@@ -25,10 +27,11 @@ from zjit.errors import ZjitError
 TYPE_CHECKING = False  # argparse and typing stay unimported on this path (docs/startup.md)
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import BinaryIO
 
     from zjit.errors import AsmWarning
+    from zjit.image import DebugLine
     from zjit.result import Result, Trap
 
 
@@ -65,11 +68,14 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], object] | None, object]] = {
     "--stdin": ("stdin", str, None),
     "--json": ("json", None, False),
     "--call": ("call", str, None),
+    "--reg": ("reg", _register_value, None),
     "--timeout": ("timeout", _seconds_value, None),
     "--format": ("format", _format_value, "auto"),
     "--tier": ("tier", _tier_value, "auto"),
     "--tier-threshold": ("tier_threshold", _size_value, None),
 }
+_REPEATED = {"reg"}
+"""Options that may be given several times (argparse's ``append``)."""
 
 
 def parse_plain(argv: Sequence[str]) -> SimpleNamespace | None:
@@ -104,9 +110,13 @@ def parse_plain(argv: Sequence[str]) -> SimpleNamespace | None:
             value = argv[i]
             i += 1
         try:
-            values[dest] = convert(value)
+            converted = convert(value)
         except ValueError:
             return None
+        if dest in _REPEATED:
+            values[dest] = [*(values[dest] or ()), converted]  # type: ignore[misc]
+        else:
+            values[dest] = converted
     if module is None:
         return None
     return SimpleNamespace(command="run", module=module, **values, _handler=main)
@@ -129,6 +139,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true",
                    help="print the whole result as JSON on stdout (guest output inside it)")
     p.add_argument("--call", metavar="NAME", help="run the export NAME instead of the entry")
+    p.add_argument("--reg", type=_register, action="append", metavar="REG=VALUE",
+                   help="preset a register for the run (repeatable; e.g. --reg HL=5 --reg DE=0x10)")
     p.add_argument("--timeout", type=_seconds, metavar="S", help="wall-clock limit per run, in seconds")
     p.add_argument("--tier", choices=TIERS, default="auto",
                    help="compiling engines: baseline code promoted to O2 when hot (auto, the default), "
@@ -168,6 +180,7 @@ def main(args: argparse.Namespace | SimpleNamespace) -> int:
         except OSError as exc:
             sys.stderr.write(f"zjit: error: USAGE: cannot read --stdin {args.stdin}: {exc.strerror or exc}\n")
             return EXIT_USAGE
+    image = None
     try:
         tiering: dict[str, object] = {"tier": args.tier}
         if args.tier_threshold is not None:
@@ -176,7 +189,8 @@ def main(args: argparse.Namespace | SimpleNamespace) -> int:
         engine = Engine(policy, backend=args.engine)
         from zjit.container.detect import load_image  # what engine.load(path) would call
 
-        module = engine.load(load_image(args.module, format=args.format, warn=_print_warning))
+        image = load_image(args.module, format=args.format, warn=_print_warning)
+        module = engine.load(image)
         if args.call is not None and args.call not in module.exports:
             from zjit.errors import PolicyError
             raise PolicyError("NO_EXPORT", f"module has no export named {args.call!r}",
@@ -184,22 +198,35 @@ def main(args: argparse.Namespace | SimpleNamespace) -> int:
         inst = module.instantiate(stdin=stdin, stdout=None if args.json else sys.stdout.buffer,
                                   log=DEFAULT)
     except ZjitError as err:
-        from zjit.cli._tooling import shown_errors
-
-        errors, more = shown_errors(err)  # every error of an assembly source
-        sys.stderr.write("".join(f"zjit: rejected: {e}\n" for e in errors))
-        if more:
-            sys.stderr.write(f"zjit: rejected: ... {more} more error(s)\n")
-        return EXIT_REJECTED
+        return _rejected(err, args, None if image is None else image.debug)
 
     # Ctrl-C: the first stops the guest with a TIMEOUT trap (exit 1), a second
     # raises KeyboardInterrupt (exit 130); the API does it (zjit/sigint.py).
+    registers = dict(args.reg or ())
     try:
-        result = inst.call(args.call) if args.call is not None else inst.run()
+        result = inst.call(args.call, **registers) if args.call is not None else inst.run(**registers)
     finally:
         if args.stdin is not None:
             stdin.close()
     return _report(result, args.json)
+
+
+def _rejected(err: ZjitError, args: argparse.Namespace | SimpleNamespace, debug: Mapping[int, DebugLine] | None) -> int:
+    """Report a rejected module: ``zjit: rejected: ...`` lines on stderr (every error
+    of an assembly source or of the verifier, at most 20) and, with ``--json``, the
+    errors as JSON on stdout."""
+    from zjit.cli._tooling import errors_json, shown_errors
+
+    errors, more = shown_errors(err)
+    sys.stderr.write("".join(f"zjit: rejected: {e}\n" for e in errors))
+    if more:
+        sys.stderr.write(f"zjit: rejected: ... {more} more error(s)\n")
+    if args.json:
+        import json
+
+        doc = {"file": args.module, "status": "rejected", **errors_json(err, debug or {})}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    return EXIT_REJECTED
 
 
 def _report(result: Result, as_json: bool) -> int:

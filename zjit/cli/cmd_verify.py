@@ -10,7 +10,15 @@ from typing import Any
 from zjit.cli.exits import EXIT_OK, EXIT_REJECTED
 from zjit.errors import ZjitError
 
-from ._tooling import MAX_SHOWN, add_format_option, error_line, load_module
+from ._tooling import (
+    MAX_SHOWN,
+    add_format_option,
+    all_errors,
+    error_json,
+    error_line,
+    errors_json,
+    load_module,
+)
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
@@ -19,13 +27,6 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                    help=".zasm.bin, ROM, module.json, assembly source (.s) or raw code (.bin)")
     add_format_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-
-
-def _with_source(err: ZjitError, debug: dict[int, Any]) -> dict[str, Any]:
-    out = err.to_dict()
-    where = debug.get(err.pc) if err.pc is not None else None
-    out["source"] = f"{where.source}:{where.line}" if where is not None else None
-    return out
 
 
 def main(args: argparse.Namespace) -> int:
@@ -55,17 +56,17 @@ def main(args: argparse.Namespace) -> int:
                 "format": image.source_format,
             }
     except ZjitError as err:
-        errors.extend(getattr(err, "errors", (err,)))  # an assembly reports all its errors
-        omitted = int(getattr(err, "omitted", 0))
+        found, omitted = all_errors(err)  # an assembly reports all its errors
+        errors.extend(found)
     if args.json:
         doc: dict[str, Any] = {"file": path, "ok": not errors, **summary,
-                               "errors": [_with_source(e, debug) for e in errors]}
+                               **errors_json(errors, debug, omitted)}
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return EXIT_REJECTED if errors else EXIT_OK
     if errors:
         for e in errors[:MAX_SHOWN]:
             sys.stderr.write(error_line(e, path))
-            src = _with_source(e, debug)["source"]
+            src = error_json(e, debug)["source"]
             if src:
                 sys.stderr.write(f"    (source {src})\n")
         total = len(errors) + omitted
