@@ -79,6 +79,8 @@ FIELDS: tuple[Field, ...] = (
     Field("hc_args", "u64", "native engine: host request arguments", 4),
     Field("run_entry", "fn", "native engine: entry rt_thread_main calls", invariant=True),
     Field("run_status", "u64", "native engine: the entry's return value"),
+    Field("run_id", "u64", "baseline code: the entry id (ftab slot) a run starts at", invariant=True),
+    Field("tier_id", "u64", "baseline code: the entry id whose tier-up counter ran out (read by TIERUP)"),
     Field("user", "ptr", "embedder's opaque pointer; generated code never touches it"),
 )
 """The context structure, in order."""
@@ -110,6 +112,9 @@ STATUS_TRAPPED = 1
 """Entry return value: the run trapped (``trap_*`` and ``regs`` filled in)."""
 TRAP_STACK = 255
 """Internal trap kind: the native stack guard fired (never a guest-visible trap)."""
+TRAP_SITE = 253
+"""Internal trap kind (baseline code): ``trap_pc`` is the return address of a trap
+stub, which the engine decodes into the kind, pc, address and length of the site."""
 TRAP_OUTPUT_LIMIT = 254
 """Internal trap kind: the output budget ``out_room`` ran out (reported as HOST; issue 13)."""
 
@@ -124,6 +129,9 @@ RT_THREAD_MAIN = "rt_thread_main"
 """Local symbol of every object's guest-thread start routine (``void *(void *ctx)``)."""
 RT_HOST_REQUEST = "rt_host_request"
 """Local symbol of every object's futex-based ``host_call`` (native engine)."""
+
+HOST_TIERUP = 64
+"""``host_call`` operation (engine-internal): entry id ``a`` of baseline code is hot."""
 
 HC_IDLE = 0
 """``hc_state``: the guest thread waits for a run (a zeroed context is idle)."""

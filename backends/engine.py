@@ -38,6 +38,18 @@ if TYPE_CHECKING:
     from .llvm.options import CodegenOptions
 
 PAYLOAD_MAGIC = b"ZJITNAT1"
+MODULE_INSTRUCTIONS = 20_000
+MODULE_FUNCTIONS = 2_000
+"""The whole-module O2 budget (``tier="optimized"``): larger modules, or ones
+with more functions, are compiled function by function (see
+:meth:`CompilingBackend._optimized_fallback`)."""
+MODULE_SECONDS = 120.0
+"""Time budget of a whole-module O2 compile (the worker is killed past it)."""
+BASELINE_MEM_LIMIT = 1 << 31
+"""Baseline code hard-wires memory limits as 32-bit immediates: a guest memory of
+2 GiB or more gets the whole module at O2 whatever ``Policy.tier`` says."""
+FALLBACK_SECONDS = 120.0
+"""Time budget of the function-by-function compile of the fallback."""
 _PAYLOAD_HEAD = struct.Struct("<8sI")
 
 
@@ -97,6 +109,11 @@ def decode_payload(payload: bytes) -> tuple[bytes, CodeInfo] | None:
     return payload[start + n:], info
 
 
+def over_module_budget(program: VerifiedProgram) -> bool:
+    """True when ``program`` is too large to compile as one O2 module."""
+    return len(program.image.code) // 4 > MODULE_INSTRUCTIONS or len(program.functions) > MODULE_FUNCTIONS
+
+
 class CompilingBackend:
     """Base of the backends that compile through LLVM (see the module docstring
     for what a subclass gives)."""
@@ -131,18 +148,41 @@ class CompilingBackend:
         """One run of ``code`` from ``entry`` (a value of ``code.entries``)."""
         raise NotImplementedError
 
+    # -- tier hooks (tiered code, :mod:`.tiering`) ---------------------------------------------
+    def map_baseline(self, image: Any) -> Any:
+        """Make baseline code (a :class:`~zjit.backends.baseline.assembler.BaselineImage`)
+        runnable; the result has ``base``, the address its code is at."""
+        raise NotImplementedError
+
+    def table_memory(self, count: int) -> tuple[Any, int]:
+        """``count`` zeroed u64 slots the code can read and this process write
+        (item assignment): the slots and their address as the code sees it."""
+        raise NotImplementedError
+
+    def map_function(self, baseline: Any, obj: bytes, symbol: str) -> tuple[int, Any]:
+        """Load a tier-up object for the code :meth:`map_baseline` returned as
+        ``baseline``: the address of ``symbol`` and a handle for
+        :meth:`release_mapping`."""
+        raise NotImplementedError
+
+    def release_mapping(self, handle: Any) -> None:
+        """Free what :meth:`map_baseline` or :meth:`map_function` returned."""
+        raise NotImplementedError
+
     # -- compiling ----------------------------------------------------------------------
     def compile(self, program: VerifiedProgram, opts: CodegenOptions) -> tuple[bytes, CodeInfo]:
-        """Lift, lower and compile ``program``; the object and its metadata."""
-        from .llvm import lower
-        from .middle.effects import call_depth_bound
-        from .middle.lift import lift
-        from .objfile.compiler import compile_ir
+        """Lift, lower and compile ``program`` at O2 in a compile worker (a
+        :mod:`.tiering.job`: nothing heavy runs in this process), within the
+        module's time budget; the object and its metadata."""
+        from .objfile.compiler import default_pool
+        from .tiering import jobs
 
-        module = lift(program)
-        low = lower(module, opts)
-        obj = compile_ir(low.text, triple=opts.triple, opt_level=opts.opt_level, cpu=opts.cpu)
-        return obj, CodeInfo(low.entries, self.measure_frames(obj), call_depth_bound(module))
+        meta, obj = jobs.run(default_pool(), program, None, opts, 0, MODULE_SECONDS)
+        entries = meta["entries"]
+        depth = meta["call_depth_bound"]
+        assert isinstance(entries, dict)
+        return obj, CodeInfo({int(pc): str(sym) for pc, sym in entries.items()}, self.measure_frames(obj),
+                             None if depth is None else int(depth))  # type: ignore[call-overload]
 
     def prepare(self, program: VerifiedProgram, policy: Policy) -> CompiledExecutable:
         """An executable, with the code for :meth:`default_specialisation` compiled
@@ -187,11 +227,15 @@ class CompilingBackend:
 
     def code(self, program: VerifiedProgram, policy: Policy, spec: Specialisation) -> Any:
         """Runnable code for ``program`` under ``policy`` for ``spec`` (compiled
-        once per cache key, also when several threads ask at the same time)."""
+        once per cache key, also when several threads ask at the same time):
+        tiered code (``Policy.tier`` ``"auto"`` or ``"baseline"``) or the whole
+        module at O2 (``"optimized"``)."""
         from .cache import cache_key
 
         opts = self.options(policy, spec)
-        key_opts = {**opts.as_key(), "layout": LAYOUT_DIGEST, "engine": self.name}
+        key_opts: dict[str, object] = {**opts.as_key(), "layout": LAYOUT_DIGEST, "engine": self.name}
+        if policy.tier != "optimized" and spec.mem_size < BASELINE_MEM_LIMIT:
+            key_opts.update(tier=policy.tier, threshold=policy.tier_threshold)
         key = cache_key(program.digest, triple=opts.triple, cpu=opts.cpu, options=key_opts)
         with self._lock:
             code = self._code.get(key)
@@ -203,12 +247,22 @@ class CompilingBackend:
                 code = self._code.get(key)
             if code is not None:
                 return code
-            code = self._load_or_compile(program, policy, opts, key)
+            if policy.tier == "optimized" or spec.mem_size >= BASELINE_MEM_LIMIT:
+                code = self._load_or_compile(program, policy, spec, opts, key)
+            else:
+                code = self._tiered(program, policy, spec, opts, policy.tier == "auto")
             with self._lock:
                 self._code[key] = code
             return code
 
-    def _load_or_compile(self, program: VerifiedProgram, policy: Policy, opts: CodegenOptions, key: str) -> Any:
+    def _tiered(self, program: VerifiedProgram, policy: Policy, spec: Specialisation, opts: CodegenOptions,
+                tierup: bool) -> Any:
+        from .tiering.code import TieredCode
+
+        return TieredCode(self, program, policy, spec, opts, tierup)
+
+    def _load_or_compile(self, program: VerifiedProgram, policy: Policy, spec: Specialisation,
+                         opts: CodegenOptions, key: str) -> Any:
         cache = self._cache(policy)
         payload = cache.get(key)
         if payload is not None:
@@ -218,10 +272,28 @@ class CompilingBackend:
                     return self.from_object(*decoded)
                 except (PolicyError, KeyError):
                     pass  # damaged entry: rebuild below and overwrite it
-        obj, info = self.compile(program, opts)
+        baseline_fits = spec.mem_size < BASELINE_MEM_LIMIT
+        if over_module_budget(program) and baseline_fits:
+            return self._optimized_fallback(program, policy, spec, opts, "over the whole-module budget")
+        try:
+            obj, info = self.compile(program, opts)
+        except PolicyError as exc:
+            if exc.code != "COMPILE_FAILED" or not baseline_fits:
+                raise
+            return self._optimized_fallback(program, policy, spec, opts, str(exc))
         self.compiles += 1
         code = self.from_object(obj, info)
         cache.put(key, encode_payload(obj, info))
+        return code
+
+    def _optimized_fallback(self, program: VerifiedProgram, policy: Policy, spec: Specialisation,
+                            opts: CodegenOptions, why: str) -> Any:
+        """``tier="optimized"`` for a module the whole-module compile cannot take:
+        baseline code, then every function compiled at O2 at once (in parallel,
+        within :data:`FALLBACK_SECONDS`); a function over its budget stays baseline."""
+        code = self._tiered(program, policy, spec, opts, False)
+        code.fallback = why
+        code.compile_all([code.image.ids[pc] for pc in program.functions], FALLBACK_SECONDS)
         return code
 
     def close(self) -> None:
@@ -241,6 +313,13 @@ class CompiledExecutable:
         self.program = program
         self.policy = policy
         self._code: dict[Specialisation, Any] = {}
+
+    def default_code(self) -> Any:
+        """The code of the policy's own specialisation (compiled on first use)."""
+        spec = self.backend.default_specialisation(self.program, self.policy)
+        if spec is None:
+            raise ValueError("the policy's instances of this module cannot be created")
+        return self.code_for(spec)
 
     def code_for(self, spec: Specialisation) -> Any:
         """The code for one specialisation (compiled on first use)."""

@@ -30,7 +30,7 @@ from zjit.errors import PolicyError
 from zjit.isa import MASK64, NUM_REGS, PRIM_NAMES, TrapKind, sext
 from zjit.machine import Machine, Outcome
 
-from .context import HOST_OPS, STATUS_OK, TRAP_STACK, Ctx
+from .context import HOST_OPS, HOST_TIERUP, STATUS_OK, TRAP_SITE, TRAP_STACK, Ctx
 
 TYPE_CHECKING = False  # no typing import at run time (start-up, docs/startup.md)
 if TYPE_CHECKING:
@@ -171,6 +171,8 @@ class CodeRun:
     def outcome(self, status: int | None) -> Outcome:
         """The Outcome of a call that returned ``status``."""
         assert status is not None
+        if status != STATUS_OK and self.ctx.trap_kind == TRAP_SITE:
+            self.code.decode_trap(self.ctx)  # baseline code: the stub's site says what trapped
         return ctx_outcome(self.ctx, status, self.error, self.stack_kind)
 
     # -- stack -------------------------------------------------------------------------
@@ -222,6 +224,8 @@ class CodeRun:
                     raise ValueError("control handler result is malformed")
                 mem[c:c + len(data)] = data
                 self.ctx.host_result = sext(value & MASK64, 64)
+            elif op == HOST_TIERUP:  # (entry id): baseline code found an entry hot
+                self.code.request(a)
             else:
                 raise ValueError(f"unknown host call {op}")
             return 0

@@ -36,13 +36,19 @@ ENGINE_FACTORIES: dict[str, EngineFactory] = {}
 
 
 def make_engine(name: str, policy: Policy) -> EngineLike:
-    """Engine ``name`` for ``policy``: a registered factory, a backend name, or
-    ``backend-O<n>`` for a backend at optimisation level n."""
+    """Engine ``name`` for ``policy``: a registered factory, a configuration of
+    :data:`zjit.runtime.ENGINE_VARIANTS` (``jit-O2``, ``jit-baseline``,
+    ``arm64-auto1``...), a backend name, or ``backend-O<n>`` for a backend at
+    optimisation level n."""
     factory = ENGINE_FACTORIES.get(name)
     if factory is not None:
         return factory(policy)
-    from zjit.runtime import Engine
+    from zjit.runtime import ENGINE_VARIANTS, Engine
 
+    for backend_name, variants in ENGINE_VARIANTS.items():
+        for ident, overrides in variants:
+            if ident == name:
+                return Engine(dataclasses.replace(policy, **overrides), backend=backend_name)  # type: ignore[arg-type]
     backend, _, level = name.partition("-O")
     if level:
         policy = dataclasses.replace(policy, opt_level=int(level))

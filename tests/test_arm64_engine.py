@@ -174,19 +174,23 @@ def test_frame_measurement_agrees_with_capstone(level: int) -> None:
 
 # --- differential ---------------------------------------------------------------------------
 
-def _check(program: GenProgram, level: int) -> None:
+CONFIGS = ["arm64-O0", "arm64-O2", "arm64-baseline", "arm64-auto1"]
+"""Configurations of ``zjit.runtime.ENGINE_VARIANTS`` compared with the interpreter."""
+
+
+def _check(program: GenProgram, config: str) -> None:
     policy = program.policy(use_cache=False)
-    mismatch, runs = compare_detailed(program, ("interp", f"arm64-O{level}"), policy=policy)
+    mismatch, runs = compare_detailed(program, ("interp", config), policy=policy)
     assert mismatch is None, mismatch.report() + "\n\n" + program.asm
     assert all(not r.crashed for r in runs), [r.error for r in runs]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("level", [0, 2])
+@pytest.mark.parametrize("config", CONFIGS)
 @_SETTINGS
 @given(program=programs())
-def test_arm64_matches_interpreter(level: int, program: GenProgram) -> None:
-    _check(program, level)
+def test_arm64_matches_interpreter(config: str, program: GenProgram) -> None:
+    _check(program, config)
 
 
 @pytest.mark.parametrize("kind", [TrapKind.OOB, TrapKind.DIV0, TrapKind.FUEL, TrapKind.CALL_DEPTH,
@@ -196,14 +200,14 @@ def test_trap_programs_match(kind: TrapKind) -> None:
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(program=trapping_programs(kind))
     def inner(program: GenProgram) -> None:
-        for level in (0, 2):
-            _check(program, level)
+        for config in CONFIGS:
+            _check(program, config)
 
     inner()
 
 
 def test_long_program_matches() -> None:
-    _check(long_program(1), 2)
+    _check(long_program(1), "arm64-baseline")
 
 
 # --- emulator specifics ----------------------------------------------------------------------
@@ -313,7 +317,7 @@ def test_keyboard_interrupt_from_a_handler_propagates() -> None:
 
 def test_disk_cache_hit_skips_the_compiler(tmp_path: Any) -> None:
     src = "PUBLIC main\nmain: LD HL, 5\nCALL dbl\nRET\ndbl: ADD64 HL, HL, HL\nRET\n"
-    policy = zjit.Policy(cache_dir=tmp_path)
+    policy = zjit.Policy(cache_dir=tmp_path, tier="optimized")
     first = zjit.Engine(policy, backend="arm64")
     assert first.load(assemble(src, "t.s")).instantiate().run().registers["HL"] == 10
     second = zjit.Engine(policy, backend="arm64")

@@ -111,7 +111,8 @@ def test_run_without_wasmtime_and_docs_left_alone(tmp_path: Path, monkeypatch: p
     assert bench_run.main(["--quick", "--only", "kernels", "--kernels", "fib_rec", "--json", str(out)]) == 0
     results = json.loads(out.read_text())
     assert results["errors"] == []
-    assert set(results["kernels"][0]["runs"]) == {"c", "zjit O2", "zjit O2 fuel"}
+    tiers = {"zjit tier=baseline", "zjit tier=auto"}  # the tiers of issue 9, measured next to O2
+    assert set(results["kernels"][0]["runs"]) == {"c", "zjit O2", "zjit O2 fuel"} | tiers
     assert "Wasmtime columns: not measured" in capsys.readouterr().out
     assert bench_run.DOCS.read_bytes() == docs
 

@@ -161,6 +161,20 @@ def test_default_engine_is_jit(tmp_path: Path) -> None:
         assert p.returncode == 3 and b"zjit: rejected: BAD_BACKEND" in p.stderr
 
 
+@pytest.mark.parametrize("tier", ["auto", "baseline", "optimized"])
+def test_tier_options(tmp_path: Path, tier: str) -> None:
+    if "jit" not in available_backends():
+        pytest.skip("needs the jit engine")
+    p = zjit_run(build(tmp_path, "hello"), "--tier", tier, "--tier-threshold", "1", engine="jit")
+    assert (p.returncode, p.stdout) == (0, b"Hello, world!\n"), p.stderr
+
+
+@pytest.mark.parametrize("bad", [["--tier", "fast"], ["--tier-threshold", "0"], ["--tier-threshold", "x"]])
+def test_bad_tier_options_are_usage_errors(tmp_path: Path, bad: list[str]) -> None:
+    p = zjit_run(build(tmp_path, "hello"), *bad, engine="jit")
+    assert p.returncode == 2 and b"usage" in p.stderr
+
+
 def test_interp_run_does_not_import_llvmlite(tmp_path: Path) -> None:
     mod = build(tmp_path, "hello")
     code = ("import sys\nfrom zjit.cli import main\n"

@@ -5,7 +5,10 @@ recursion, memory traffic with read-only segments, division, primitives, fuel
 and trap triggers). Each program runs on both engines following the same plan
 (the entry twice, then every export); Results (status, trap kind/pc/address/
 length, registers, fuel left, output, log records) and the final guest memory
-must be identical, at opt levels 0 and 2.
+must be identical: the whole module at opt levels 0 and 2 (``tier="optimized"``),
+baseline code alone, and tier-up after one execution (``jit-auto1``: from the
+second run on, the code is part baseline, part O2, as the background compiles
+finish).
 """
 
 from __future__ import annotations
@@ -26,19 +29,23 @@ _SETTINGS = settings(max_examples=100, deadline=None, derandomize=True,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-def _check(program: GenProgram, level: int) -> None:
+CONFIGS = ["jit-O0", "jit-O2", "jit-baseline", "jit-auto1"]
+"""Configurations of ``zjit.runtime.ENGINE_VARIANTS`` compared with the interpreter."""
+
+
+def _check(program: GenProgram, config: str) -> None:
     policy = program.policy(use_cache=False)
-    mismatch, runs = compare_detailed(program, ("interp", f"jit-O{level}"), policy=policy)
+    mismatch, runs = compare_detailed(program, ("interp", config), policy=policy)
     assert mismatch is None, mismatch.report() + "\n\n" + program.asm
     assert all(r.error is None or not r.crashed for r in runs)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("level", [0, 2])
+@pytest.mark.parametrize("config", CONFIGS)
 @_SETTINGS
 @given(program=programs())
-def test_jit_matches_interpreter(level: int, program: GenProgram) -> None:
-    _check(program, level)
+def test_jit_matches_interpreter(config: str, program: GenProgram) -> None:
+    _check(program, config)
 
 
 def _trap_test(kind: TrapKind) -> None:
@@ -46,8 +53,8 @@ def _trap_test(kind: TrapKind) -> None:
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(program=trapping_programs(kind))
     def inner(program: GenProgram) -> None:
-        for level in (0, 2):
-            _check(program, level)
+        for config in CONFIGS:
+            _check(program, config)
 
     inner()
 
@@ -60,4 +67,5 @@ def test_trap_programs_match(kind: TrapKind) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_long_programs_match(seed: int) -> None:
-    _check(long_program(seed), 2)
+    for config in ("jit-O2", "jit-baseline"):
+        _check(long_program(seed), config)

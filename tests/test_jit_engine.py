@@ -320,7 +320,7 @@ loop:
 
 def test_disk_cache_hit_skips_compilation(tmp_path: Path) -> None:
     image = assemble(SUM)
-    pol = zjit.Policy(cache_dir=tmp_path)
+    pol = zjit.Policy(cache_dir=tmp_path, tier="optimized")
     first = zjit.Engine(pol, backend="jit")
     assert first.load(image).instantiate().run().registers["DE"] == 5050
     assert first.backend.compiles == 1  # type: ignore[attr-defined]
@@ -331,7 +331,7 @@ def test_disk_cache_hit_skips_compilation(tmp_path: Path) -> None:
 
 def test_damaged_cache_entry_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     image = assemble(SUM)
-    pol = zjit.Policy(cache_dir=tmp_path)
+    pol = zjit.Policy(cache_dir=tmp_path, tier="optimized")
     zjit.Engine(pol, backend="jit").load(image)
     real_get = native.JitBackend._cache
 

@@ -46,7 +46,6 @@ msg:    DB "hello", 10
 
 NEVER = {
     # standard library modules the cache-hit path avoids (docs/startup.md); `dataclasses`
-    # (with `inspect`, `ast`, `dis`, `re`...) is imported: zjit's records are dataclasses
     # (with `inspect`, `ast`, `dis`, `re`...) is imported, and so are `json`, `hashlib`,
     # `hmac` and `pathlib`: zjit uses the standard modules, not stand-ins of its own
     "typing", "tempfile", "argparse", "platform", "subprocess", "importlib.util",
@@ -122,10 +121,10 @@ def test_cache_hit_run_imports(tmp_path: Path, child_env: dict[str, str]) -> Non
 
     mod = tmp_path / "small.zasm.bin"
     mod.write_bytes(detect.dump_image(assemble(SMALL, "small.s"), "zasm"))
-    first, first_modules = _child("run", "run", str(mod), env=child_env)  # fills the cache
+    first, first_modules = _child("run", "run", "--tier", "optimized", str(mod), env=child_env)  # fills the cache
     assert first.stdout == "hello\n", first.stderr
     assert "zjit.backends.objfile.compiler" in first_modules  # the guard below can fail
-    hit, modules = _child("run", "run", str(mod), env=child_env)
+    hit, modules = _child("run", "run", "--tier", "optimized", str(mod), env=child_env)
     assert hit.stdout == "hello\n" and hit.returncode == 0, hit.stderr
     assert {"zjit.backends.native.engine", "zjit.backends.native.loader", "zjit.container.zasm_bin"} <= modules
     assert sorted(modules & NEVER) == [], HINT
@@ -137,6 +136,24 @@ def test_cache_hit_run_imports(tmp_path: Path, child_env: dict[str, str]) -> Non
     # a usage error still goes through argparse, with its usual message
     bad, bad_modules = _child("run", "run", "--eng", "interp", "--fuel", "-1", str(mod), env=child_env)
     assert bad.returncode == 2 and "argument --fuel: must be >= 0" in bad.stderr and "argparse" in bad_modules
+
+
+def test_cache_hit_run_imports_baseline_code(tmp_path: Path, child_env: dict[str, str]) -> None:
+    """The default tier: a second run maps the baseline code from the cache,
+    without the stencil library, the assembler or anything of the compiler."""
+    from zjit.asm import assemble
+
+    mod = tmp_path / "small.zasm.bin"
+    mod.write_bytes(detect.dump_image(assemble(SMALL, "small.s"), "zasm"))
+    first, first_modules = _child("run", "run", str(mod), env=child_env)  # fills the cache
+    assert first.stdout == "hello\n", first.stderr
+    assert "zjit.backends.baseline.assembler" in first_modules  # the guard below can fail
+    hit, modules = _child("run", "run", str(mod), env=child_env)
+    assert hit.stdout == "hello\n" and hit.returncode == 0, hit.stderr
+    assert "zjit.backends.baseline.image" in modules
+    baseline_build = {"zjit.backends.baseline.assembler", "zjit.backends.baseline.library",
+                      "zjit.backends.llvm.stencils", "zjit.backends.tiering.job"}
+    assert sorted(modules & (NEVER | baseline_build)) == [], HINT
 
 
 def test_import_zjit_imports(child_env: dict[str, str]) -> None:
@@ -154,7 +171,8 @@ TOKENS = ["m.zasm.bin", "x", "", "--engine", "jit", "interp", "arm64", "bogus", 
           "-1", "abc", "--mem-size", "0", "--stdin", "in.txt", "--json", "--call", "f", "--timeout",
           "0.5", "nan", "inf", "--eng", "--fuel=5", "--engine=interp", "--json=1", "-h", "--help", "--",
           "-", "--stdin=-x", "--timeout=0", "--call=", "--mem-size=4096", "-5", "--format", "raw", "asm",
-          "auto", "--format=asm", "--format=elf", "--reg", "HL=5", "de=-1", "--reg=BC=0x10", "IX=", "X=1"]
+          "auto", "--format=asm", "--format=elf", "--reg", "HL=5", "de=-1", "--reg=BC=0x10", "IX=", "X=1",
+          "--tier", "baseline", "optimized", "--tier=auto", "--tier-threshold", "1", "--tier-threshold=0"]
 
 
 def _argparse(argv: list[str]) -> dict[str, Any] | None:

@@ -10,7 +10,8 @@ lowering produces (:func:`zjit.backends.llvm.lower`).
 
 Which code: for the target the module's engine compiles for (``jit``: x86_64,
 ``arm64``: aarch64) it is the code that engine runs for the module's policy (its
-optimisation level, metering, memory size and read-only ranges compiled in);
+optimisation level, metering, memory size and read-only ranges compiled in;
+the whole-module code of ``tier="optimized"``: baseline code has no listing yet);
 for another target, or a module of the ``interp`` engine, it is the code
 ``zjit disasm --native TARGET`` lists (x86_64: the JIT's code, aarch64: the
 ``zjit compile`` object, which reads the memory size from its context).

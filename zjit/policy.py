@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 GiB = 1 << 30
+TIERS = ("auto", "baseline", "optimized")
+"""``Policy.tier`` values (docs/tiering.md)."""
+MAX_TIER_THRESHOLD = (1 << 31) - 1
 DEFAULT_MEM_SIZE = 2 << 20
 """Guest memory size when neither the policy nor the module says (2 MiB)."""
 
@@ -88,6 +91,13 @@ class Policy:
     ``cache_dir`` None means :func:`default_cache_dir`; ``use_cache=False`` disables
     the on-disk cache; ``cache_max_bytes`` bounds it (least recently used entries are
     removed past it). ``allowed_prims`` is a mask of primitives modules may use.
+    ``tier`` chooses how compiling engines make code (docs/tiering.md):
+    ``"auto"`` starts with baseline code (copy-and-patch, no LLVM at load) and
+    compiles functions and loops at O2 in the background once they have run
+    ``tier_threshold`` times (calls or loop iterations, ``1 ..= 2**31 - 1``);
+    ``"baseline"`` stays with baseline code; ``"optimized"`` compiles the whole
+    module at ``opt_level`` before the first run (a function over the O2 budget
+    stays baseline). The interpreter ignores both.
     """
 
     fuel: int | None = None
@@ -102,6 +112,8 @@ class Policy:
     max_code_bytes: int = 16 << 20
     max_data_bytes: int = 256 << 20
     allowed_prims: int = PRIM_MASK_ALL
+    tier: str = "auto"
+    tier_threshold: int = 1000
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -125,6 +137,10 @@ class Policy:
         _int_in(self.max_code_bytes, 0, CODE_BYTES_MAX, "Policy.max_code_bytes")
         _int_in(self.max_data_bytes, 0, MEM_SIZE_MAX, "Policy.max_data_bytes")
         _int_in(self.allowed_prims, 0, PRIM_MASK_ALL, "Policy.allowed_prims")
+        if self.tier not in TIERS:
+            raise PolicyError("BAD_POLICY", f"must be one of {', '.join(TIERS)}, not {self.tier!r}",
+                              path="Policy.tier")
+        _int_in(self.tier_threshold, 1, MAX_TIER_THRESHOLD, "Policy.tier_threshold")
         if not isinstance(self.extra, dict):
             raise PolicyError("BAD_POLICY", f"must be a dict, not {self.extra!r}", path="Policy.extra")
 

@@ -37,13 +37,20 @@ BACKENDS: dict[str, str] = {
 A factory may have an ``available()`` callable; when it returns false the backend
 is reported unavailable (for example a missing native toolchain)."""
 
+def _optimized(level: int) -> dict[str, object]:
+    return {"opt_level": level, "tier": "optimized"}
+
+
+_TIERED: list[tuple[str, dict[str, object]]] = [("baseline", {"tier": "baseline"}),
+                                               ("auto1", {"tier": "auto", "tier_threshold": 1})]
 ENGINE_VARIANTS: dict[str, list[tuple[str, dict[str, object]]]] = {
     "interp": [("interp", {})],
-    "jit": [(f"jit-O{n}", {"opt_level": n}) for n in (0, 1, 2)],
-    "arm64": [(f"arm64-O{n}", {"opt_level": n}) for n in (0, 2)],
+    "jit": [(f"jit-O{n}", _optimized(n)) for n in (0, 1, 2)] + [(f"jit-{name}", over) for name, over in _TIERED],
+    "arm64": [(f"arm64-O{n}", _optimized(n)) for n in (0, 2)] + [(f"arm64-{name}", over) for name, over in _TIERED],
 }
-"""Configurations the conformance suite runs for each backend (arm64, which is
-emulated and slower, at the two ends of the optimisation range)."""
+"""Configurations the conformance suite runs for each backend: the whole module
+at O0/O1/O2 (arm64, emulated and slower, at the two ends), baseline code alone,
+and tier-up after one execution (``auto1``: mixed-tier code from the first run)."""
 
 Source = bytes | bytearray | memoryview | str | os.PathLike[str] | ModuleImage
 
@@ -88,6 +95,30 @@ def engine_configs() -> list[tuple[str, str, dict[str, object]]]:
             for ident, overrides in ENGINE_VARIANTS.get(name, [(name, {})])]
 
 
+class _Pending:
+    """A module being prepared by one load; other loads of it wait here."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._result: Executable | None = None
+        self._error: BaseException | None = None
+
+    def done(self, executable: Executable) -> None:
+        self._result = executable
+        self._event.set()
+
+    def fail(self, error: BaseException) -> None:
+        self._error = error
+        self._event.set()
+
+    def wait(self) -> Executable:
+        self._event.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+
 class Engine:
     """A policy plus a backend; loads modules, compiling each distinct one once.
 
@@ -101,6 +132,7 @@ class Engine:
         self.backend: Backend = _factory(backend)()
         self._lock = threading.Lock()
         self._compiled: dict[str, Executable] = {}
+        self._pending: dict[str, _Pending] = {}
 
     def load(self, src: Source, format: str = "auto") -> Module:
         """Parse (unless given a ModuleImage), verify and prepare a module.
@@ -121,11 +153,29 @@ class Engine:
 
             image = load_image(src, format=format, policy=self.policy)
         program = verify(image, self.policy)
+        digest = program.digest
+        with self._lock:  # held only to look up: loads of different modules run in parallel
+            executable = self._compiled.get(digest)
+            pending = None if executable is not None else self._pending.get(digest)
+            owner = executable is None and pending is None
+            if owner:
+                pending = self._pending[digest] = _Pending()
+        if executable is not None:
+            return Module(self, program, executable)
+        assert pending is not None
+        if not owner:
+            return Module(self, program, pending.wait())
+        try:
+            executable = self.backend.prepare(program, self.policy)
+        except BaseException as exc:
+            with self._lock:
+                del self._pending[digest]
+            pending.fail(exc)
+            raise
         with self._lock:
-            executable = self._compiled.get(program.digest)
-            if executable is None:
-                executable = self.backend.prepare(program, self.policy)
-                self._compiled[program.digest] = executable
+            self._compiled[digest] = executable
+            del self._pending[digest]
+        pending.done(executable)
         return Module(self, program, executable)
 
     def __repr__(self) -> str:

@@ -45,6 +45,8 @@ CODE_BASE = 0x1_0000_0000
 STACK_TOP = 0x100_0000_0000
 IN_BASE = 0x200_0000_0000
 MEM_BASE = 0x1000_0000_0000
+TABLE_BASE = 0x8000_0000
+"""Tiered code: the function table and tier-up counters (``ctx.ftab``)."""
 SENTINEL = RT_BASE + SENTINEL_OFFSET
 OUT_BUFFER_BYTES = 64 << 10
 TCG_BUFFER_BYTES = 64 << 20
@@ -121,6 +123,9 @@ class Emulator:
         uc.hook_add(unicorn.UC_HOOK_INTR, _on_interrupt, weakref.ref(self))
         self.code: object | None = None
         self._code_regions: list[tuple[int, int]] = []
+        self._installed = 0
+        self._table_map: mmap.mmap | None = None
+        self._table: Any = None
         self._memory: bytearray | None = None
         self._mem_export: Any = None
         self._mem_mapped = 0
@@ -161,17 +166,51 @@ class Emulator:
         """Map ``image`` (linked at CODE_BASE) unless it is already the bound code."""
         if self.code is key:
             return
+        self._unbind_code()
+        self._map_image(image)
+        self.uc.ctl_flush_tb()
+        self.code = key
+
+    def _unbind_code(self) -> None:
         for start, size in self._code_regions:
             self.uc.mem_unmap(start, size)
         self._code_regions = []
+        self._installed = 0
+        self._table = None
+        self._table_map = None
         self.code = None
+
+    def _map_image(self, image: LinkedImage) -> None:
         prot = {"rx": self.rx, "r": self.ro, "rw": self.rw}
         for r in image.regions:
             self.uc.mem_map(image.base + r.offset, r.size, prot[r.perms])
             self.uc.mem_write(image.base + r.offset, r.data)
             self._code_regions.append((image.base + r.offset, r.size))
-        self.uc.ctl_flush_tb()
-        self.code = key
+
+    def bind_tiered(self, code: Any) -> None:
+        """Map tiered code (:mod:`zjit.backends.tiering`): its baseline code at
+        CODE_BASE, a table of this emulator's own at TABLE_BASE, and the O2
+        code installed so far; called again (at host calls and before a run)
+        it maps what was installed since and copies the table, so no table slot
+        ever points at code this emulator has not mapped."""
+        if self.code is not code:
+            self._unbind_code()
+            size = _page_round(len(code.image.code))
+            self.uc.mem_map(CODE_BASE, size, self.rx)
+            self.uc.mem_write(CODE_BASE, code.image.code)
+            self._code_regions.append((CODE_BASE, size))
+            tsize = _page_round(8 * len(code.table))
+            self._table_map = mmap.mmap(-1, tsize)
+            self._table = (ctypes.c_char * tsize).from_buffer(self._table_map)
+            self.uc.mem_map_ptr(TABLE_BASE, tsize, self.rw, ctypes.addressof(self._table))
+            self._code_regions.append((TABLE_BASE, tsize))
+            self.uc.ctl_flush_tb()
+            self.code = code
+        with code.lock:
+            for _eid, _address, image in code.installs[self._installed:]:
+                self._map_image(image)
+            self._installed = len(code.installs)
+            ctypes.memmove(ctypes.addressof(self._table), ctypes.addressof(code.table), 8 * len(code.table))
 
     # -- guest memory ------------------------------------------------------------------
     def bind_memory(self, memory: bytearray) -> memoryview | bytearray:

@@ -27,6 +27,7 @@ Use: ``zjit.Engine(policy, backend="arm64")``; see docs/arm64.md.
 from __future__ import annotations
 
 import bisect
+import ctypes
 import re
 import threading
 
@@ -35,13 +36,13 @@ from zjit.verifier import VerifiedProgram
 from zjit.isa import NUM_REGS, TrapKind
 from zjit.machine import Machine, Outcome
 
-from ..context import Ctx
+from ..context import HOST_TIERUP, Ctx
 from ..engine import CodeInfo, CompilingBackend
 from ..objfile.linker import LinkedImage, link_image
 from ..run import CodeRun
 from ..targets import AARCH64_TRIPLE
 from . import emulator as emu_mod
-from .emulator import CODE_BASE, OUT_BASE, OUT_BUFFER_BYTES, Emulator
+from .emulator import CODE_BASE, OUT_BASE, OUT_BUFFER_BYTES, TABLE_BASE, Emulator
 from .runtime import frame_bound
 
 TYPE_CHECKING = False  # no typing import at run time (start-up, docs/startup.md)
@@ -61,6 +62,29 @@ def _available() -> bool:
     except ImportError:
         return False
     return True
+
+
+class _Placed:
+    """Where tiered code lives in an emulator's address space: baseline code at
+    CODE_BASE, tier-up objects after it (linked there, one after another)."""
+
+    _ALIGN = 1 << 20
+
+    def __init__(self, size: int) -> None:
+        self.base = CODE_BASE
+        self._next = CODE_BASE + (size + self._ALIGN - 1) // self._ALIGN * self._ALIGN
+        self._lock = threading.Lock()
+
+    def place(self, obj: bytes, symbol: str) -> tuple[int, LinkedImage]:
+        """Link ``obj`` at the next free place."""
+        from ..objfile.linker import plan
+
+        p = plan(obj)
+        with self._lock:
+            at = self._next
+            self._next += (p.size + 0xFFFF) & ~0xFFFF
+        image = p.link(at)
+        return int(image.symbols[symbol]), image
 
 
 class Arm64Code:
@@ -119,6 +143,24 @@ class Arm64Backend(CompilingBackend):
     def release(self, code: Any) -> None:
         """Forget the compiled code (idle emulators unbind it)."""
         emu_mod.forget(code)
+        if hasattr(code, "table"):
+            code.close()
+
+    def map_baseline(self, image: Any) -> Any:
+        """Baseline code runs at CODE_BASE (emulators map it per run)."""
+        return _Placed(len(image.code))
+
+    def table_memory(self, count: int) -> tuple[Any, int]:
+        """The table: kept here, copied into each emulator at TABLE_BASE."""
+        return (ctypes.c_uint64 * count)(), TABLE_BASE
+
+    def map_function(self, baseline: Any, obj: bytes, symbol: str) -> tuple[int, Any]:
+        """Link a tier-up object after the code placed before it."""
+        placed: _Placed = baseline
+        return placed.place(obj, symbol)
+
+    def release_mapping(self, handle: Any) -> None:
+        """Nothing to free: emulators unmap code when they bind other code."""
 
     def run(self, program: VerifiedProgram, machine: Machine, code: Any, entry: Any,
             registers: list[int]) -> Outcome:
@@ -149,7 +191,10 @@ class _Run(CodeRun):
     # -- where things live --------------------------------------------------------------
     def bind(self) -> Ctx:
         emu = self.emu
-        emu.bind_code(self.code, self.code.image)
+        if hasattr(self.code, "table"):  # tiered code
+            emu.bind_tiered(self.code)
+        else:
+            emu.bind_code(self.code, self.code.image)
         self.memory = emu.bind_memory(self.machine.memory)
         ro_table = emu.reset_ctx(self.machine.readonly)  # may replace emu.ctx
         ctx = emu.ctx
@@ -205,8 +250,24 @@ class _Run(CodeRun):
         self.set_stack_limit(low, STACK_RESERVE)
         self.emu.handler = self.host_call
 
+    def host_call(self, op: int, a: int, b: int, c: int, d: int) -> int:
+        """The shared host calls; after a tier-up request the emulator takes
+        over what tier-up installed (O2 code and table slots)."""
+        status = super().host_call(op, a, b, c, d)
+        if op == HOST_TIERUP:
+            self.emu.bind_tiered(self.code)
+        return status
+
     def detach(self) -> None:
         self.emu.handler = None
+
+    def prepare_entry(self, entry: Any) -> int:
+        """The address to start at (tiered code: also the entry id and table)."""
+        if isinstance(entry, tuple):
+            address, self.ctx.run_id = entry
+            self.ctx.ftab = TABLE_BASE
+            return int(address)
+        return int(entry)
 
     def call(self, entry: Any) -> int | None:
         """Emulate on a helper thread (``svc`` host calls are served there, in the
@@ -215,9 +276,11 @@ class _Run(CodeRun):
         out: list[int | None] = []
         error: list[BaseException] = []
 
+        start = self.prepare_entry(entry)
+
         def emulate() -> None:
             try:
-                out.append(self.emu.run(entry))
+                out.append(self.emu.run(start))
             except RuntimeError as exc:
                 if self.stopped:
                     out.append(None)

@@ -100,7 +100,8 @@ def state_args(fe: FnEmitter, state: list[Operand], room: str, callee: int) -> s
     """The argument list passing S with guest state ``state`` (registers, CMP
     halves) to ``callee`` (CMP ``undef`` when the callee never reads it)."""
     regs = ", ".join(f"i64 {fe.val(v)}" for v in state[:NUM_REGS])
-    cmp = fe.pack_cmp(state[CMPL], state[CMPR]) if fe.functions[callee].cmp_read else "undef"
+    known = fe.functions.get(callee)
+    cmp = fe.pack_cmp(state[CMPL], state[CMPR]) if known is None or known.cmp_read else "undef"
     return f"ptr {fe.ctx}, ptr {fe.mem()}, i64 {room}, {regs}, i64 {cmp}, i64 {fe.fuel}"
 
 
@@ -126,6 +127,17 @@ def emit_ret(fe: FnEmitter, t: Terminator) -> None:
     fe.emit(f"ret {fe.abi.ret} {st}")
 
 
+def callee_ref(fe: FnEmitter, callee: int) -> str:
+    """How to call guest function ``callee``: ``@f_<pc>`` inside the module, else
+    the code address in its function table slot (``ctx.ftab``, tier-up objects)."""
+    if callee in fe.functions or fe.ftab_ids is None:
+        return f"@{func_name(callee)}"
+    p, f = fe.tmp("p"), fe.tmp("f")
+    fe.emit(f"{p} = getelementptr inbounds i8, ptr {fe.inv('ftab')}, i64 {8 * fe.ftab_ids[callee]}")
+    fe.emit(f"{f} = load ptr, ptr {p}, align 8")
+    return f
+
+
 def emit_call(fe: FnEmitter, t: Terminator) -> None:
     """CALL: depth check, stack guard (recursion), native call; then continue
     with the state the callee returned."""
@@ -143,7 +155,8 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
     d1, res = fe.tmp("d"), fe.tmp("r")
     fe.emit(f"{d1} = sub i64 {fe.room}, 1")
     abi = fe.abi
-    fe.emit(f"{res} = call {abi.cc} {abi.ret} @{func_name(t.callee)}({state_args(fe, t.args, d1, t.callee)})")
+    callee = callee_ref(fe, t.callee)
+    fe.emit(f"{res} = call {abi.cc} {abi.ret} {callee}({state_args(fe, t.args, d1, t.callee)})")
 
     def field(pos: int, hint: str) -> str:
         idx = abi.ret_index(pos)
@@ -177,7 +190,8 @@ def emit_tail_call(fe: FnEmitter, t: Terminator) -> None:
     assert isinstance(t, TailCall)
     res, abi = fe.tmp("r"), fe.abi
     args = state_args(fe, t.args, fe.room, t.callee)
-    fe.emit(f"{res} = musttail call {abi.cc} {abi.ret} @{func_name(t.callee)}({args})")
+    callee = callee_ref(fe, t.callee)
+    fe.emit(f"{res} = musttail call {abi.cc} {abi.ret} {callee}({args})")
     fe.emit(f"ret {abi.ret} {res}")
 
 

@@ -77,10 +77,15 @@ class FnEmitter:
     """Builds the text of one LLVM function from an IR function."""
 
     def __init__(self, fn: IRFunction, opts: CodegenOptions, has_readonly: bool,
-                 functions: dict[int, IRFunction] | None = None) -> None:
+                 functions: dict[int, IRFunction] | None = None,
+                 ftab_ids: dict[int, int] | None = None) -> None:
         self.fn = fn
         self.functions = functions if functions is not None else {fn.entry: fn}
         """Every function of the module (what callees read and return)."""
+        self.ftab_ids = ftab_ids
+        """Entry pc -> function table slot, for code that calls the functions
+        outside the module through ``ctx.ftab`` (tier-up objects); None: every
+        callee is in the module."""
         self.opts = opts
         self.abi: GuestABI = guest_abi(opts.triple)
         self.has_readonly = has_readonly

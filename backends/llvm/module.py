@@ -77,11 +77,13 @@ def entry_symbol(pc: int, opts: CodegenOptions) -> str:
 
 def lower_function(fn: IRFunction, opts: CodegenOptions, has_readonly: bool,
                    md_counter: list[int] | None = None,
-                   functions: dict[int, IRFunction] | None = None) -> FnEmitter:
+                   functions: dict[int, IRFunction] | None = None,
+                   ftab_ids: dict[int, int] | None = None) -> FnEmitter:
     """Emit one guest function; the result holds its chunks and requirements.
     ``md_counter`` numbers loop metadata nodes across a module; ``functions`` are
-    the module's functions (callees)."""
-    fe = FnEmitter(fn, opts, has_readonly, functions)
+    the module's functions (callees); ``ftab_ids`` the function table slots of
+    the functions outside it (see :class:`FnEmitter`)."""
+    fe = FnEmitter(fn, opts, has_readonly, functions, ftab_ids)
     if md_counter is not None:
         fe.md_counter = md_counter
     order = list(fn.blocks.values())
@@ -141,7 +143,8 @@ def function_text(fe: FnEmitter) -> str:
     # FastISel (which optnone functions get inside an optimising compile) lowers
     # calls to preserve_none functions with the C convention.
     cold = fn.cold and abi.cc != "preserve_nonecc"
-    lines = [f"define internal {abi.cc} {abi.ret} @{func_name(fn.entry)}"
+    linkage = "dso_local" if fe.ftab_ids is not None else "internal"  # tier-up objects export them
+    lines = [f"define {linkage} {abi.cc} {abi.ret} @{func_name(fn.entry)}"
              f"(ptr noalias %ctx, ptr noalias %mem, i64 %room, {regs}, i64 %cmp, i64 %fuel.in) "
              f"{'#5' if cold else '#0'} {{"]
     entry = fe.chunks[0]
@@ -198,8 +201,11 @@ def _entry_text(pc: int, opts: CodegenOptions) -> str:
     return "\n".join(lines)
 
 
-def lower(module: IRModule, opts: CodegenOptions) -> LoweredModule:
-    """LLVM IR text for ``module`` under ``opts``."""
+def lower(module: IRModule, opts: CodegenOptions, ftab_ids: dict[int, int] | None = None) -> LoweredModule:
+    """LLVM IR text for ``module`` under ``opts``. With ``ftab_ids`` (entry pc ->
+    function table slot) the module is a tier-up object: its functions are
+    exported (``f_<pc>``, the guest calling convention), calls and tail calls to
+    functions outside it go through ``ctx.ftab``, and it has no entry points."""
     abi = guest_abi(opts.triple)
     intrinsics: set[str] = set(trap_intrinsics(opts.triple))
     helpers: set[str] = set()
@@ -208,13 +214,13 @@ def lower(module: IRModule, opts: CodegenOptions) -> LoweredModule:
     loop_nodes: list[int] = []
     md_counter = [100]
     for fn in module.functions.values():
-        fe = lower_function(fn, opts, module.has_readonly, md_counter, module.functions)
+        fe = lower_function(fn, opts, module.has_readonly, md_counter, module.functions, ftab_ids)
         bodies.append(function_text(fe))
         loop_nodes += fe.loop_ids.values()
         intrinsics |= fe.intrinsics
         helpers |= fe.helpers
         adapters |= fe.adapters
-    entries = {pc: entry_symbol(pc, opts) for pc in module.entry_points}
+    entries = {} if ftab_ids is not None else {pc: entry_symbol(pc, opts) for pc in module.entry_points}
     bodies += [_entry_text(pc, opts) for pc in entries]
     bodies.append(trap_helper_text(abi, opts.triple))
     bodies += adapters_text(abi, adapters)

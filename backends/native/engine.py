@@ -80,6 +80,22 @@ def _retire_threads(routine: int, loaded: Any) -> None:
     thread.retire(routine)
 
 
+class _Baseline:
+    """Mapped baseline code (tiered code, :mod:`zjit.backends.tiering`): like
+    :class:`CompiledCode`, idle guest threads that sleep in its runtime routines
+    are ended before it is unmapped."""
+
+    def __init__(self, loaded: Any, thread_main: int) -> None:
+        self.loaded = loaded
+        self.base = loaded.base
+        self._retire = weakref.finalize(self, _retire_threads, loaded.base + thread_main, loaded)
+
+    def close(self) -> None:
+        """End the idle guest threads, then unmap the code."""
+        self._retire()
+        self.loaded.close()
+
+
 class JitBackend(CompilingBackend):
     """Backend factory for native code (registry name ``"jit"``)."""
 
@@ -105,6 +121,28 @@ class JitBackend(CompilingBackend):
         """Unmap one compiled module."""
         code.close()
 
+    def map_baseline(self, image: Any) -> Any:
+        """Map baseline code (memfd, W^X)."""
+        from .loader import load_code
+
+        return _Baseline(load_code(image.code, "baseline"), image.symbols[RT_THREAD_MAIN])
+
+    def table_memory(self, count: int) -> tuple[Any, int]:
+        """The function table and counters: a ctypes array in this process."""
+        table = (ctypes.c_uint64 * count)()
+        return table, ctypes.addressof(table)
+
+    def map_function(self, baseline: Any, obj: bytes, symbol: str) -> tuple[int, Any]:
+        """Load a tier-up object (memfd, W^X)."""
+        from .loader import load_object
+
+        loaded = load_object(obj)
+        return loaded.symbol(symbol), loaded
+
+    def release_mapping(self, handle: Any) -> None:
+        """Unmap baseline code or a tier-up object."""
+        handle.close()
+
     def run(self, program: VerifiedProgram, machine: Machine, code: Any, entry: Any,
             registers: list[int]) -> Outcome:
         """Run ``entry`` (the address of an entry function of ``code``) on a guest
@@ -123,7 +161,7 @@ class JitBackend(CompilingBackend):
 class _Run(CodeRun):
     """A run in this process: guest memory and buffers are ctypes views."""
 
-    code: CompiledCode
+    code: Any  # CompiledCode, or TieredCode (zjit.backends.tiering)
 
     def bind(self) -> Ctx:
         need = self.stack_need(stack.RESERVE)
@@ -159,6 +197,9 @@ class _Run(CodeRun):
     def call(self, entry: Any) -> int:
         """Start the run on the guest thread, serve it until it finishes, and
         return the entry's status."""
+        if isinstance(entry, tuple):  # tiered code: the run entry and the entry id
+            entry, self.ctx.run_id = entry
+            self.ctx.ftab = self.code.table_address
         self.guest.go(entry)
         self.wait(hostcalls.server(self, self.guest.address))
         return int(self.ctx.run_status)

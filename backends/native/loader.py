@@ -27,10 +27,10 @@ import weakref
 from collections.abc import Mapping
 
 from ..objfile.elf import ObjectFileError
-from ..objfile.linker import LinkedImage, link_image, plan
+from ..objfile.linker import LinkedImage, Region, link_image, plan
 from ..targets import HOST_NAME, HOST_SUPPORTED, TARGETS
 
-__all__ = ["LoadedCode", "load_object", "link_image"]
+__all__ = ["LoadedCode", "link_image", "load_code", "load_object"]
 
 PROT_NONE = 0x0
 PROT_READ = 0x1
@@ -173,6 +173,26 @@ def load_object(obj: bytes, *, externals: Mapping[str, int] | None = None) -> Lo
         _map_image(image)
     except BaseException:
         _unmap(base, p.size)
+        raise
+    return LoadedCode(image)
+
+
+def load_code(code: bytes, name: str = "code") -> LoadedCode:
+    """Map position-independent machine code (baseline code: it refers to
+    nothing outside itself but through the run context) read-only and
+    executable, the same way as a linked object's text. ``name`` is its symbol
+    (at the start of the mapping)."""
+    if not HOST_SUPPORTED:
+        raise ObjectFileError(f"native code loading is not supported on {HOST_NAME}")
+    page = mmap.PAGESIZE
+    size = max(page, (len(code) + page - 1) & -page)
+    base = _map(0, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+    try:
+        image = LinkedImage(TARGETS[HOST_NAME].elf_machine, base, size, (Region("text", "rx", 0, size, code),),
+                            {name: base}, len(code))
+        _map_image(image)
+    except BaseException:
+        _unmap(base, size)
         raise
     return LoadedCode(image)
 

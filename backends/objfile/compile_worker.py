@@ -7,8 +7,14 @@ It is importable without llvmlite: llvmlite is imported only by
 
 Wire protocol (binary, little-endian, over the worker's stdin/stdout):
 
-* request:  ``REQ_MAGIC, u8 opt_level, u8 reserved, u16 len(triple), u16 len(cpu),
-  u32 len(ir)`` then the triple, cpu and IR text as UTF-8;
+* request:  ``REQ_MAGIC, u8 opt_level, u8 flags, u16 len(triple), u16 len(cpu),
+  u32 len(ir)`` then the triple, cpu and IR text as UTF-8; ``flags`` bit 0
+  (:data:`FLAG_STENCILS`) compiles a stencil object (static relocations; the
+  large code model on AArch64, so every hole is a ``movz``/``movk`` group);
+  bit 1 (:data:`FLAG_JOB`) asks for a *job* instead: the triple field names a
+  module of ``zjit.backends`` whose ``run_job(payload: bytes) -> bytes`` the
+  worker calls on the (binary) payload in place of the IR (the tier-up
+  compiles: lifting and lowering run in the worker too);
 * response: ``RESP_MAGIC, u8 status (0 = object, 1 = compile error), u32 len``
   then the object bytes or the UTF-8 error text.
 
@@ -36,16 +42,43 @@ MAX_MESSAGE = 4000
 """LLVM diagnostics are cut to this many characters."""
 CODEGEN_OPT = {0: 0, 1: 1, 2: 2}
 """opt_level -> LLVM codegen optimisation level (see docs/loader.md)."""
+FLAG_STENCILS = 1
+"""Request flag: compile stencils (``backends/objfile/stencils.py``), not loadable code."""
+FLAG_JOB = 2
+"""Request flag: run a job module on a binary payload (see the module docstring)."""
+JOB_PREFIX = "zjit.backends."
+"""Job modules must live under this package."""
 
 
 class CompileFailure(Exception):
     """LLVM rejected the IR (parse or verify error); the text says why."""
 
 
-def encode_request(ir_text: str, triple: str, opt_level: int, cpu: str) -> bytes:
+def encode_request(ir_text: str, triple: str, opt_level: int, cpu: str, flags: int = 0) -> bytes:
     """Frame one compile request."""
     t, c, ir = triple.encode(), cpu.encode(), ir_text.encode()
-    return REQ_HEADER.pack(REQ_MAGIC, opt_level, 0, len(t), len(c), len(ir)) + t + c + ir
+    return REQ_HEADER.pack(REQ_MAGIC, opt_level, flags, len(t), len(c), len(ir)) + t + c + ir
+
+
+def encode_job(module: str, payload: bytes) -> bytes:
+    """Frame one job request (:data:`FLAG_JOB`)."""
+    m = module.encode()
+    return REQ_HEADER.pack(REQ_MAGIC, 0, FLAG_JOB, len(m), 0, len(payload)) + m + payload
+
+
+def run_job(module: str, payload: bytes) -> bytes:
+    """Run job ``module`` on ``payload`` (in the worker); CompileFailure for a
+    module outside :data:`JOB_PREFIX` or a job that fails."""
+    if not module.startswith(JOB_PREFIX) or not module.replace(".", "").replace("_", "").isalnum():
+        raise CompileFailure(f"not a job module: {module!r}")
+    try:
+        __import__(module)  # by name: objfile does not depend on the stages jobs use
+        result: bytes = sys.modules[module].run_job(payload)
+    except CompileFailure:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as a failed job
+        raise CompileFailure(f"job {module} failed: {type(exc).__name__}: {exc}") from None
+    return result
 
 
 def read_exact(stream: BinaryIO, n: int) -> bytes | None:
@@ -68,7 +101,7 @@ def read_exact(stream: BinaryIO, n: int) -> bytes | None:
 _init_lock = threading.Lock()
 _initialised = False
 _compile_lock = threading.Lock()
-_machines: dict[tuple[str, str, int], Any] = {}
+_machines: dict[tuple[str, str, int, bool], Any] = {}
 
 
 LLVM_OPTIONS = ("-x86-experimental-pref-innermost-loop-alignment=5",)
@@ -92,15 +125,19 @@ def _llvm() -> Any:
     return llvm
 
 
-def _target_machine(llvm: Any, triple: str, cpu: str, codegen_opt: int) -> Any:
-    key = (triple, cpu, codegen_opt)
+def _target_machine(llvm: Any, triple: str, cpu: str, codegen_opt: int, stencils: bool = False) -> Any:
+    key = (triple, cpu, codegen_opt, stencils)
     tm = _machines.get(key)
     if tm is None:
         try:
             target = llvm.Target.from_triple(triple)
         except RuntimeError as exc:
             raise CompileFailure(f"unsupported target triple {triple!r}: {exc}") from None
-        tm = target.create_target_machine(cpu=cpu, opt=codegen_opt, reloc="pic", codemodel="small")
+        if stencils:
+            model = "large" if triple.startswith(("aarch64", "arm64")) else "small"
+            tm = target.create_target_machine(cpu=cpu, opt=codegen_opt, reloc="static", codemodel=model)
+        else:
+            tm = target.create_target_machine(cpu=cpu, opt=codegen_opt, reloc="pic", codemodel="small")
         _machines[key] = tm
     return tm
 
@@ -140,8 +177,9 @@ def optimise(llvm: Any, mod: Any, tm: Any, opt_level: int) -> None:
     mpm.run(mod, pb)
 
 
-def compile_object(ir_text: str, triple: str, opt_level: int, cpu: str) -> bytes:
-    """Parse, verify, optimise and emit ``ir_text`` as a PIC relocatable object.
+def compile_object(ir_text: str, triple: str, opt_level: int, cpu: str, flags: int = 0) -> bytes:
+    """Parse, verify, optimise and emit ``ir_text`` as a PIC relocatable object
+    (with :data:`FLAG_STENCILS`: a stencil object).
 
     Raises :class:`CompileFailure` for IR that LLVM rejects. Runs in whatever
     process calls it (the worker, or the caller for ``compile_ir_inprocess``).
@@ -150,7 +188,7 @@ def compile_object(ir_text: str, triple: str, opt_level: int, cpu: str) -> bytes
         raise CompileFailure(f"opt_level must be 0, 1 or 2, not {opt_level!r}")
     llvm = _llvm()
     with _compile_lock:
-        tm = _target_machine(llvm, triple, cpu, CODEGEN_OPT[opt_level])
+        tm = _target_machine(llvm, triple, cpu, CODEGEN_OPT[opt_level], bool(flags & FLAG_STENCILS))
         try:
             mod = llvm.parse_assembly(ir_text)
             mod.verify()
@@ -175,7 +213,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> int:
         header = read_exact(inp, REQ_HEADER.size)
         if header is None:
             return 0
-        magic, opt_level, _reserved, tlen, clen, irlen = REQ_HEADER.unpack(header)
+        magic, opt_level, flags, tlen, clen, irlen = REQ_HEADER.unpack(header)
         if magic != REQ_MAGIC:
             sys.stderr.write("zjit compile worker: bad request magic\n")
             return 2
@@ -184,9 +222,11 @@ def serve(inp: BinaryIO, out: BinaryIO) -> int:
             return 2
         triple = body[:tlen].decode()
         cpu = body[tlen : tlen + clen].decode()
-        ir_text = body[tlen + clen :].decode()
         try:
-            payload = compile_object(ir_text, triple, opt_level, cpu)
+            if flags & FLAG_JOB:
+                payload = run_job(triple, body[tlen + clen:])
+            else:
+                payload = compile_object(body[tlen + clen:].decode(), triple, opt_level, cpu, flags)
             status = STATUS_OK
         except CompileFailure as exc:
             payload, status = str(exc).encode(), STATUS_ERROR

@@ -185,15 +185,24 @@ class CompilerPool:
         self.started = 0
         """Workers started so far (for tests and statistics)."""
 
-    def compile(self, ir_text: str, *, triple: str, opt_level: int, cpu: str = "generic") -> bytes:
+    def compile(self, ir_text: str, *, triple: str, opt_level: int, cpu: str = "generic",
+                stencils: bool = False) -> bytes:
         """Compile ``ir_text`` in a worker; see :func:`compile_ir`."""
         _check_args(opt_level, triple, cpu)
-        request = proto.encode_request(ir_text, triple, opt_level, cpu)
+        request = proto.encode_request(ir_text, triple, opt_level, cpu, proto.FLAG_STENCILS if stencils else 0)
+        return self._serve(request, self.timeout)
+
+    def run_job(self, module: str, payload: bytes, *, timeout: float | None = None) -> bytes:
+        """Run job ``module`` (``run_job(payload) -> bytes``, see ``compile_worker``)
+        in a worker, killing it after ``timeout`` seconds (default: the pool's)."""
+        return self._serve(proto.encode_job(module, payload), timeout or self.timeout)
+
+    def _serve(self, request: bytes, timeout: float) -> bytes:
         worker = self._acquire()
         with self._cond:
             self._busy.add(worker)
         try:
-            status, payload = worker.request(request, self.timeout)
+            status, payload = worker.request(request, timeout)
         except _WorkerDied as exc:
             self._unbusy(worker)
             worker.kill()
@@ -274,20 +283,42 @@ class CompilerPool:
                 self._live -= 1
             self._cond.notify()
 
+    def prestart(self) -> None:
+        """Start idle workers up to :attr:`max_workers` now (their llvmlite
+        import then overlaps the caller's work)."""
+        while True:
+            with self._cond:
+                if self._closed or self._live >= self.max_workers:
+                    return
+                self._live += 1
+            try:
+                worker = self._start()
+            except PolicyError:
+                with self._cond:
+                    self._live -= 1
+                return
+            with self._cond:
+                self._idle.append(worker)
+                self._cond.notify()
+
     def pids(self, *, busy: bool = False) -> list[int]:
         """Process ids of the idle (or, with ``busy``, the working) workers."""
         with self._cond:
             return [w.pid for w in (self._busy if busy else self._idle) if w.alive()]
 
-    def shutdown(self) -> None:
-        """Stop every idle worker; later calls raise COMPILE_FAILED."""
+    def shutdown(self, kill_busy: bool = False) -> None:
+        """Stop every idle worker (with ``kill_busy``, the working ones too: their
+        callers get COMPILE_FAILED); later calls raise COMPILE_FAILED."""
         with self._cond:
             self._closed = True
             idle, self._idle = self._idle, []
             self._live -= len(idle)
+            busy = list(self._busy) if kill_busy else []
             self._cond.notify_all()
         for worker in idle:
             worker.retire()
+        for worker in busy:
+            worker.kill()
 
 
 def _check_args(opt_level: int, triple: str, cpu: str) -> None:
@@ -330,22 +361,25 @@ atexit.register(_shutdown_default)
 os.register_at_fork(after_in_child=_forget_default_in_child)
 
 
-def compile_ir(ir_text: str, *, triple: str, opt_level: int, cpu: str = "generic") -> bytes:
-    """Compile LLVM IR text to a PIC, small-code-model relocatable ELF object.
+def compile_ir(ir_text: str, *, triple: str, opt_level: int, cpu: str = "generic",
+               stencils: bool = False) -> bytes:
+    """Compile LLVM IR text to a PIC, small-code-model relocatable ELF object
+    (``stencils``: a stencil object, see :mod:`.stencils`).
 
     ``opt_level`` 0 runs no IR passes and codegen at O0; 1 runs SROA, instcombine
     and simplifycfg with codegen at O1; 2 runs ``compile_worker.O2_PASSES`` with
     codegen at O2.
     Invalid IR or a crashing worker raises ``PolicyError("COMPILE_FAILED")``.
     """
-    return default_pool().compile(ir_text, triple=triple, opt_level=opt_level, cpu=cpu)
+    return default_pool().compile(ir_text, triple=triple, opt_level=opt_level, cpu=cpu, stencils=stencils)
 
 
-def compile_ir_inprocess(ir_text: str, *, triple: str, opt_level: int, cpu: str = "generic") -> bytes:
+def compile_ir_inprocess(ir_text: str, *, triple: str, opt_level: int, cpu: str = "generic",
+                         stencils: bool = False) -> bytes:
     """Same as :func:`compile_ir` but in this process (imports llvmlite; for tests)."""
     _check_args(opt_level, triple, cpu)
     try:
-        return proto.compile_object(ir_text, triple, opt_level, cpu)
+        return proto.compile_object(ir_text, triple, opt_level, cpu, proto.FLAG_STENCILS if stencils else 0)
     except proto.CompileFailure as exc:
         raise PolicyError("COMPILE_FAILED", str(exc)) from None
 

@@ -44,6 +44,15 @@ def _engine_value(text: str) -> str:
     return text
 
 
+def _tier_value(text: str) -> str:
+    """A tier (auto, baseline, optimized); like argparse's ``choices``."""
+    from zjit.policy import TIERS
+
+    if text not in TIERS:
+        raise ValueError(f"invalid choice: {text!r}")
+    return text
+
+
 def _format_value(text: str) -> str:
     """An input format (auto, asm, raw); like argparse's ``choices``."""
     if text not in INPUT_FORMATS:
@@ -62,6 +71,8 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], object] | None, object]] = {
     "--reg": ("reg", _register_value, None),
     "--timeout": ("timeout", _seconds_value, None),
     "--format": ("format", _format_value, "auto"),
+    "--tier": ("tier", _tier_value, "auto"),
+    "--tier-threshold": ("tier_threshold", _size_value, None),
 }
 _REPEATED = {"reg"}
 """Options that may be given several times (argparse's ``append``)."""
@@ -114,6 +125,7 @@ def parse_plain(argv: Sequence[str]) -> SimpleNamespace | None:
 def add_parser(p: argparse.ArgumentParser) -> None:
     """Register the command's arguments."""
     from zjit.cli._tooling import add_format_option
+    from zjit.policy import TIERS
     from zjit.runtime import BACKENDS
 
     p.add_argument("module", metavar="MODULE",
@@ -130,6 +142,11 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reg", type=_register, action="append", metavar="REG=VALUE",
                    help="preset a register for the run (repeatable; e.g. --reg HL=5 --reg DE=0x10)")
     p.add_argument("--timeout", type=_seconds, metavar="S", help="wall-clock limit per run, in seconds")
+    p.add_argument("--tier", choices=TIERS, default="auto",
+                   help="compiling engines: baseline code promoted to O2 when hot (auto, the default), "
+                        "baseline code only, or everything at O2 before the run (optimized)")
+    p.add_argument("--tier-threshold", type=_size, metavar="N",
+                   help="with --tier auto: executions of a function or loop before it is compiled at O2")
 
 
 def _print_warning(warning: AsmWarning) -> None:
@@ -165,7 +182,10 @@ def main(args: argparse.Namespace | SimpleNamespace) -> int:
             return EXIT_USAGE
     image = None
     try:
-        policy = Policy(fuel=args.fuel, mem_size=args.mem_size, timeout=args.timeout)
+        tiering: dict[str, object] = {"tier": args.tier}
+        if args.tier_threshold is not None:
+            tiering["tier_threshold"] = args.tier_threshold
+        policy = Policy(fuel=args.fuel, mem_size=args.mem_size, timeout=args.timeout, **tiering)  # type: ignore[arg-type]
         engine = Engine(policy, backend=args.engine)
         from zjit.container.detect import load_image  # what engine.load(path) would call
 
