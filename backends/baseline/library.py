@@ -9,9 +9,10 @@ and the runtime module (PIC, compiled and linked as ordinary code) becomes the
 block every baseline code buffer starts with. The result is stored in the code
 cache (key: the stencil format, target, CPU, context layout and, as for all
 code, zjit's version, sources and LLVM version), so the build runs once per
-zjit version x target x CPU. The library is cached in the policy's cache
-directory when its disk cache is on, else in the default one: it is part of
-zjit, not of a guest module.
+zjit version x target x CPU. The library is part of zjit, not of a guest
+module: it is cached in ``__stencils__`` next to this module when that can be
+written (like ``__pycache__``), else in the default code cache directory
+(:func:`library_dir`); either way with the code cache's trust checks.
 
 The payload is ``MAGIC, u32 len(meta), meta (JSON), code``; the JSON lists each
 stencil's code range and holes. Anything malformed is rebuilt, never used.
