@@ -139,7 +139,7 @@ class CompilingBackend:
         from .middle.lift import lift
         from .objfile.compiler import compile_ir
 
-        module = lift(program)
+        module = lift(program, opts.versioning)
         low = lower(module, opts)
         obj = compile_ir(low.text, triple=opts.triple, opt_level=opts.opt_level, cpu=opts.cpu)
         return obj, CodeInfo(low.entries, self.measure_frames(obj), call_depth_bound(module))

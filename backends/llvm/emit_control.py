@@ -34,8 +34,12 @@ from ..context import TRAP_STACK
 from ..middle.ir import (
     CMPL,
     CMPR,
+    FAST,
+    GUARD,
+    TAIL,
     Branch,
     Call,
+    Countdown,
     IRBlock,
     Jump,
     Operand,
@@ -60,9 +64,20 @@ def block_label(pc: int) -> str:
 
 
 def emit_block_entry(fe: FnEmitter, b: IRBlock) -> None:
-    """Interrupt poll and fuel charge at the start of block ``b``."""
-    if b.is_tail:
-        return  # the callee checks and charges its own entry block
+    """Interrupt poll and fuel charge at the start of block ``b``.
+
+    In a versioned loop's fast copy the guard has polled and has checked that
+    the fuel pays for the whole chunk: the block only subtracts its cost (so
+    the fuel is exact wherever the copy traps or leaves). Guards and chunk
+    tails are no guest blocks: nothing to poll or charge."""
+    if b.is_tail or b.kind in (GUARD, TAIL):
+        return  # the callee checks and charges its own entry block; no guest block
+    if b.kind == FAST:
+        if fe.opts.fuel:
+            left = fe.tmp("fuel")
+            fe.emit(f"{left} = sub i64 {fe.fuel}, {b.cost}")
+            fe.fuel = left
+        return
     regs = b.entry_state[:NUM_REGS]
     if b.check_interrupt and fe.opts.interrupts:
         flag, ok = fe.tmp("irq"), fe.tmp("c")
@@ -79,6 +94,17 @@ def emit_block_entry(fe: FnEmitter, b: IRBlock) -> None:
         fe.emit(f"{ok} = xor i1 {ovf}, true")
         guard(fe, ok, int(TrapKind.FUEL), b.pc, regs)  # fuel unchanged at the trap
         fe.fuel = left
+
+
+def emit_countdown(fe: FnEmitter, t: Terminator) -> None:
+    """The end of an iteration of a fast copy: one iteration of the chunk done;
+    the next one, or the loop's exit test when the chunk is over."""
+    assert isinstance(t, Countdown)
+    left, more = fe.tmp("cnt"), fe.tmp("c")
+    fe.emit(f"{left} = sub i64 {fe.st['cnt']}, 1")
+    fe.emit(f"{more} = icmp ne i64 {left}, 0")
+    fe.st["cnt"] = left
+    fe.emit(f"br i1 {more}, label %{block_label(t.next)}, label %{block_label(t.done)}{fe.loop_md(t.next)}")
 
 
 def emit_jump(fe: FnEmitter, t: Terminator) -> None:
@@ -182,7 +208,7 @@ def emit_tail_call(fe: FnEmitter, t: Terminator) -> None:
 
 
 TERMINATORS: dict[type, TermEmitter] = {Jump: emit_jump, Branch: emit_branch, Ret: emit_ret, Call: emit_call,
-                                        TailCall: emit_tail_call}
+                                        TailCall: emit_tail_call, Countdown: emit_countdown}
 """Terminator class -> emitter."""
 CONTROL_OPS: frozenset[tuple[Family, str]] = frozenset(
     {(Family.CALL, "call"), (Family.RET, "ret"), (Family.JR, "jr")}

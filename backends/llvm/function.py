@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from zjit.isa import sext
 
 from ..context import BY_NAME, OFFSETS
-from ..middle.ir import I32, Call, Const, IRBlock, IRFunction, Operand, Value
+from ..middle.ir import I32, Call, Const, IRBlock, IRFunction, LoopGuard, Operand, Value
 from .abi import GuestABI, c_call_text, c_field, guest_abi
 from .options import CodegenOptions
 
@@ -28,6 +28,9 @@ INVARIANT = "!0"
 """``!invariant.load`` metadata node."""
 NO_UNROLL = "!3"
 """Loop property node: ``llvm.loop.unroll.disable``."""
+FAST_UNROLL = "!4"
+"""Loop property node of versioned loops' fast copies: ``llvm.loop.unroll.count``
+(``CodegenOptions.fast_unroll``)."""
 
 _LLVM_TYPES = {"u64": "i64", "i64": "i64", "ptr": "ptr", "fn": "ptr"}
 
@@ -58,9 +61,10 @@ class TrapSite:
     ctx: str
 
 
-LSTATE = ("ctx", "mem", "room", "fuel")
-"""The lowering's own state (S without the guest registers and CMP)."""
-PARAMS = {"ctx": "%ctx", "mem": "%mem", "room": "%room", "fuel": "%fuel.in"}
+LSTATE = ("ctx", "mem", "room", "fuel", "cnt")
+"""The lowering's own state (S without the guest registers and CMP, and the
+iterations left in the chunk a versioned loop's fast copy runs)."""
+PARAMS = {"ctx": "%ctx", "mem": "%mem", "room": "%room", "fuel": "%fuel.in", "cnt": "0"}
 """Their values on entry (the function's parameters)."""
 
 
@@ -99,6 +103,8 @@ class FnEmitter:
             varying |= {"ctx", "mem"}
         if opts.fuel:
             varying.add("fuel")
+        if any(isinstance(b.term, LoopGuard) for b in fn.blocks.values()):
+            varying.add("cnt")
         self.varying = frozenset(varying)
         """Lowering state that may differ between blocks (phis where paths meet)."""
         self.st: dict[str, str] = dict(PARAMS)
@@ -112,6 +118,11 @@ class FnEmitter:
         self.adapters: set[str] = set()
         self.alias: dict[int, str] = {}
         self.loop_ids: dict[int, int] = {}
+        self.fast_loop_ids: set[int] = set()
+        """Loop metadata nodes of fast copies to unroll (:data:`FAST_UNROLL`)."""
+        self.unroll_fast = {b.term.fast for b in fn.blocks.values()
+                            if isinstance(b.term, LoopGuard) and b.term.plan.unroll > 1}
+        """Fast copies' headers whose plans say unroll."""
         self.md_counter: list[int] = [100]
         self._cache: dict[str, str] = {}
 
@@ -316,6 +327,8 @@ class FnEmitter:
         if n is None:
             n = self.loop_ids[target] = self.md_counter[0]
             self.md_counter[0] += 1
+            if target in self.unroll_fast and self.opts.fast_unroll > 1:
+                self.fast_loop_ids.add(n)
         return f", !llvm.loop !{n}"
 
     def intrinsic(self, decl: str) -> None:
