@@ -284,6 +284,9 @@ def test_rotated_loop_with_an_early_exit() -> None:
     r = agree(img, hl=MEM - 0x110, ix=MEM - 0xF0)  # the store leaves memory on the 17th iteration
     assert trap_of(r) == ("OOB", 0x14)
     agree(img, fuel=77, hl=0x10, ix=0x90)
+    for fuel in range(6):  # the first block run is the copy of the test that enters the loop
+        r = agree(img, fuel=fuel, hl=0x10, ix=0x90)
+        assert trap_of(r) == ("FUEL", 0x0 if fuel < 2 else 0x8 if fuel < 5 else 0x14)
 
 
 RO = (SegmentDesc("rodata", 0x3000, 0x100, "r", b"\x01" * 0x100),)

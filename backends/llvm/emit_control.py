@@ -67,15 +67,25 @@ def emit_block_entry(fe: FnEmitter, b: IRBlock) -> None:
     """Interrupt poll and fuel charge at the start of block ``b``.
 
     In a versioned loop's fast copy the guard has polled and has checked that
-    the fuel pays for the whole chunk: the block only subtracts its cost (so
-    the fuel is exact wherever the copy traps or leaves). Guards and chunk
-    tails are no guest blocks: nothing to poll or charge."""
+    the fuel pays for the whole chunk: nothing is tested, and the fuel stays
+    exact (wherever the copy traps or leaves) as the fuel at the start of the
+    iteration minus what the blocks of the iteration have used so far. So the
+    iterations chain one subtraction, however many blocks they run. Guards and
+    chunk tails are no guest blocks: nothing to poll or charge."""
     if b.is_tail or b.kind in (GUARD, TAIL):
         return  # the callee checks and charges its own entry block; no guest block
     if b.kind == FAST:
         if fe.opts.fuel:
+            head = fe.fast_header[b.pc]
+            if b.pc == head:
+                fe.fast_fuel[head] = fe.fuel
+                used = str(b.cost)
+            else:
+                used = fe.tmp("used")
+                fe.emit(f"{used} = add i64 {fe.st['acc']}, {b.cost}")
+            fe.st["acc"] = used
             left = fe.tmp("fuel")
-            fe.emit(f"{left} = sub i64 {fe.fuel}, {b.cost}")
+            fe.emit(f"{left} = sub i64 {fe.fast_fuel[head]}, {used}")
             fe.fuel = left
         return
     regs = b.entry_state[:NUM_REGS]
@@ -83,7 +93,7 @@ def emit_block_entry(fe: FnEmitter, b: IRBlock) -> None:
         flag, ok = fe.tmp("irq"), fe.tmp("c")
         fe.emit(f"{flag} = load volatile i64, ptr {fe.field_ptr('interrupt')}, align 8")
         fe.emit(f"{ok} = icmp eq i64 {flag}, 0")
-        guard(fe, ok, int(TrapKind.TIMEOUT), b.pc, regs)
+        guard(fe, ok, int(TrapKind.TIMEOUT), b.leader, regs)
     if fe.opts.fuel:
         # usub.with.overflow: the subtract sets the flag the branch tests.
         r, ovf, ok, left = fe.tmp("f"), fe.tmp("c"), fe.tmp("c"), fe.tmp("fuel")
@@ -92,7 +102,12 @@ def emit_block_entry(fe: FnEmitter, b: IRBlock) -> None:
         fe.emit(f"{left} = extractvalue {{i64, i1}} {r}, 0")
         fe.emit(f"{ovf} = extractvalue {{i64, i1}} {r}, 1")
         fe.emit(f"{ok} = xor i1 {ovf}, true")
-        guard(fe, ok, int(TrapKind.FUEL), b.pc, regs)  # fuel unchanged at the trap
+        # The trap reports the fuel unchanged, computed back from what is left
+        # (wrapped): so only one copy of the fuel is live at the branch.
+        back = fe.tmp("fuel")
+        fe.emit(f"{back} = add i64 {left}, {b.cost}")
+        fe.fuel = back
+        guard(fe, ok, int(TrapKind.FUEL), b.leader, regs)
         fe.fuel = left
 
 

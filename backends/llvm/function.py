@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from zjit.isa import sext
 
 from ..context import BY_NAME, OFFSETS
-from ..middle.ir import I32, Call, Const, IRBlock, IRFunction, LoopGuard, Operand, Value
+from ..middle.ir import FAST, I32, Call, Const, IRBlock, IRFunction, LoopGuard, Operand, Value, block_key
 from .abi import GuestABI, c_call_text, c_field, guest_abi
 from .options import CodegenOptions
 
@@ -61,10 +61,11 @@ class TrapSite:
     ctx: str
 
 
-LSTATE = ("ctx", "mem", "room", "fuel", "cnt")
-"""The lowering's own state (S without the guest registers and CMP, and the
-iterations left in the chunk a versioned loop's fast copy runs)."""
-PARAMS = {"ctx": "%ctx", "mem": "%mem", "room": "%room", "fuel": "%fuel.in", "cnt": "0"}
+LSTATE = ("ctx", "mem", "room", "fuel", "cnt", "acc")
+"""The lowering's own state (S without the guest registers and CMP; in a
+versioned loop's fast copy also the iterations left in the chunk and the fuel
+the iteration has used so far)."""
+PARAMS = {"ctx": "%ctx", "mem": "%mem", "room": "%room", "fuel": "%fuel.in", "cnt": "0", "acc": "0"}
 """Their values on entry (the function's parameters)."""
 
 
@@ -103,10 +104,17 @@ class FnEmitter:
             varying |= {"ctx", "mem"}
         if opts.fuel:
             varying.add("fuel")
-        if any(isinstance(b.term, LoopGuard) for b in fn.blocks.values()):
+        guards = [b.term for b in fn.blocks.values() if isinstance(b.term, LoopGuard)]
+        if guards:
             varying.add("cnt")
+            if opts.fuel:
+                varying.add("acc")
         self.varying = frozenset(varying)
         """Lowering state that may differ between blocks (phis where paths meet)."""
+        self.fast_header = {block_key(pc, FAST): g.fast for g in guards for pc in g.plan.body}
+        """Fast copy block -> the fast copy's header."""
+        self.fast_fuel: dict[int, str] = {}
+        """Fast copy's header -> the fuel at the start of the current iteration."""
         self.st: dict[str, str] = dict(PARAMS)
         if not opts.fuel:
             self.st["fuel"] = "undef"
