@@ -84,7 +84,7 @@ def compile_native(program: VerifiedProgram, target: str, policy: Policy | None 
         spec = jit.default_specialisation(program, policy)
         if spec is not None:  # else instances could not be created: no JIT code
             opts = dataclasses.replace(jit.options(policy, spec), triple=opts.triple)
-    low = lower(lift(program), opts)
+    low = lower(lift(program, opts.versioning), opts)
     obj = compile_ir(low.text, triple=opts.triple, opt_level=opts.opt_level, cpu=opts.cpu)
     return NativeObject(target, obj, dict(low.entries), opts)
 

@@ -64,8 +64,39 @@ inner:  ADD64 A, A, BC
         INC DE
         JR outer
 """,
+    "counted": """
+        PUBLIC main
+main:   LD BC, 0xFFFFFFFF
+        LD DE, 3
+loop:   MUL64 A, A, DE
+        MUL64 A, A, DE
+        MUL64 A, A, DE
+        MUL64 A, A, DE
+        ADD64 A, A, BC
+        DEC BC
+        CPI BC, 0
+        JR ne, loop
+        JR main
+""",
+    "counted memory": """
+        PUBLIC main
+main:   LD HL, 0x10000
+        LD IX, 0x110000
+loop:   LD8U A, (HL+0)
+        ADD64 DE, DE, A
+        ST8 (HL+1), DE
+        INC HL
+        CP HL, IX
+        JR ltu, loop
+        JR main
+""",
 }
-"""Endless loops: a tight back edge, guest calls, memory traffic, a loop nest."""
+"""Endless loops: a tight back edge, guest calls, memory traffic, a loop nest,
+and two versioned loops (docs/jit.md), which poll once per chunk: a counted loop
+of multiplications (2**32 iterations of it take about a minute, so only the
+per-chunk poll ends it in time) and a counted loop over 1 MiB of memory."""
+VERSIONED = ("nested", "counted", "counted memory")
+"""Shapes whose inner loop is versioned."""
 
 
 def _latency(inst: zjit.Instance, settle: float) -> tuple[float, str]:

@@ -71,7 +71,7 @@ def llvm_text(module: Module, target: str | None = None) -> str:
         from zjit.backends.listing import compile_native
 
         opts = compile_native(module.program, chosen, module.policy).options
-    return str(lower(lift(module.program), opts).text)
+    return str(lower(lift(module.program, opts.versioning), opts).text)
 
 
 def asm_text(module: Module, target: str | None = None) -> str:

@@ -143,7 +143,7 @@ def build_aot(
         triple=target.triple, opt_level=options.opt_level, fuel=options.fuel is not None, cpu=options.cpu,
         symbol_prefix=prefix,
     )
-    lowered = lower(lift(program), cg)
+    lowered = lower(lift(program, cg.versioning), cg)
     obj = compile_ir(lowered.text, triple=target.triple, opt_level=options.opt_level, cpu=options.cpu)
     undefined = sorted(
         s.name for s in elf.parse_elf(obj).symbols if s.index and s.shndx == elf.SHN_UNDEF and s.name

@@ -45,7 +45,7 @@ def emit_alu(fe: FnEmitter, ins: Inst) -> None:
     are the 64-bit operation with the high half cleared."""
     a, b = (fe.val(x) for x in ins.args)
     op = _ALU_OPS[ins.op.operation]
-    if ins.op.width == 64:
+    if ins.op.width == 64 or ins.exact:  # exact: the guard proved the result below 2**32
         fe.emit(f"{fe.dest(ins.dests[0])} = {op} i64 {a}, {b}")
         return
     t = fe.tmp()
@@ -54,9 +54,13 @@ def emit_alu(fe: FnEmitter, ins: Inst) -> None:
 
 
 def emit_incdec(fe: FnEmitter, ins: Inst) -> None:
-    """INC, DEC: 32-bit, zero-extended."""
+    """INC, DEC: 32-bit, zero-extended (no wrap to undo when ``exact``)."""
+    delta = 1 if ins.op.operation == "inc" else -1
+    if ins.exact:
+        fe.emit(f"{fe.dest(ins.dests[0])} = add i64 {fe.val(ins.args[0])}, {delta}")
+        return
     t = fe.tmp()
-    fe.emit(f"{t} = add i64 {fe.val(ins.args[0])}, {1 if ins.op.operation == 'inc' else -1}")
+    fe.emit(f"{t} = add i64 {fe.val(ins.args[0])}, {delta}")
     fe.emit(f"{fe.dest(ins.dests[0])} = and i64 {t}, 4294967295")
 
 

@@ -34,8 +34,12 @@ from ..context import TRAP_STACK
 from ..middle.ir import (
     CMPL,
     CMPR,
+    FAST,
+    GUARD,
+    TAIL,
     Branch,
     Call,
+    Countdown,
     IRBlock,
     Jump,
     Operand,
@@ -60,15 +64,36 @@ def block_label(pc: int) -> str:
 
 
 def emit_block_entry(fe: FnEmitter, b: IRBlock) -> None:
-    """Interrupt poll and fuel charge at the start of block ``b``."""
-    if b.is_tail:
-        return  # the callee checks and charges its own entry block
+    """Interrupt poll and fuel charge at the start of block ``b``.
+
+    In a versioned loop's fast copy the guard has polled and has checked that
+    the fuel pays for the whole chunk: nothing is tested, and the fuel stays
+    exact (wherever the copy traps or leaves) as the fuel at the start of the
+    iteration minus what the blocks of the iteration have used so far. So the
+    iterations chain one subtraction, however many blocks they run. Guards and
+    chunk tails are no guest blocks: nothing to poll or charge."""
+    if b.is_tail or b.kind in (GUARD, TAIL):
+        return  # the callee checks and charges its own entry block; no guest block
+    if b.kind == FAST:
+        if fe.opts.fuel:
+            head = fe.fast_header[b.pc]
+            if b.pc == head:
+                fe.fast_fuel[head] = fe.fuel
+                used = str(b.cost)
+            else:
+                used = fe.tmp("used")
+                fe.emit(f"{used} = add i64 {fe.st['acc']}, {b.cost}")
+            fe.st["acc"] = used
+            left = fe.tmp("fuel")
+            fe.emit(f"{left} = sub i64 {fe.fast_fuel[head]}, {used}")
+            fe.fuel = left
+        return
     regs = b.entry_state[:NUM_REGS]
     if b.check_interrupt and fe.opts.interrupts:
         flag, ok = fe.tmp("irq"), fe.tmp("c")
         fe.emit(f"{flag} = load volatile i64, ptr {fe.field_ptr('interrupt')}, align 8")
         fe.emit(f"{ok} = icmp eq i64 {flag}, 0")
-        guard(fe, ok, int(TrapKind.TIMEOUT), b.pc, regs)
+        guard(fe, ok, int(TrapKind.TIMEOUT), b.leader, regs)
     if fe.opts.fuel:
         # usub.with.overflow: the subtract sets the flag the branch tests.
         r, ovf, ok, left = fe.tmp("f"), fe.tmp("c"), fe.tmp("c"), fe.tmp("fuel")
@@ -77,8 +102,24 @@ def emit_block_entry(fe: FnEmitter, b: IRBlock) -> None:
         fe.emit(f"{left} = extractvalue {{i64, i1}} {r}, 0")
         fe.emit(f"{ovf} = extractvalue {{i64, i1}} {r}, 1")
         fe.emit(f"{ok} = xor i1 {ovf}, true")
-        guard(fe, ok, int(TrapKind.FUEL), b.pc, regs)  # fuel unchanged at the trap
+        # The trap reports the fuel unchanged, computed back from what is left
+        # (wrapped): so only one copy of the fuel is live at the branch.
+        back = fe.tmp("fuel")
+        fe.emit(f"{back} = add i64 {left}, {b.cost}")
+        fe.fuel = back
+        guard(fe, ok, int(TrapKind.FUEL), b.leader, regs)
         fe.fuel = left
+
+
+def emit_countdown(fe: FnEmitter, t: Terminator) -> None:
+    """The end of an iteration of a fast copy: one iteration of the chunk done;
+    the next one, or the loop's exit test when the chunk is over."""
+    assert isinstance(t, Countdown)
+    left, more = fe.tmp("cnt"), fe.tmp("c")
+    fe.emit(f"{left} = sub i64 {fe.st['cnt']}, 1")
+    fe.emit(f"{more} = icmp ne i64 {left}, 0")
+    fe.st["cnt"] = left
+    fe.emit(f"br i1 {more}, label %{block_label(t.next)}, label %{block_label(t.done)}{fe.loop_md(t.next)}")
 
 
 def emit_jump(fe: FnEmitter, t: Terminator) -> None:
@@ -196,7 +237,7 @@ def emit_tail_call(fe: FnEmitter, t: Terminator) -> None:
 
 
 TERMINATORS: dict[type, TermEmitter] = {Jump: emit_jump, Branch: emit_branch, Ret: emit_ret, Call: emit_call,
-                                        TailCall: emit_tail_call}
+                                        TailCall: emit_tail_call, Countdown: emit_countdown}
 """Terminator class -> emitter."""
 CONTROL_OPS: frozenset[tuple[Family, str]] = frozenset(
     {(Family.CALL, "call"), (Family.RET, "ret"), (Family.JR, "jr")}

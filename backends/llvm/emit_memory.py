@@ -27,6 +27,9 @@ Rules implemented (``isa.md`` 2.5-2.8):
   the check is decided while compiling (no code, or an unconditional trap).
 * Every check branches to the trap exit *before* the access; the host address
   is formed (``getelementptr`` on the memory base) only after the checks pass.
+* The one exception: loads and stores marked ``unchecked`` by the lifter (in a
+  versioned loop's fast copy), whose every execution in the chunk the loop's
+  guard has checked (:mod:`.emit_loops`).
 """
 
 from __future__ import annotations
@@ -213,7 +216,8 @@ def emit_load(fe: FnEmitter, ins: Inst) -> None:
     op = ins.op
     n = op.width
     addr = _address(fe, ins.args[0], ins.imm)
-    check_access(fe, ins.pc, ins.regs, addr, n, write=False)
+    if not ins.unchecked:  # else a versioned loop's guard has checked it (emit_loops)
+        check_access(fe, ins.pc, ins.regs, addr, n, write=False)
     p = fe.host_ptr(addr)
     bits = 8 * n
     t = fe.tmp()
@@ -233,7 +237,8 @@ def emit_store(fe: FnEmitter, ins: Inst) -> None:
     """ST8 .. ST64: bounds and write-protect checks, little-endian store."""
     n = ins.op.width
     addr = _address(fe, ins.args[0], ins.imm)
-    check_access(fe, ins.pc, ins.regs, addr, n, write=True)
+    if not ins.unchecked:  # else a versioned loop's guard has checked it (emit_loops)
+        check_access(fe, ins.pc, ins.regs, addr, n, write=True)
     p = fe.host_ptr(addr)
     v = fe.val(ins.args[1])
     bits = 8 * n

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from zjit.isa import sext
 
 from ..context import BY_NAME, OFFSETS
-from ..middle.ir import I32, Call, Const, IRBlock, IRFunction, Operand, Value
+from ..middle.ir import FAST, I32, Call, Const, IRBlock, IRFunction, LoopGuard, Operand, Value, block_key
 from .abi import GuestABI, c_call_text, c_field, guest_abi
 from .options import CodegenOptions
 
@@ -28,6 +28,9 @@ INVARIANT = "!0"
 """``!invariant.load`` metadata node."""
 NO_UNROLL = "!3"
 """Loop property node: ``llvm.loop.unroll.disable``."""
+FAST_UNROLL = "!4"
+"""Loop property node of versioned loops' fast copies: ``llvm.loop.unroll.count``
+(``CodegenOptions.fast_unroll``)."""
 
 _LLVM_TYPES = {"u64": "i64", "i64": "i64", "ptr": "ptr", "fn": "ptr"}
 
@@ -58,9 +61,11 @@ class TrapSite:
     ctx: str
 
 
-LSTATE = ("ctx", "mem", "room", "fuel")
-"""The lowering's own state (S without the guest registers and CMP)."""
-PARAMS = {"ctx": "%ctx", "mem": "%mem", "room": "%room", "fuel": "%fuel.in"}
+LSTATE = ("ctx", "mem", "room", "fuel", "cnt", "acc")
+"""The lowering's own state (S without the guest registers and CMP; in a
+versioned loop's fast copy also the iterations left in the chunk and the fuel
+the iteration has used so far)."""
+PARAMS = {"ctx": "%ctx", "mem": "%mem", "room": "%room", "fuel": "%fuel.in", "cnt": "0", "acc": "0"}
 """Their values on entry (the function's parameters)."""
 
 
@@ -104,8 +109,17 @@ class FnEmitter:
             varying |= {"ctx", "mem"}
         if opts.fuel:
             varying.add("fuel")
+        guards = [b.term for b in fn.blocks.values() if isinstance(b.term, LoopGuard)]
+        if guards:
+            varying.add("cnt")
+            if opts.fuel:
+                varying.add("acc")
         self.varying = frozenset(varying)
         """Lowering state that may differ between blocks (phis where paths meet)."""
+        self.fast_header = {block_key(pc, FAST): g.fast for g in guards for pc in g.plan.body}
+        """Fast copy block -> the fast copy's header."""
+        self.fast_fuel: dict[int, str] = {}
+        """Fast copy's header -> the fuel at the start of the current iteration."""
         self.st: dict[str, str] = dict(PARAMS)
         if not opts.fuel:
             self.st["fuel"] = "undef"
@@ -117,6 +131,11 @@ class FnEmitter:
         self.adapters: set[str] = set()
         self.alias: dict[int, str] = {}
         self.loop_ids: dict[int, int] = {}
+        self.fast_loop_ids: set[int] = set()
+        """Loop metadata nodes of fast copies to unroll (:data:`FAST_UNROLL`)."""
+        self.unroll_fast = {b.term.fast for b in fn.blocks.values()
+                            if isinstance(b.term, LoopGuard) and b.term.plan.unroll > 1}
+        """Fast copies' headers whose plans say unroll."""
         self.md_counter: list[int] = [100]
         self._cache: dict[str, str] = {}
 
@@ -321,6 +340,8 @@ class FnEmitter:
         if n is None:
             n = self.loop_ids[target] = self.md_counter[0]
             self.md_counter[0] += 1
+            if target in self.unroll_fast and self.opts.fast_unroll > 1:
+                self.fast_loop_ids.add(n)
         return f", !llvm.loop !{n}"
 
     def intrinsic(self, decl: str) -> None:

@@ -33,8 +33,9 @@ from . import emit_alu, emit_memory, emit_prims
 from .abi import FUEL, REG0, adapters_text, guest_abi
 from .emit_alu import Emitter
 from .emit_control import CONTROL_OPS, TERMINATORS, block_label, emit_block_entry
+from .emit_loops import LOOP_TERMINATORS
 from .emit_traps import trap_helper_text, trap_intrinsics, trap_stubs
-from .function import INVARIANT, LIKELY, LSTATE, NO_UNROLL, PARAMS, UNLIKELY, FnEmitter
+from .function import FAST_UNROLL, INVARIANT, LIKELY, LSTATE, NO_UNROLL, PARAMS, UNLIKELY, FnEmitter
 from .options import CodegenOptions
 from .runtime_asm import KEEP, RT_ENTER, runtime_text
 
@@ -87,7 +88,7 @@ def lower_function(fn: IRFunction, opts: CodegenOptions, has_readonly: bool,
     if md_counter is not None:
         fe.md_counter = md_counter
     order = list(fn.blocks.values())
-    fe.emit(f"br label %{block_label(fn.entry)}")
+    fe.emit(f"br label %{block_label(fn.start)}")
     phi_names: dict[int, dict[str, str]] = {}
     for b in order:
         fe.start(block_label(b.pc))
@@ -104,7 +105,7 @@ def lower_function(fn: IRFunction, opts: CodegenOptions, has_readonly: bool,
         emit_block_entry(fe, b)
         for ins in b.insts:
             EMITTERS[(ins.op.family, ins.op.operation)](fe, ins)
-        TERMINATORS[type(b.term)](fe, b.term)
+        (TERMINATORS.get(type(b.term)) or LOOP_TERMINATORS[type(b.term)])(fe, b.term)
         fe.exit_label[b.pc] = fe.current
         fe.exit_st[b.pc] = dict(fe.st)
     fe.chunks.append(fe.cur)
@@ -212,11 +213,13 @@ def lower(module: IRModule, opts: CodegenOptions, ftab_ids: dict[int, int] | Non
     adapters: set[str] = set()
     bodies: list[str] = []
     loop_nodes: list[int] = []
+    fast_nodes: set[int] = set()
     md_counter = [100]
     for fn in module.functions.values():
         fe = lower_function(fn, opts, module.has_readonly, md_counter, module.functions, ftab_ids)
         bodies.append(function_text(fe))
         loop_nodes += fe.loop_ids.values()
+        fast_nodes |= fe.fast_loop_ids
         intrinsics |= fe.intrinsics
         helpers |= fe.helpers
         adapters |= fe.adapters
@@ -253,7 +256,9 @@ def lower(module: IRModule, opts: CodegenOptions, ftab_ids: dict[int, int] | Non
         f'{LIKELY} = !{{!"branch_weights", i32 2000, i32 1}}',
         f'{UNLIKELY} = !{{!"branch_weights", i32 1, i32 2000}}',
         f'{NO_UNROLL} = !{{!"llvm.loop.unroll.disable"}}',
-        *(f"!{n} = distinct !{{!{n}, {NO_UNROLL}}}" for n in sorted(loop_nodes)),
+        f'{FAST_UNROLL} = !{{!"llvm.loop.unroll.count", i32 {max(opts.fast_unroll, 1)}}}',
+        *(f"!{n} = distinct !{{!{n}, {FAST_UNROLL if n in fast_nodes else NO_UNROLL}}}"
+          for n in sorted(loop_nodes)),
         "",
     ]
     text = "\n".join(head) + "\n" + "\n\n".join(bodies) + "\n" + "\n".join(tail)

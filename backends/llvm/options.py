@@ -22,7 +22,11 @@ class CodegenOptions:
     engine's stack sizing); ``symbol_prefix`` starts
     every global symbol (entry points); ``unroll`` lets LLVM unroll guest loops
     (off by default: fully unrolled guarded loops cost much compile time for
-    little speed). ``mem_size`` and ``readonly`` (sorted, merged ``(start, end)``
+    little speed); ``loops`` versions the countable innermost loops of O2 code
+    (guarded fast copies without per-access checks, interrupt polls and fuel
+    checks: :mod:`zjit.backends.middle.ivs`, :mod:`zjit.backends.llvm.emit_loops`;
+    off for comparisons) and ``fast_unroll`` is how many times LLVM unrolls
+    the fast copies the plan marks (1: not at all). ``mem_size`` and ``readonly`` (sorted, merged ``(start, end)``
     ranges), when given, are compiled in as constants and the code may only run
     with exactly that memory size and those read-only ranges; None reads them from
     the context at run time (AOT objects).
@@ -35,9 +39,16 @@ class CodegenOptions:
     stack_guard: bool = True
     symbol_prefix: str = "zjit_"
     unroll: bool = False
+    loops: bool = True
+    fast_unroll: int = 4
     mem_size: int | None = None
     readonly: tuple[tuple[int, int], ...] | None = None
     cpu: str = "generic"
+
+    @property
+    def versioning(self) -> bool:
+        """Whether the lifter versions loops for this code (O2 with ``loops``)."""
+        return self.loops and self.opt_level >= 2
 
     def as_key(self) -> dict[str, Any]:
         """JSON-ready form (part of the code cache key)."""

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 from zjit.isa import COND_NAMES, REG_NAMES, Family, OpInfo, TrapKind
 
+from .loopplan import LoopPlan
+
 STATE_NAMES: tuple[str, ...] = (*REG_NAMES, "CMPL", "CMPR")
 """Names of the SSA state variables: registers 0..4, then CMP lhs and rhs."""
 NSTATE = len(STATE_NAMES)
@@ -32,6 +34,37 @@ ENTRY = -1
 
 I64 = "i64"
 I32 = "i32"
+
+ORIGINAL, FAST, ENTRY_COPY, GUARD, TAIL = 0, 1, 2, 3, 4
+"""Kinds of IR block (:attr:`IRBlock.kind`): a guest block as lifted (in a
+versioned loop: its checked copy), its copy in a versioned loop's fast version,
+the copy of a rotated loop's test block that enters the loop, a versioned loop's
+guard, and the exit test that ends a chunk of the fast version."""
+KIND_NAMES = ("", "fast", "entry-copy", "guard", "tail")
+KEY_SHIFT = 40
+"""Blocks are keyed by ``kind << KEY_SHIFT | leader pc`` (pcs are far below 2**40),
+so a guest block keeps its leader as key."""
+
+
+def block_key(pc: int, kind: int = ORIGINAL) -> int:
+    """The key of the ``kind`` block standing for the guest block led by ``pc``."""
+    return kind << KEY_SHIFT | pc
+
+
+def leader_of(key: int) -> int:
+    """The guest leader pc of the block with ``key``."""
+    return key & ((1 << KEY_SHIFT) - 1)
+
+
+def kind_of(key: int) -> int:
+    """The kind of the block with ``key``."""
+    return key >> KEY_SHIFT
+
+
+def key_text(key: int) -> str:
+    """A block key as text: the leader, and the kind unless it is a guest block."""
+    kind = key >> KEY_SHIFT
+    return f"{leader_of(key):#x}" + (f"/{KIND_NAMES[kind]}" if kind else "")
 
 
 def state_type(var: int) -> str:
@@ -96,6 +129,13 @@ class Inst:
     dests: list[Value]
     imm: int = 0
     regs: list[Operand] = field(default_factory=list)
+    unchecked: bool = False
+    """Sandbox-critical: a load or store in a versioned loop's fast copy whose
+    guard has checked the bounds (and write protection) of every iteration of the
+    chunk (:mod:`zjit.backends.middle.ivs`); the lowering emits no check."""
+    exact: bool = False
+    """A 32-bit INC/DEC/ADD/SUB in a fast copy whose guard proved the 64-bit
+    result below 2**32: the lowering may leave out the wrap."""
 
     def traps(self, has_readonly: bool = True) -> tuple[TrapKind, ...]:
         """Trap kinds this instruction can raise."""
@@ -165,7 +205,30 @@ class TailCall:
     args: list[Operand]
 
 
-Terminator = Jump | Branch | Ret | Call | TailCall
+@dataclass(slots=True)
+class Countdown:
+    """The end of an iteration of a versioned loop's fast copy (in place of the
+    exit test): continue at ``next`` while the chunk has iterations left, else
+    at ``done`` (the loop's own exit test, which leaves the loop or starts the
+    next chunk)."""
+
+    next: int
+    done: int
+
+
+@dataclass(slots=True)
+class LoopGuard:
+    """A versioned loop's guard, entered from outside the loop and after every
+    chunk: polls for interrupts (TIMEOUT at the header), computes the chunk and
+    runs it in the fast copy (``fast``) when every check of ``plan`` holds, else
+    continues in the checked loop (``slow``)."""
+
+    fast: int
+    slow: int
+    plan: LoopPlan
+
+
+Terminator = Jump | Branch | Ret | Call | TailCall | Countdown | LoopGuard
 
 
 @dataclass(slots=True)
@@ -189,10 +252,19 @@ class IRBlock:
     term: Terminator
     check_interrupt: bool = False
     loop_header: bool = False
+    kind: int = ORIGINAL
+    """:data:`ORIGINAL`, :data:`FAST`, :data:`ENTRY_COPY`, :data:`GUARD` or
+    :data:`TAIL` (``pc`` is then the block's key, :func:`block_key`)."""
+
+    @property
+    def leader(self) -> int:
+        """The guest pc this block starts at (where its FUEL and TIMEOUT traps
+        report; for a guard the loop header's)."""
+        return leader_of(self.pc)
 
     @property
     def successors(self) -> tuple[int, ...]:
-        """Leaders control may reach next inside this function."""
+        """Keys of the blocks control may reach next inside this function."""
         t = self.term
         if isinstance(t, Jump):
             return (t.target,)
@@ -200,6 +272,10 @@ class IRBlock:
             return (t.taken,) if t.taken == t.fallthrough else (t.taken, t.fallthrough)
         if isinstance(t, Call):
             return (t.next,)
+        if isinstance(t, Countdown):
+            return (t.next, t.done)
+        if isinstance(t, LoopGuard):
+            return (t.fast, t.slow)
         return ()
 
     @property
@@ -211,7 +287,8 @@ class IRBlock:
 
 @dataclass(slots=True)
 class IRFunction:
-    """A guest function: blocks in reverse post-order, entry block first."""
+    """A guest function: blocks in reverse post-order, the block control enters
+    first (the entry block, or the guard of a versioned loop at the entry)."""
 
     entry: int
     params: list[Value]
@@ -233,6 +310,11 @@ class IRFunction:
     def name(self) -> str:
         """Symbol-safe name (``f_<pc hex>``)."""
         return func_name(self.entry)
+
+    @property
+    def start(self) -> int:
+        """Key of the block control enters first."""
+        return next(iter(self.blocks))
 
     def callees(self) -> set[int]:
         """Entry pcs of the functions this one calls."""
@@ -326,20 +408,33 @@ def format_inst(ins: Inst, has_readonly: bool = True) -> str:
     return text
 
 
+def _format_plan(plan: LoopPlan) -> str:
+    ivs = ", ".join(f"{STATE_NAMES[v]}+={s.const}" + (f"+{STATE_NAMES[s.var]}" if s.var is not None else "")
+                    for v, s in sorted(plan.steps.items()))
+    unchecked = ", ".join(f"{pc:#x}" for pc in sorted(plan.unchecked)) or "none"
+    return (f"ivs({ivs}) test {plan.test.kind} checks {len(plan.checks)} unchecked({unchecked}) "
+            f"chunk {plan.chunk} max-cost {plan.max_cost}")
+
+
 def format_term(t: Terminator) -> str:
     """A terminator as text."""
+    k = key_text
     if isinstance(t, Jump):
-        return f"jr al -> {t.target:#x}" if t.pc is not None else f"fallthrough -> {t.target:#x}"
+        return f"jr al -> {k(t.target)}" if t.pc is not None else f"fallthrough -> {k(t.target)}"
     if isinstance(t, Branch):
-        return (f"jr {COND_NAMES[t.cond]} {t.lhs}, {t.rhs} -> {t.taken:#x} "
-                f"else {t.fallthrough:#x}")
+        return (f"jr {COND_NAMES[t.cond]} {t.lhs}, {t.rhs} -> {k(t.taken)} "
+                f"else {k(t.fallthrough)}")
     if isinstance(t, Ret):
         return f"ret {_ops(t.state)}"
     if isinstance(t, TailCall):
         return f"tail call {func_name(t.callee)}({_ops(t.args)})"
+    if isinstance(t, Countdown):
+        return f"countdown -> {k(t.next)} else {k(t.done)}"
+    if isinstance(t, LoopGuard):
+        return f"loop guard -> {k(t.fast)} else {k(t.slow)}: {_format_plan(t.plan)}"
     rec = " recursive" if t.cyclic else ""
     outs = ", ".join(f"{STATE_NAMES[v]}={d}" for v, d in zip(t.mods, t.dests, strict=True))
-    return f"{outs or 'nothing'} = call{rec} {func_name(t.callee)}({_ops(t.args)}) then {t.next:#x}"
+    return f"{outs or 'nothing'} = call{rec} {func_name(t.callee)}({_ops(t.args)}) then {k(t.next)}"
 
 
 def format_function(fn: IRFunction, has_readonly: bool = True) -> str:
@@ -350,14 +445,15 @@ def format_function(fn: IRFunction, has_readonly: bool = True) -> str:
     cold = " cold" if fn.cold else ""
     lines = [f"function {fn.name}{names} entry {fn.entry:#x} params({params}) modifies({mods}){cold}:"]
     for b in fn.blocks.values():
-        preds = ", ".join("entry" if p == ENTRY else f"{p:#x}" for p in b.preds)
+        preds = ", ".join("entry" if p == ENTRY else key_text(p) for p in b.preds)
         flags = (" loop-header" if b.loop_header else "") + (" interrupt-check" if b.check_interrupt else "")
-        lines.append(f"  block {b.pc:#x}..{b.end:#x} cost {b.cost} preds [{preds}]{flags}")
+        lines.append(f"  block {key_text(b.pc)}..{b.end:#x} cost {b.cost} preds [{preds}]{flags}")
         for phi in b.phis:
-            inc = ", ".join(f"{'entry' if p == ENTRY else f'{p:#x}'}: {v}" for p, v in phi.incoming)
+            inc = ", ".join(f"{'entry' if p == ENTRY else key_text(p)}: {v}" for p, v in phi.incoming)
             lines.append(f"    {'':8}{phi.dest} = phi {STATE_NAMES[phi.var]} [{inc}]")
         for ins in b.insts:
-            lines.append(f"    {ins.pc:#06x}  {format_inst(ins, has_readonly)}")
+            flag = " (unchecked)" if ins.unchecked else " (exact)" if ins.exact else ""
+            lines.append(f"    {ins.pc:#06x}  {format_inst(ins, has_readonly)}{flag}")
         tpc = getattr(b.term, "pc", None)
         col = f"{tpc:#06x}" if isinstance(tpc, int) else ""
         lines.append(f"    {col:<8}{format_term(b.term)}")

@@ -24,7 +24,7 @@ callees, which are bounded the same way).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 
 from zjit.verifier import VerifiedProgram
 
@@ -39,26 +39,37 @@ from .ir import (
     CMPL,
     CMPR,
     ENTRY,
+    FAST,
+    GUARD,
     I32,
     I64,
     NSTATE,
+    ORIGINAL,
+    TAIL,
     Branch,
     Call,
     Const,
+    Countdown,
     Inst,
     IRBlock,
     IRFunction,
     IRModule,
     Jump,
+    LoopGuard,
     Operand,
     Phi,
     Ret,
     TailCall,
     Terminator,
     Value,
+    block_key,
     format_module,
+    kind_of,
+    leader_of,
     state_type,
 )
+from .ivs import analyse_loop
+from .layout import Layout, loop_candidates, rotations
 from .plan import cold_functions, split_entries, verifier_shape
 
 # Per mnemonic (a str: hashing an enum member runs Python code): how the lifter
@@ -69,14 +80,14 @@ _MAY_TRAP = frozenset(o.mnemonic for o in OPS if o.family in (
     Family.DIV, Family.LOAD, Family.STORE, Family.BULK, Family.PRIM))
 _ENDS_BLOCK = frozenset(o.mnemonic for o in OPS if o.ends_block)
 
-def _rpo(program: VerifiedProgram, entry: int, funcs: Collection[int]) -> tuple[list[int], set[int]]:
-    """Reverse post-order of the blocks reachable from ``entry`` (stopping at the
-    other function entries ``funcs``), and the targets of back edges (loop headers)."""
-    blocks = program.blocks
+def _rpo(entry: int, successors: Callable[[int], Sequence[int]]) -> tuple[list[int], set[int]]:
+    """Reverse post-order of the blocks reachable from ``entry`` (``successors``
+    gives a block's successors, none for the other function entries where paths
+    stop), and the targets of back edges (loop headers)."""
     post: list[int] = []
     state: dict[int, int] = {entry: 1}  # 1 = on the DFS stack, 2 = finished
     headers: set[int] = set()
-    stack: list[tuple[int, list[int]]] = [(entry, list(reversed(intra_successors(blocks[entry]))))]
+    stack: list[tuple[int, list[int]]] = [(entry, list(reversed(successors(entry))))]
     while stack:
         pc, todo = stack[-1]
         if todo:
@@ -84,8 +95,7 @@ def _rpo(program: VerifiedProgram, entry: int, funcs: Collection[int]) -> tuple[
             st = state.get(nxt)
             if st is None:
                 state[nxt] = 1
-                succ = [] if nxt in funcs else list(reversed(intra_successors(blocks[nxt])))
-                stack.append((nxt, succ))
+                stack.append((nxt, list(reversed(successors(nxt)))))
             elif st == 1:
                 headers.add(nxt)
             continue
@@ -102,8 +112,9 @@ _ALL_VARS = tuple(range(NSTATE))
 class _FunctionLifter:
     def __init__(self, program: VerifiedProgram, entry: int, entries: Collection[int],
                  mods_of: dict[int, tuple[int, ...]] | None, comp: dict[int, int] | None,
-                 recursive: Collection[int] | None) -> None:
+                 recursive: Collection[int] | None, layout: Layout | None = None) -> None:
         self.program = program
+        self.layout = layout
         self.entry = entry
         self.entries = entries
         self.mods_of = mods_of
@@ -116,17 +127,24 @@ class _FunctionLifter:
         self.next_id += 1
         return v
 
+    def successors(self, key: int) -> Sequence[int]:
+        """Keys of the blocks after block ``key`` (none after another function's entry)."""
+        if key in self.entries and key != self.entry:
+            return ()
+        if self.layout is None:
+            return intra_successors(self.program.blocks[key])
+        return self.layout.successors(self.program, key)
+
     def lift(self) -> IRFunction:
-        program = self.program
         funcs = self.entries
-        order, headers = _rpo(program, self.entry, funcs)
+        lay = self.layout
+        start = self.entry if lay is None else lay.edge(None, self.entry)
+        order, headers = _rpo(start, self.successors)
         foreign = {pc for pc in order if pc in funcs and pc != self.entry}
         preds: dict[int, list[int]] = {pc: [] for pc in order}
-        preds[self.entry].append(ENTRY)
+        preds[start].append(ENTRY)
         for pc in order:
-            if pc in foreign:
-                continue
-            for s in intra_successors(program.blocks[pc]):
+            for s in self.successors(pc):
                 if pc not in preds[s]:
                     preds[s].append(pc)
         params = [self.new(state_type(v)) for v in range(NSTATE)]
@@ -134,7 +152,6 @@ class _FunctionLifter:
         blocks: dict[int, IRBlock] = {}
         pending: list[IRBlock] = []  # blocks with phis whose inputs are not all known yet
         for pc in order:
-            vblock = program.blocks[pc]
             ps = preds[pc]
             phis: list[Phi] = []
             entry_state: list[Operand]
@@ -163,25 +180,12 @@ class _FunctionLifter:
                 if phis and not phis[0].incoming:
                     pending.append(b)
                 continue
-            body = vblock.instrs
-            last = body[-1]
-            ends = last.op.mnemonic in _ENDS_BLOCK
-            if ends:
-                body = body[:-1]
-            for ins in body:
-                self.lift_inst(ins, cur, insts)
-            term: Terminator
-            if ends:
-                term = self.lift_term(last, cur)
+            if lay is None:
+                b = self.lift_block(pc, pc, ps, phis, entry_state, cur, insts, pc in headers)
             else:
-                term = Jump(vblock.end)
-            if isinstance(term, Call):
-                cur = list(cur)
-                for v, d in zip(term.mods, term.dests, strict=True):
-                    cur[v] = d
-            out_state[pc] = cur
-            b = blocks[pc] = IRBlock(pc, vblock.end, vblock.cost, ps, phis, entry_state, insts,
-                                     term, check_interrupt=pc in headers, loop_header=pc in headers)
+                b = self.lift_copy(lay, pc, ps, phis, entry_state, cur, insts, pc in headers)
+            out_state[pc] = cur if not isinstance(b.term, Call) else _after_call(cur, b.term)
+            blocks[pc] = b
             if phis and not phis[0].incoming:
                 pending.append(b)
         for b in pending:
@@ -195,11 +199,60 @@ class _FunctionLifter:
         else:
             polled = self.entry in self.recursive
         if polled:
-            blocks[self.entry].check_interrupt = True
+            blocks[start].check_interrupt = True
         if pending:
             _simplify_phis(fn)
         fn.nvalues = self.next_id
         return fn
+
+    def lift_block(self, key: int, pc: int, ps: list[int], phis: list[Phi], entry_state: list[Operand],
+                   cur: list[Operand], insts: list[Inst], header: bool,
+                   target: Callable[[int], int] | None = None) -> IRBlock:
+        """Lift guest block ``pc`` as IR block ``key`` (``target`` maps the guest
+        pcs it continues at to block keys; identity by default)."""
+        vblock = self.program.blocks[pc]
+        body = vblock.instrs
+        last = body[-1]
+        ends = last.op.mnemonic in _ENDS_BLOCK
+        if ends:
+            body = body[:-1]
+        for ins in body:
+            self.lift_inst(ins, cur, insts)
+        term: Terminator
+        if ends:
+            term = self.lift_term(last, cur)
+        else:
+            term = Jump(vblock.end)
+        if target is not None:
+            _retarget(term, target)
+        return IRBlock(key, vblock.end, vblock.cost, ps, phis, entry_state, insts,
+                       term, check_interrupt=header, loop_header=header)
+
+    def lift_copy(self, lay: Layout, key: int, ps: list[int], phis: list[Phi], entry_state: list[Operand],
+                  cur: list[Operand], insts: list[Inst], header: bool) -> IRBlock:
+        """Lift block ``key`` of a function with rotated or versioned loops."""
+        kind, pc = kind_of(key), leader_of(key)
+        plan = lay.plan_at(key)
+        if kind == GUARD:
+            assert plan is not None
+            return IRBlock(key, pc, 0, ps, phis, entry_state, insts,
+                           LoopGuard(block_key(pc, FAST), pc, plan), kind=GUARD)
+        if kind == TAIL:
+            term = self.lift_term(self.program.blocks[pc].instrs[-1], cur)
+            _retarget(term, lambda t: lay.edge(key, t))
+            return IRBlock(key, pc, 0, ps, phis, entry_state, insts, term, kind=TAIL)
+        b = self.lift_block(key, pc, ps, phis, entry_state, cur, insts,
+                            header and kind == ORIGINAL, lambda t: lay.edge(key, t))
+        b.kind = kind
+        if kind == FAST:
+            assert plan is not None
+            b.loop_header = header
+            for ins in insts:
+                ins.unchecked = ins.pc in plan.unchecked
+                ins.exact = ins.pc in plan.exact
+            if pc == plan.latch:
+                b.term = Countdown(block_key(plan.header, FAST), block_key(pc, TAIL))
+        return b
 
     def lift_inst(self, ins: Instr, cur: list[Operand], out: list[Inst]) -> None:
         op = ins.op
@@ -258,6 +311,24 @@ class _FunctionLifter:
         comp = self.comp
         cyclic = comp is None or comp[ins.target] == comp[self.entry]
         return Call(ins.pc, ins.target, list(cur), dests, ins.next_pc, list(cur[:5]), cyclic, mods)
+
+
+def _after_call(cur: list[Operand], term: Call) -> list[Operand]:
+    """The state after a CALL: what the callee hands back."""
+    out = list(cur)
+    for v, d in zip(term.mods, term.dests, strict=True):
+        out[v] = d
+    return out
+
+
+def _retarget(term: Terminator, target: Callable[[int], int]) -> None:
+    """Map the guest pcs a terminator continues at to block keys."""
+    if isinstance(term, Jump):
+        term.target = target(term.target)
+    elif isinstance(term, Branch):
+        term.taken, term.fallthrough = target(term.taken), target(term.fallthrough)
+    elif isinstance(term, Call):
+        term.next = target(term.next)
 
 
 def _same(a: Operand, b: Operand) -> bool:
@@ -344,22 +415,49 @@ def _names_by_pc(program: VerifiedProgram) -> dict[int, list[str]]:
 def lift_function(program: VerifiedProgram, entry: int, entries: Collection[int] | None = None,
                   mods_of: dict[int, tuple[int, ...]] | None = None,
                   comp: dict[int, int] | None = None,
-                  recursive: Collection[int] | None = None) -> IRFunction:
+                  recursive: Collection[int] | None = None,
+                  versioning: bool = False) -> IRFunction:
     """The IR of the guest function entered at ``entry``. ``entries`` are all
     function entries (``program.functions`` by default), where it stops;
     ``mods_of`` what each function may change (default: everything); ``comp`` the
     components of the call graph (:func:`~zjit.backends.middle.effects.call_components`;
     default: every call counts as recursive); ``recursive`` the functions on a
     cycle of calls and tail calls, whose entries poll for interrupts (default:
-    every function that calls or tail-calls)."""
-    fn = _FunctionLifter(program, entry, program.functions if entries is None else entries,
-                         mods_of, comp, recursive).lift()
+    every function that calls or tail-calls). With ``versioning`` the innermost
+    loops :func:`~zjit.backends.middle.ivs.analyse_loop` can plan are rotated
+    and versioned (:mod:`~zjit.backends.middle.layout`)."""
+    funcs = program.functions if entries is None else entries
+
+    def lifted(layout: Layout | None) -> IRFunction:
+        return _FunctionLifter(program, entry, funcs, mods_of, comp, recursive, layout).lift()
+
+    fn = lifted(None)
+    if versioning:
+        fn = _versioned(fn, lifted, program.has_readonly)
     fn.names = tuple(_names_by_pc(program).get(entry, ()))
     return fn
 
 
-def lift(program: VerifiedProgram) -> IRModule:
-    """The IR of every guest function of ``program``."""
+def _versioned(fn: IRFunction, lifted: Callable[[Layout | None], IRFunction], has_readonly: bool) -> IRFunction:
+    """``fn`` lifted again with its plannable innermost loops versioned (itself
+    when there are none): the loops tested at the header are rotated first, so
+    the analysis sees every loop tested at its latch."""
+    rot = rotations(fn)
+    rotated = lifted(Layout(rotated=rot)) if rot else fn
+    plans = {}
+    for loop in loop_candidates(rotated):
+        plan = analyse_loop(rotated, loop, has_readonly)
+        if plan is not None:
+            plans[plan.header] = plan
+    if not plans:
+        return fn
+    keep = {old: (new, body) for old, (new, body) in rot.items() if new in plans}
+    return lifted(Layout(rotated=keep, plans=plans))
+
+
+def lift(program: VerifiedProgram, versioning: bool = False) -> IRModule:
+    """The IR of every guest function of ``program`` (``versioning``: with
+    versioned loops, for optimised code)."""
     extra = split_entries(program)
     entries = set(program.functions) | extra
     order = [*program.functions, *sorted(extra)]
@@ -371,7 +469,8 @@ def lift(program: VerifiedProgram) -> IRModule:
     cold = cold_functions(shapes)
     funcs: dict[int, IRFunction] = {}
     for e in order:
-        fn = funcs[e] = lift_function(program, e, entries, mods_of, comp, recursive)
+        fn = funcs[e] = lift_function(program, e, entries, mods_of, comp, recursive,
+                                      versioning and e not in cold)
         fn.modifies = mods_of[e]
         fn.cmp_returned = facts.cmp_returned[e]
         fn.cmp_read = facts.cmp_read[e]
@@ -380,7 +479,6 @@ def lift(program: VerifiedProgram) -> IRModule:
                     program.prims_used, program.digest, program.image.name)
 
 
-
-def ir_listing(program: VerifiedProgram) -> str:
+def ir_listing(program: VerifiedProgram, versioning: bool = False) -> str:
     """The printed IR of every function (``zjit disasm --ir``)."""
-    return format_module(lift(program))
+    return format_module(lift(program, versioning))

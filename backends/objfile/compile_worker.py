@@ -147,7 +147,7 @@ O1_PASSES = ("sroa", "instruction_combine", "simplify_cfg")
 O2_PASSES = (
     "ipsccp",
     "instruction_combine", "simplify_cfg", "sccp", "new_gvn", "instruction_combine",
-    "loop_rotate", "aggressive_dce", "simplify_cfg", "post_order_function_attributes",
+    "loop_rotate", "loop_unroll", "aggressive_dce", "simplify_cfg", "post_order_function_attributes",
 )
 """IR passes at opt level 2 (codegen at O2), in this order.
 

@@ -121,7 +121,7 @@ def run_job(payload: bytes) -> bytes:
     if head["entry"] is None:
         return _module(program, opts)
     entry = int(head["entry"])
-    fn = lift_function(program, entry, program.functions)
+    fn = lift_function(program, entry, program.functions, versioning=opts.versioning)
     size = sum(b.cost for b in fn.blocks.values())
     if size > int(head["budget"]):
         return bytes([OVER_BUDGET]) + f"{size} instructions, budget {head['budget']}".encode()
@@ -140,7 +140,7 @@ def _module(program: VerifiedProgram, opts: CodegenOptions) -> bytes:
     from ..middle.lift import lift
     from ..objfile.compile_worker import compile_object
 
-    module = lift(program)
+    module = lift(program, opts.versioning)
     low = lower(module, opts)
     obj = compile_object(low.text, opts.triple, opts.opt_level, opts.cpu)
     return _ok({"entries": {str(pc): sym for pc, sym in low.entries.items()},
