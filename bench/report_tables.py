@@ -115,6 +115,24 @@ def zjit_details(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def tier_up(results: dict[str, Any]) -> list[str]:
+    """Per kernel under ``tier="auto"``: time from a cold load to O2 speed."""
+    rows = [r for r in results["kernels"] if r.get("tier_up")]
+    if not rows:
+        return []
+    lines = [
+        "| kernel | load ms (baseline) | first run ms | O2 run ms | runs to O2 speed | ms from load to O2 speed |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        t = r["tier_up"]
+        reached = t["reached_s"]
+        lines.append(f"| {r['name']} | {ms(t['load_s'])} | {ms(t['runs'][0])} | {ms(r['runs']['zjit O2']['seconds'])} | "
+                     f"{len(t['runs']) if reached is not None else 'not reached'} | "
+                     f"{ms(reached) if reached is not None else 'n/a'} |")
+    return lines
+
+
 def compile_latency(c: dict[str, Any]) -> list[str]:
     """Time to runnable code per size and configuration."""
     lines = [
