@@ -88,6 +88,9 @@ def render_table(results: dict[str, Any]) -> str:
                       *up, ""]
     if results.get("compile"):
         lines += ["### Time to runnable code (cache off)", "", *tables.compile_latency(results["compile"]), ""]
+        shapes = tables.load_shapes(results["compile"].get("shapes") or [])
+        if shapes:
+            lines += ["### Baseline loads of large and hostile programs (cache off)", "", *shapes, ""]
     if results.get("interrupt"):
         lines += ["### Interrupt latency (jit engine)", "", *tables.interrupt_latency(results["interrupt"]), ""]
     start = tables.startup(results.get("startup") or {})

@@ -133,6 +133,22 @@ def tier_up(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def load_shapes(rows: list[dict[str, Any]]) -> list[str]:
+    """Baseline loads of large and hostile programs (CPU ms per 1k instructions)."""
+    if not rows:
+        return []
+    lines = ["| program | instructions | baseline CPU ms | per 1k | auto CPU ms | per 1k |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        b, a, n = r["loads"]["baseline"], r["loads"]["auto"], r["instructions"]
+        lines.append(f"| {r['shape']} ({r['n']:,}) | {n:,} | {ms(b['cpu_s'])} | {b['cpu_s'] * 1e6 / n:.1f} | "
+                     f"{ms(a['cpu_s'])} | {a['cpu_s'] * 1e6 / n:.1f} |")
+    worst = max(max(r["loads"][t]["cpu_s"] * 1e6 / r["instructions"] for t in ("baseline", "auto")) for r in rows)
+    lines += ["", f"* Worst: {worst:.1f} ms CPU per 1k instructions (issue 9: <= 5.0, "
+              f"{'meets' if worst <= 5.0 else 'misses'} target)."]
+    return lines
+
+
 def compile_latency(c: dict[str, Any]) -> list[str]:
     """Time to runnable code per size and configuration."""
     lines = [
