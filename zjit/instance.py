@@ -127,7 +127,8 @@ class Instance:
             assert out.pc is not None
             source_of = self.module.source_of
             trap = Trap(out.trap, out.pc, out.address, out.length, source_of(out.pc), out.cause,
-                        tuple(Frame(pc, source_of(pc)) for pc in out.backtrace), out.omitted)
+                        None if out.backtrace is None else tuple(Frame(pc, source_of(pc)) for pc in out.backtrace),
+                        out.omitted)
         return Result(
             trap=trap,
             registers={REG_NAMES[i]: out.registers[i] & MASK64 for i in range(NUM_REGS)},

@@ -264,7 +264,7 @@ class Outcome:
     ``address``/``length`` of the failing access or span. ``cause`` is a host
     handler's exception (HOST traps). ``backtrace`` holds the pcs of the active
     CALLs at a trap, innermost first, cut by :func:`keep_frames` (``omitted``
-    counts the frames left out).
+    counts the frames left out); None when the engine could not record them.
     """
 
     registers: list[int]
@@ -273,7 +273,7 @@ class Outcome:
     address: int | None = None
     length: int | None = None
     cause: BaseException | None = None
-    backtrace: tuple[int, ...] = ()
+    backtrace: tuple[int, ...] | None = None
     omitted: int = 0
 
     def __post_init__(self) -> None:

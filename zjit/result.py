@@ -37,7 +37,8 @@ class Trap:
 
     ``backtrace`` is the guest call stack at the trap, innermost first: one
     :class:`Frame` per active CALL (the CALL whose return point is on top of the
-    stack comes first; empty when the trap is at call depth 0). Of a stack
+    stack comes first; empty when the trap is at call depth 0; None where the
+    engine and tier do not record it, docs/api.md). Of a stack
     deeper than ``2 * BACKTRACE_KEEP`` only the innermost and the outermost
     ``BACKTRACE_KEEP`` frames are kept, ``omitted`` counts the ones between
     (``len(backtrace) + omitted`` is the call depth at the trap)."""
@@ -48,22 +49,25 @@ class Trap:
     length: int | None = None
     source: str | None = None
     cause: BaseException | None = field(default=None, compare=False)
-    backtrace: tuple[Frame, ...] = ()
-    omitted: int = 0
+    backtrace: tuple[Frame, ...] | None = field(default=None, compare=False)
+    omitted: int = field(default=0, compare=False)
 
     @property
-    def depth(self) -> int:
-        """Guest call depth at the trap (active CALLs)."""
-        return len(self.backtrace) + self.omitted
+    def depth(self) -> int | None:
+        """Guest call depth at the trap (active CALLs); None without a backtrace."""
+        return None if self.backtrace is None else len(self.backtrace) + self.omitted
 
     def backtrace_lines(self) -> list[str]:
         """The backtrace as text lines, innermost first, as ``zjit run`` prints
         them under the trap line (``#0 CALL at pc=0xc [prog.s:5]``)."""
-        lines = [f"#{i} {f}" for i, f in enumerate(self.backtrace[:BACKTRACE_KEEP])]
+        bt = self.backtrace
+        if bt is None:
+            return ["(no backtrace: not recorded by this engine and tier)"]
+        lines = [f"#{i} {f}" for i, f in enumerate(bt[:BACKTRACE_KEEP])]
         if self.omitted:
             lines.append(f"... {self.omitted} frames omitted ...")
-        first = len(self.backtrace) + self.omitted - len(self.backtrace[BACKTRACE_KEEP:])
-        lines += [f"#{first + i} {f}" for i, f in enumerate(self.backtrace[BACKTRACE_KEEP:])]
+        first = len(bt) + self.omitted - len(bt[BACKTRACE_KEEP:])
+        lines += [f"#{first + i} {f}" for i, f in enumerate(bt[BACKTRACE_KEEP:])]
         return lines
 
     @property
@@ -91,15 +95,15 @@ class Trap:
             "length": self.length,
             "source": self.source,
             "cause": None if self.cause is None else f"{type(self.cause).__name__}: {self.cause}",
-            "backtrace": [{"pc": f.pc, "source": f.source} for f in self.backtrace],
+            "backtrace": None if self.backtrace is None else [{"pc": f.pc, "source": f.source}
+                                                              for f in self.backtrace],
             "omitted": self.omitted,
         }
 
 
 @dataclass(frozen=True)
 class Result:
-    """Outcome of one run. Two Results are equal when status, trap (with its
-    backtrace), registers, fuel left, output and log records are equal (what
+    """Outcome of one run. Two Results are equal when status, trap, registers, fuel left, output and log records are equal (what
     every engine must agree on)."""
 
     trap: Trap | None
