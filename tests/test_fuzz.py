@@ -18,6 +18,7 @@ from zjit.fuzz.oracles import (
     ENGINE_FACTORIES,
     compare_engines,
     diff_memory,
+    diff_results,
     plan_for,
     run_engine,
 )
@@ -28,7 +29,7 @@ from zjit.verifier import verify
 import zjit
 from zjit.cli import main as cli_main
 from zjit.isa import OPS, Family, TrapKind
-from zjit.result import Result
+from zjit.result import Frame, Result, Trap
 
 register_fakes()
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -307,9 +308,6 @@ def test_campaign_finds_a_seeded_jit_miscompilation(tmp_path: Path, monkeypatch:
 
 
 def test_oracle_compares_backtraces_where_both_recorded() -> None:
-    from zjit.fuzz.oracles import diff_results
-    from zjit.result import Frame, Trap
-
     regs = dict.fromkeys(("HL", "DE", "A", "BC", "IX"), 0)
 
     def res(bt: tuple[Frame, ...] | None, omitted: int = 0) -> Result:
