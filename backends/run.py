@@ -28,7 +28,7 @@ from zjit.verifier import VerifiedProgram
 
 from zjit.errors import PolicyError
 from zjit.isa import MASK64, NUM_REGS, PRIM_NAMES, TrapKind, sext
-from zjit.machine import Machine, Outcome, OutputLimitError
+from zjit.machine import Machine, Outcome, OutputLimitError, keep_frames
 
 from .context import HOST_OPS, HOST_TIERUP, STATUS_OK, TRAP_OUTPUT_LIMIT, TRAP_SITE, TRAP_STACK, Ctx
 
@@ -169,15 +169,39 @@ class CodeRun:
             self.release()
 
     def outcome(self, status: int | None) -> Outcome:
-        """The Outcome of a call that returned ``status``."""
+        """The Outcome of a call that returned ``status`` (at a trap, with the
+        guest call stack walked from the native one, where the code allows)."""
         assert status is not None
-        if status != STATUS_OK and self.ctx.trap_kind == TRAP_SITE:
-            self.code.decode_trap(self.ctx)  # baseline code: the stub's site says what trapped
-        if status != STATUS_OK and self.ctx.trap_kind == TRAP_OUTPUT_LIMIT:
-            # the code's own budget check of an OUT (emit_prims.check_output_room)
-            self.ctx.trap_kind = int(TrapKind.HOST)
-            self.error = OutputLimitError(self.machine.host.limit)
-        return ctx_outcome(self.ctx, status, self.error, self.stack_kind)
+        calls = None
+        if status != STATUS_OK:
+            calls = self.call_stack()
+            if self.ctx.trap_kind == TRAP_SITE:
+                self.code.decode_trap(self.ctx)  # baseline code: the stub's site says what trapped
+            if self.ctx.trap_kind == TRAP_OUTPUT_LIMIT:
+                # the code's own budget check of an OUT (emit_prims.charge_output)
+                self.ctx.trap_kind = int(TrapKind.HOST)
+                self.error = OutputLimitError(self.machine.host.limit)
+        out = ctx_outcome(self.ctx, status, self.error, self.stack_kind)
+        if out.trap is not None and calls is not None:
+            calls.reverse()
+            out.backtrace, out.omitted = keep_frames(calls)
+        return out
+
+    def call_stack(self) -> list[int] | None:
+        """The pcs of the active guest CALLs at a trap, innermost first, or None
+        when this code cannot tell (read before the trap record is decoded)."""
+        walk = getattr(self.code, "call_stack", None)
+        if walk is None:
+            return None
+        result: list[int] | None = walk(self.ctx, self.stack_word, self.x86)
+        return result
+
+    x86 = False
+    """The code is x86-64 (its stack layout is the one :meth:`call_stack` walks)."""
+
+    def stack_word(self, address: int) -> int:
+        """The 8-byte word at ``address`` of the guest's native (or emulated) stack."""
+        raise NotImplementedError
 
     # -- stack -------------------------------------------------------------------------
     def stack_need(self, reserve: int) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kernels import MEM_SIZE, Kernel, compile_c, run_c, set_params
-from zjit_configs import ZjitConfig, opt_config, tier_configs
+from zjit_configs import ZjitConfig, has_tiers, opt_config, tier_configs
 
 import zjit
 from zjit.asm import assemble
@@ -126,6 +126,36 @@ def zjit_sides(image: zjit.ModuleImage, cache_dir: Path, warm_up: tuple[int, int
     return sides
 
 
+TIER_UP_SLACK = 1.15
+"""A run under ``tier="auto"`` counts as at O2 speed within this factor of O2's best."""
+TIER_UP_LIMIT_S = 10.0
+"""How long :func:`time_to_o2` keeps running a kernel before it gives up."""
+
+
+def time_to_o2(image: zjit.ModuleImage, n: int, reps: int, o2_best: float, expected: int,
+               errors: list[str], label: str) -> dict[str, Any]:
+    """``tier="auto"`` from a cold load (a new Engine, cache off): the kernel run
+    back to back from the start of ``Engine.load``; the time from there to the
+    end of the first run within :data:`TIER_UP_SLACK` of ``o2_best`` (None when
+    no run got there within :data:`TIER_UP_LIMIT_S`), and the runs it took."""
+    policy = zjit.Policy(tier="auto", mem_size=MEM_SIZE, use_cache=False)
+    t0 = time.perf_counter()
+    inst = zjit.Engine(policy, backend="jit").load(image).instantiate(log=None)
+    load_s = time.perf_counter() - t0
+    runs: list[float] = []
+    while True:
+        result, seconds = _timed_run(inst, n, reps)
+        runs.append(seconds)
+        elapsed = time.perf_counter() - t0
+        if result.trap is not None or result.reg("HL") != expected:
+            errors.append(f"{label}: tier=auto from a cold load: {result.trap or result.reg('HL')} != C {expected}")
+            return {"load_s": load_s, "reached_s": None, "runs": runs}
+        if seconds <= TIER_UP_SLACK * o2_best:
+            return {"load_s": load_s, "reached_s": elapsed, "runs": runs}
+        if elapsed > TIER_UP_LIMIT_S:
+            return {"load_s": load_s, "reached_s": None, "runs": runs}
+
+
 def wasm_sides(k: Kernel, engines: dict[str, Any], warm_up: tuple[int, int]) -> list[Side]:
     """One side per Wasmtime configuration (none when wasmtime is missing)."""
     from wasm_kernels import WasmKernel
@@ -198,6 +228,8 @@ def measure_kernel(k: Kernel, trials: int, build: Path, cache_dir: Path, jit: bo
     row["checksum"] = expected
     row["runs"] = runs
     best = {name: r["seconds"] for name, r in runs.items()}
+    if jit and "zjit O2" in best and has_tiers():
+        row["tier_up"] = time_to_o2(image, n, reps, best["zjit O2"], expected, errors, k.name)
     row["ratios"] = {name: _ratio(best.get(a), best.get(b)) for name, (a, b) in RATIOS.items()
                      if a in best and b in best}
     j = row.get("jit")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import report_tables as tables
+from kernel_bench import TIER_UP_SLACK
 from kernels import gcc_version
 from wasm_kernels import version as wasmtime_version
 
@@ -79,8 +80,17 @@ def render_table(results: dict[str, Any]) -> str:
         lines += ["### Kernels: run time (best of {})".format(results["trials"]), "",
                   *tables.kernel_runs(results), "",
                   "### Kernels: zjit compile, cache and interpreter", "", *tables.zjit_details(results), ""]
+        up = tables.tier_up(results)
+        if up:
+            lines += ["### Kernels under tier=auto: from a cold load to O2 speed", "",
+                      "A new Engine, cache off, the kernel run back to back from the start of `Engine.load`; "
+                      f"a run counts as at O2 speed within {TIER_UP_SLACK:.2f}x of the best O2 run above.", "",
+                      *up, ""]
     if results.get("compile"):
         lines += ["### Time to runnable code (cache off)", "", *tables.compile_latency(results["compile"]), ""]
+        shapes = tables.load_shapes(results["compile"].get("shapes") or [])
+        if shapes:
+            lines += ["### Baseline loads of large and hostile programs (cache off)", "", *shapes, ""]
     if results.get("interrupt"):
         lines += ["### Interrupt latency (jit engine)", "", *tables.interrupt_latency(results["interrupt"]), ""]
     start = tables.startup(results.get("startup") or {})

@@ -37,11 +37,13 @@ sys.path.insert(0, str(HERE))
 
 import compile_latency  # noqa: E402
 import interrupt_latency  # noqa: E402
+import load_shapes  # noqa: E402
 import wasm_kernels  # noqa: E402
 from kernel_bench import measure_kernel, summarise, warm_up_compiler  # noqa: E402
 from kernels import KERNELS, Kernel  # noqa: E402
 from report import machine_info, render_table, update_docs  # noqa: E402
 from startup import cli_overhead  # noqa: E402
+from zjit_configs import has_tiers  # noqa: E402
 
 import zjit  # noqa: E402
 
@@ -120,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         sizes = (1_000,) if args.quick else compile_latency.SIZES
         samples = {1_000: 1} if args.quick else compile_latency.SAMPLES
         results["compile"] = compile_latency.measure(sizes, samples, args.full, jit, engines, errors)
+        if jit and has_tiers():
+            _note("... baseline loads of large and hostile programs")
+            results["compile"]["shapes"] = load_shapes.measure(args.quick)
     if "interrupt" in args.sections and jit:
         _note("... interrupt latency")
         results["interrupt"] = interrupt_latency.measure(3 if args.quick else 20, 0.005 if args.quick else 0.02,

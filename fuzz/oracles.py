@@ -19,7 +19,7 @@ from zjit.errors import ZjitError
 from zjit.image import ModuleImage
 from zjit.isa import MASK64, REG_NAMES
 from zjit.policy import Policy
-from zjit.result import Result
+from zjit.result import Result, Trap
 
 from .program import GenProgram
 
@@ -176,6 +176,8 @@ def diff_results(a: Result, b: Result, na: str, nb: str) -> list[str]:
     out: list[str] = []
     if a.trap != b.trap:
         out.append(f"trap: {na}={_trap_text(a)} {nb}={_trap_text(b)}")
+    elif a.trap is not None and b.trap is not None:
+        out += diff_backtraces(a.trap, b.trap, na, nb)
     for reg in REG_NAMES:
         va, vb = a.registers.get(reg), b.registers.get(reg)
         if va != vb:
@@ -193,6 +195,18 @@ def diff_results(a: Result, b: Result, na: str, nb: str) -> list[str]:
     if not out and a != b:
         out.append(f"results differ: {na}={a!r} {nb}={b!r}")
     return out
+
+
+def diff_backtraces(a: Trap, b: Trap, na: str, nb: str) -> list[str]:
+    """The backtrace difference of two equal traps, when both engines recorded
+    one (``Trap.backtrace`` is None where an engine and tier do not, docs/api.md)."""
+    if a.backtrace is None or b.backtrace is None:
+        return []
+    pa, pb = [f.pc for f in a.backtrace], [f.pc for f in b.backtrace]
+    if pa == pb and a.omitted == b.omitted:
+        return []
+    return [f"backtrace: {na}={[hex(p) for p in pa]} (+{a.omitted} omitted) "
+            f"{nb}={[hex(p) for p in pb]} (+{b.omitted} omitted)"]
 
 
 def diff_memory(a: bytes, b: bytes, na: str, nb: str, limit: int = 6) -> list[str]:

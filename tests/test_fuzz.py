@@ -18,6 +18,7 @@ from zjit.fuzz.oracles import (
     ENGINE_FACTORIES,
     compare_engines,
     diff_memory,
+    diff_results,
     plan_for,
     run_engine,
 )
@@ -28,7 +29,7 @@ from zjit.verifier import verify
 import zjit
 from zjit.cli import main as cli_main
 from zjit.isa import OPS, Family, TrapKind
-from zjit.result import Result
+from zjit.result import Frame, Result, Trap
 
 register_fakes()
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -327,3 +328,16 @@ def test_campaign_finds_a_seeded_jit_miscompilation(tmp_path: Path, monkeypatch:
                          progress=None, shrink_seconds=0, max_failures=1)
     assert stats.mismatches == 1, stats.line()
     assert "register" in stats.failures[0].read_text()
+
+
+def test_oracle_compares_backtraces_where_both_recorded() -> None:
+    regs = dict.fromkeys(("HL", "DE", "A", "BC", "IX"), 0)
+
+    def res(bt: tuple[Frame, ...] | None, omitted: int = 0) -> Result:
+        return Result(Trap(TrapKind.DIV0, 0x10, backtrace=bt, omitted=omitted), regs, None)
+
+    a = res((Frame(4), Frame(0)))
+    assert diff_results(a, res((Frame(4), Frame(0))), "interp", "jit") == []
+    assert diff_results(a, res(None), "interp", "jit") == []  # not recorded: nothing to compare
+    assert diff_results(a, res((Frame(8), Frame(0))), "interp", "jit")[0].startswith("backtrace: interp=['0x4', '0x0']")
+    assert diff_results(a, res((Frame(4), Frame(0)), 3), "interp", "jit")

@@ -77,12 +77,12 @@ def test_versioned_shapes_are_versioned() -> None:
 
 
 @pytest.mark.parametrize("metered", [False, True])
-@pytest.mark.parametrize("level", [0, 2])
+@pytest.mark.parametrize(("tier", "level"), [("optimized", 0), ("optimized", 2), ("baseline", 2), ("auto", 2)])
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_interrupt_ends_every_shape(shape: str, level: int, metered: bool) -> None:
+def test_interrupt_ends_every_shape(shape: str, tier: str, level: int, metered: bool) -> None:
     img = _image(shape)
     leaders = set(verify(img).blocks)
-    engine = zjit.Engine(zjit.Policy(use_cache=False, opt_level=level, timeout=60.0, mem_size=4 << 20))
+    engine = zjit.Engine(zjit.Policy(use_cache=False, opt_level=level, tier=tier, timeout=60.0, mem_size=4 << 20))
     inst = engine.load(img).instantiate(log=None)
     fuel = FUEL if metered else None
     r, seconds = _interrupted(inst, fuel)

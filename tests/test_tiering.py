@@ -140,12 +140,33 @@ def test_mixed_tier_call_chains(backend: str, promote: str) -> None:
         pc = next(p for p in code.image.ids if p not in module.program.functions)
     expected = _expected(image)
     _same(module.instantiate(log=None).run(), expected)
-    code.request(code.image.ids[pc])
+    code.queue(code.image.ids[pc])
     assert code.wait(WAIT)
     assert code.tiers()[pc] == "optimized", code.refused
     assert [p for p, t in code.tiers().items() if t == "optimized"] == [pc]
     for _ in range(2):
         _same(module.instantiate(log=None).run(), expected)
+
+
+@pytest.mark.parametrize("backend", ENGINES)
+def test_a_hot_loop_header_brings_its_function(backend: str) -> None:
+    """A loop header found hot is promoted with the function it is in (the next
+    call runs the function's own O2 code); a hot function entry comes alone."""
+    image = _image(CALLS)
+    module = zjit.Engine(zjit.Policy(tier="auto", tier_threshold=1 << 30, use_cache=False),
+                         backend=backend).load(image)
+    code = _tiered(module)
+    functions = module.program.functions
+    loop = next(p for p in code.image.ids if p not in functions)
+    home = max(p for p in functions if p <= loop)
+    fid = code.function_of(code.image.ids[loop])
+    assert fid is not None and code.pcs[fid] == home
+    assert code.function_of(code.image.ids[home]) is None
+    code.request(code.image.ids[loop])
+    assert code.wait(WAIT)
+    assert {p for p, t in code.tiers().items() if t == "optimized"} == {loop, home}, code.refused
+    for _ in range(2):
+        _same(module.instantiate(log=None).run(), _expected(image))
 
 
 @pytest.mark.parametrize("backend", ENGINES)

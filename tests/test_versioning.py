@@ -1,7 +1,7 @@
 """Versioned loops (sandbox-critical): the guard's checks against adversarial loops.
 
-Every program here runs on the interpreter and on the jit engine at O2 (where
-loops are versioned), with the same memory size, registers and fuel; Results
+Every program here runs on the interpreter and on the jit engine's optimized
+tier at O2 (where loops are versioned), with the same memory size, registers and fuel; Results
 and the final guest memory must be identical. The loops are built so the guard
 has to get its arithmetic exactly right: accesses that leave memory only on the
 last iteration (and only in the last chunk), addresses that wrap around 2**64
@@ -38,7 +38,7 @@ _ENGINES: dict[tuple[str, int], zjit.Engine] = {}
 def _engine(backend: str, mem_size: int) -> zjit.Engine:
     key = (backend, mem_size)
     if key not in _ENGINES:
-        _ENGINES[key] = zjit.Engine(zjit.Policy(use_cache=False, mem_size=mem_size, opt_level=2), backend=backend)
+        _ENGINES[key] = zjit.Engine(zjit.Policy(use_cache=False, mem_size=mem_size, opt_level=2, tier="optimized"), backend=backend)
     return _ENGINES[key]
 
 
@@ -486,3 +486,21 @@ def test_random_loops_agree(case: tuple[str, dict[str, int], int, int]) -> None:
     r = agree(img, mem_size=mem, fuel=fuel, **regs)
     if r.trap is None or r.trap.kind.name != "FUEL":  # it ends by itself: the unmetered code too
         agree(img, mem_size=mem, **regs)
+
+
+def test_only_modules_with_fast_copies_get_the_loop_pipeline() -> None:
+    """The lowering marks modules with versioned loops' fast copies (and only
+    those) for the compile worker's loop pipeline; both sides spell the mark
+    alike, and a module with a plain loop stays on the checked-loop pass list."""
+    from zjit.backends.llvm import lower
+    from zjit.backends.llvm.module import LOOPS_MARK
+    from zjit.backends.llvm.options import CodegenOptions
+    from zjit.backends.objfile import compile_worker
+
+    assert LOOPS_MARK == compile_worker.LOOPS_MARK
+    opts = CodegenOptions(opt_level=2, mem_size=MEM)
+    versioned = lower(lift(verify(image(SHIFT)), versioning=True), opts).text
+    assert LOOPS_MARK in versioned
+    assert LOOPS_MARK not in lower(lift(verify(image(SHIFT)), versioning=False), opts).text
+    off = dataclasses.replace(opts, loop_pipeline=False)
+    assert LOOPS_MARK not in lower(lift(verify(image(SHIFT)), versioning=True), off).text

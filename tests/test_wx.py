@@ -135,13 +135,16 @@ loop:   ADD64 A, A, BC
         RET
 '''
 image = assemble(src, "wx")
-results = {}
-for backend in ("interp", "jit"):
-    engine = zjit.Engine(zjit.Policy(cache_dir=sys.argv[1]), backend=backend)
-    results[backend] = engine.load(image).instantiate().run()
-jit, ref = results["jit"], results["interp"]
-assert jit.ok and jit.stdout == b"hello from jit\n" == ref.stdout, (jit, ref)
-assert jit.registers == ref.registers and jit.registers["HL"] == 500500, jit.registers
+ref = zjit.Engine(zjit.Policy(cache_dir=sys.argv[1]), backend="interp").load(image).instantiate().run()
+# Baseline code, the whole module at O2, and baseline code promoted while it runs.
+tiers = ({"tier": "baseline"}, {"tier": "optimized"}, {"tier": "auto", "tier_threshold": 1})
+for tier in tiers:
+    engine = zjit.Engine(zjit.Policy(cache_dir=sys.argv[1], **tier), backend="jit")
+    inst = engine.load(image).instantiate()
+    for _ in range(3):
+        jit = inst.run()
+        assert jit.ok and jit.stdout == b"hello from jit\n" == ref.stdout, (tier, jit, ref)
+        assert jit.registers == ref.registers and jit.registers["HL"] == 500500, (tier, jit.registers)
 assert "llvmlite" not in sys.modules  # compiled in the worker, not here
 print("MODULE-OK")
 """

@@ -24,14 +24,14 @@ _EXPORTS = {
     "Instance": "instance",
     "TrapKind": "isa",
     "Policy": "policy",
-    "Result": "result", "Trap": "result",
+    "Frame": "result", "Result": "result", "Trap": "result",
     "BACKENDS": "runtime", "Engine": "runtime", "Module": "runtime", "available_backends": "runtime",
     "engine_configs": "runtime",
 }
 """Public name -> the module of this package that defines it."""
 
 __all__ = [
-    "BACKENDS", "AsmError", "ContainerError", "Engine", "Instance", "Module", "ModuleImage",
+    "BACKENDS", "AsmError", "ContainerError", "Engine", "Frame", "Instance", "Module", "ModuleImage",
     "Policy", "PolicyError", "Result", "SegmentDesc", "SegmentError", "Trap", "TrapError",
     "TrapKind", "VerifyError", "ZjitError", "__version__", "available_backends", "engine_configs",
 ]
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from .instance import Instance
     from .isa import TrapKind
     from .policy import Policy
-    from .result import Result, Trap
+    from .result import Frame, Result, Trap
     from .runtime import BACKENDS, Engine, Module, available_backends, engine_configs
 
 

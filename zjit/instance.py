@@ -13,7 +13,7 @@ from .errors import PolicyError, TrapError
 from .isa import MASK64, NUM_REGS, REG_INDEX, REG_NAMES
 from .machine import DEFAULT, HostIO, Machine
 from .policy import check_fuel
-from .result import Result, Trap
+from .result import Frame, Result, Trap
 from .sigint import SigintGuard
 
 TYPE_CHECKING = False  # typing stays unimported at run time (docs/startup.md)
@@ -125,8 +125,10 @@ class Instance:
         trap = None
         if out.trap is not None:
             assert out.pc is not None
-            trap = Trap(out.trap, out.pc, out.address, out.length,
-                        self.module.source_of(out.pc), out.cause)
+            source_of = self.module.source_of
+            trap = Trap(out.trap, out.pc, out.address, out.length, source_of(out.pc), out.cause,
+                        None if out.backtrace is None else tuple(Frame(pc, source_of(pc)) for pc in out.backtrace),
+                        out.omitted)
         return Result(
             trap=trap,
             registers={REG_NAMES[i]: out.registers[i] & MASK64 for i in range(NUM_REGS)},

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 
 from .isa import CTL_NO_HANDLER, CTL_RESP_TOO_LONG, NUM_REGS, TrapKind
 from .policy import DEFAULT_MAX_OUTPUT_BYTES
+from .result import BACKTRACE_KEEP
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import BinaryIO, Protocol, TextIO
+    from typing import Any, BinaryIO, Protocol, TextIO
 
     LogSink = Callable[[bytes, bytes], None] | BinaryIO | TextIO
 else:
@@ -299,7 +300,9 @@ class Outcome:
     ``registers`` are the five registers at the end (at a trap: before the trapping
     instruction). For traps, ``trap``/``pc`` and, for OOB/WRITE_PROTECT,
     ``address``/``length`` of the failing access or span. ``cause`` is a host
-    handler's exception (HOST traps).
+    handler's exception (HOST traps). ``backtrace`` holds the pcs of the active
+    CALLs at a trap, innermost first, cut by :func:`keep_frames` (``omitted``
+    counts the frames left out); None when the engine could not record them.
     """
 
     registers: list[int]
@@ -308,9 +311,23 @@ class Outcome:
     address: int | None = None
     length: int | None = None
     cause: BaseException | None = None
+    backtrace: tuple[int, ...] | None = None
+    omitted: int = 0
 
     def __post_init__(self) -> None:
         assert len(self.registers) == NUM_REGS
+
+
+def keep_frames(outer_first: list[Any]) -> tuple[tuple[Any, ...], int]:
+    """The kept frames, innermost first, and the number omitted, of a call
+    stack given outermost first: all of it up to ``2 * BACKTRACE_KEEP`` frames, else
+    the ``BACKTRACE_KEEP`` innermost then the ``BACKTRACE_KEEP`` outermost."""
+    n = len(outer_first)
+    if n <= 2 * BACKTRACE_KEEP:
+        return tuple(reversed(outer_first)), 0
+    inner = outer_first[n - BACKTRACE_KEEP:]
+    outer = outer_first[:BACKTRACE_KEEP]
+    return tuple(reversed(inner)) + tuple(reversed(outer)), n - 2 * BACKTRACE_KEEP
 
 
 class Executable(Protocol):

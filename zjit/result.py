@@ -11,12 +11,37 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+BACKTRACE_KEEP = 32
+"""Frames kept at each end of a long backtrace: the innermost and the outermost
+``BACKTRACE_KEEP``; the ones between are counted in ``Trap.omitted``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One active guest call at a trap: ``pc`` of the CALL instruction (its return
+    point is ``pc + 4``) and its ``file:line`` when debug info exists."""
+
+    pc: int
+    source: str | None = None
+
+    def __str__(self) -> str:
+        return f"CALL at pc={self.pc:#x}" + (f" [{self.source}]" if self.source else "")
+
+
 @dataclass(frozen=True)
 class Trap:
     """A trap (``isa.md`` 4): kind, pc of the trapping instruction, and for memory
     traps the address and length of the failing access or span. ``cause`` is the
     host handler's exception for HOST traps (also chained as ``__cause__`` when
-    raising), and a KeyboardInterrupt for a TIMEOUT that Ctrl-C caused. ``source`` is ``file:line`` when debug info exists."""
+    raising), and a KeyboardInterrupt for a TIMEOUT that Ctrl-C caused. ``source`` is ``file:line`` when debug info exists.
+
+    ``backtrace`` is the guest call stack at the trap, innermost first: one
+    :class:`Frame` per active CALL (the CALL whose return point is on top of the
+    stack comes first; empty when the trap is at call depth 0; None where the
+    engine and tier do not record it, docs/api.md). Of a stack
+    deeper than ``2 * BACKTRACE_KEEP`` only the innermost and the outermost
+    ``BACKTRACE_KEEP`` frames are kept, ``omitted`` counts the ones between
+    (``len(backtrace) + omitted`` is the call depth at the trap)."""
 
     kind: TrapKind
     pc: int
@@ -24,6 +49,26 @@ class Trap:
     length: int | None = None
     source: str | None = None
     cause: BaseException | None = field(default=None, compare=False)
+    backtrace: tuple[Frame, ...] | None = field(default=None, compare=False)
+    omitted: int = field(default=0, compare=False)
+
+    @property
+    def depth(self) -> int | None:
+        """Guest call depth at the trap (active CALLs); None without a backtrace."""
+        return None if self.backtrace is None else len(self.backtrace) + self.omitted
+
+    def backtrace_lines(self) -> list[str]:
+        """The backtrace as text lines, innermost first, as ``zjit run`` prints
+        them under the trap line (``#0 CALL at pc=0xc [prog.s:5]``)."""
+        bt = self.backtrace
+        if bt is None:
+            return ["(no backtrace: not recorded by this engine and tier)"]
+        lines = [f"#{i} {f}" for i, f in enumerate(bt[:BACKTRACE_KEEP])]
+        if self.omitted:
+            lines.append(f"... {self.omitted} frames omitted ...")
+        first = len(bt) + self.omitted - len(bt[BACKTRACE_KEEP:])
+        lines += [f"#{first + i} {f}" for i, f in enumerate(bt[BACKTRACE_KEEP:])]
+        return lines
 
     @property
     def code(self) -> int:
@@ -50,13 +95,16 @@ class Trap:
             "length": self.length,
             "source": self.source,
             "cause": None if self.cause is None else f"{type(self.cause).__name__}: {self.cause}",
+            "backtrace": None if self.backtrace is None else [{"pc": f.pc, "source": f.source}
+                                                              for f in self.backtrace],
+            "omitted": self.omitted,
         }
 
 
 @dataclass(frozen=True)
 class Result:
-    """Outcome of one run. Two Results are equal when status, trap, registers,
-    fuel left, output and log records are equal (what every engine must agree on)."""
+    """Outcome of one run. Two Results are equal when status, trap, registers, fuel left, output and log records are equal (what
+    every engine must agree on)."""
 
     trap: Trap | None
     registers: dict[str, int]

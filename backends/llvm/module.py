@@ -39,6 +39,10 @@ from .function import FAST_UNROLL, INVARIANT, LIKELY, LSTATE, NO_UNROLL, PARAMS,
 from .options import CodegenOptions
 from .runtime_asm import KEEP, RT_ENTER, runtime_text
 
+LOOPS_MARK = "!zjit.loops = !{!0}"
+"""Named metadata that asks the compile worker for the loop pipeline (the same
+text as :data:`zjit.backends.objfile.compile_worker.LOOPS_MARK`)."""
+
 EMITTERS: dict[tuple[Family, str], Emitter] = {
     **emit_alu.EMITTERS, **emit_memory.EMITTERS, **emit_prims.EMITTERS,
 }
@@ -214,12 +218,14 @@ def lower(module: IRModule, opts: CodegenOptions, ftab_ids: dict[int, int] | Non
     bodies: list[str] = []
     loop_nodes: list[int] = []
     fast_nodes: set[int] = set()
+    has_fast = False
     md_counter = [100]
     for fn in module.functions.values():
         fe = lower_function(fn, opts, module.has_readonly, md_counter, module.functions, ftab_ids)
         bodies.append(function_text(fe))
         loop_nodes += fe.loop_ids.values()
         fast_nodes |= fe.fast_loop_ids
+        has_fast = has_fast or bool(fe.fast_header)
         intrinsics |= fe.intrinsics
         helpers |= fe.helpers
         adapters |= fe.adapters
@@ -257,6 +263,7 @@ def lower(module: IRModule, opts: CodegenOptions, ftab_ids: dict[int, int] | Non
         f'{UNLIKELY} = !{{!"branch_weights", i32 1, i32 2000}}',
         f'{NO_UNROLL} = !{{!"llvm.loop.unroll.disable"}}',
         f'{FAST_UNROLL} = !{{!"llvm.loop.unroll.count", i32 {max(opts.fast_unroll, 1)}}}',
+        *([LOOPS_MARK] if has_fast and opts.loop_pipeline else []),
         *(f"!{n} = distinct !{{!{n}, {FAST_UNROLL if n in fast_nodes else NO_UNROLL}}}"
           for n in sorted(loop_nodes)),
         "",

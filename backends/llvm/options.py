@@ -41,6 +41,7 @@ class CodegenOptions:
     unroll: bool = False
     loops: bool = True
     fast_unroll: int = 4
+    loop_pipeline: bool = True
     mem_size: int | None = None
     readonly: tuple[tuple[int, int], ...] | None = None
     cpu: str = "generic"

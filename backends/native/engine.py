@@ -162,6 +162,15 @@ class _Run(CodeRun):
     """A run in this process: guest memory and buffers are ctypes views."""
 
     code: Any  # CompiledCode, or TieredCode (zjit.backends.tiering)
+    x86 = True
+
+    def stack_word(self, address: int) -> int:
+        """A word of the guest thread's stack, which the idle thread leaves alone
+        below its own frames (only read after the run stopped, at a trap)."""
+        stk = self.guest.stack
+        if not stk.low <= address <= stk.base + stk.size - 8:
+            raise ValueError(f"{address:#x} is outside the guest stack")
+        return ctypes.c_uint64.from_address(address).value
 
     def bind(self) -> Ctx:
         need = self.stack_need(stack.RESERVE)

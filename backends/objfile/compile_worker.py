@@ -163,13 +163,30 @@ DAE, which shortens parameter and result lists separately, made values change
 registers around every call (fib_rec 9% slower metered)."""
 
 
-def optimise(llvm: Any, mod: Any, tm: Any, opt_level: int) -> None:
-    """Run the IR passes of ``opt_level`` on ``mod`` (nothing at 0)."""
+LOOPS_MARK = "!zjit.loops = !{!0}"
+"""Named metadata of modules with versioned loops' fast copies (the lowering
+writes it): their O2 pipeline is LLVM's ``default<O2>`` with the loop vectoriser
+(:func:`optimise`)."""
+
+
+def optimise(llvm: Any, mod: Any, tm: Any, opt_level: int, loops: bool = False) -> None:
+    """Run the IR passes of ``opt_level`` on ``mod`` (nothing at 0). At O2 a
+    module with fast copies of versioned loops (``loops``) gets LLVM's
+    ``default<O2>`` with the loop vectoriser: LICM, IndVars, the vectoriser and
+    unrolling (only where loop metadata asks for it) on loops without checks;
+    others get :data:`O2_PASSES`."""
     if opt_level == 0:
         return
     # A fresh PassBuilder and pass manager per module: reusing either aborts or
     # leaks (see the LLVM stack notes); the worker recycling bounds the leak.
     pto = llvm.create_pipeline_tuning_options(speed_level=opt_level)
+    if loops and opt_level == 2:
+        pto.loop_vectorization = True
+        pto.slp_vectorization = False
+        pto.loop_unrolling = False  # only loops whose metadata asks for it
+        pb = llvm.create_pass_builder(tm, pto)
+        pb.getModulePassManager().run(mod, pb)
+        return
     pb = llvm.create_pass_builder(tm, pto)
     mpm = llvm.create_new_module_pass_manager()
     for name in O1_PASSES if opt_level == 1 else O2_PASSES:
@@ -199,7 +216,7 @@ def compile_object(ir_text: str, triple: str, opt_level: int, cpu: str, flags: i
             raise CompileFailure(f"invalid LLVM IR: {text}") from None
         mod.triple = triple
         mod.data_layout = str(tm.target_data)
-        optimise(llvm, mod, tm, opt_level)
+        optimise(llvm, mod, tm, opt_level, LOOPS_MARK in ir_text)
         obj: bytes = tm.emit_object(mod)
         return obj
 

@@ -33,6 +33,7 @@ which also load the promoted O2 objects from the cache when they start.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import struct
@@ -44,12 +45,13 @@ from dataclasses import dataclass
 from zjit.errors import ZjitError
 
 from ..baseline.image import BaselineImage
-from ..context import RT_HOST_REQUEST, RT_THREAD_MAIN
+from ..context import RT_HOST_REQUEST, RT_THREAD_MAIN, TRAP_SITE
 from ..llvm.stencil_names import BL_ENTRY
 from . import jobs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, Protocol
 
     from zjit.verifier import VerifiedProgram
@@ -82,9 +84,12 @@ FN_INSTRUCTIONS = 10_000
 FN_SECONDS = 30.0
 """Time budget of one tier-up compile (the worker is killed past it)."""
 BACKOFF = 1 << 12
-"""Executions of an entry between two requests while its compile is under way
-(and, after promotion, before a baseline path into a loop header jumps to the
-O2 code)."""
+"""Executions of an entry between two requests while its compile is under way."""
+PROMOTED_REARM = 64
+"""Executions of a promoted entry's baseline code before it jumps to the O2 code
+(one ``HOST_TIERUP`` call each time): a loop whose header was promoted but whose
+function was not is entered in baseline code and continues in O2 code after at
+most this many iterations (the cost of the host call spread over them)."""
 MAX_BACKOFF_DOUBLINGS = 8
 """While a compile is under way the re-arm doubles each time, up to
 ``BACKOFF << MAX_BACKOFF_DOUBLINGS``."""
@@ -120,6 +125,7 @@ class TieredCode:
         self.opts = opts
         self.tierup = tierup
         self.threshold = policy.tier_threshold
+        self.max_depth = spec.max_call_depth
         self.cache = CodeCache.for_policy(policy) if policy.use_cache else None
         self._key_opts = {**opts.as_key(), "engine": host.name}
         t0 = time.process_time()
@@ -140,6 +146,7 @@ class TieredCode:
         self.active = 0
         self.pcs = {eid: pc for pc, eid in self.image.ids.items()}
         self.entries = {pc: (entry, self.image.ids[pc]) for pc in program.functions}
+        self._function_pcs = sorted(program.functions)
         self.state = bytearray(n)
         self.tries = bytearray(n)
         self.promoted: dict[int, Any] = {}
@@ -225,20 +232,51 @@ class TieredCode:
     # -- tier-up ------------------------------------------------------------------------------
     def request(self, eid: int) -> None:
         """Baseline code found entry ``eid`` hot (``HOST_TIERUP``): queue its compile
-        and re-arm its counter. Called on the thread serving the run's host calls."""
+        and re-arm its counter; a hot loop header also queues its function
+        (:meth:`function_of`). Called on the thread serving the run's host calls."""
         if not 0 <= eid < self.nids:
             return
+        self.queue(eid)
+        home = self.function_of(eid)
+        if home is not None:
+            self.queue(home, rearm=False)
+
+    def function_of(self, eid: int) -> int | None:
+        """The entry id of the function a loop header ``eid`` is taken to be in: the
+        nearest function entry at or before it (where functions are laid out);
+        None for function entries. The O2 code entered at a loop header sees the
+        loop structure from there (an inner loop's header makes the outer loop
+        part of one big loop, which cannot be versioned), so the next call of the
+        function should run the function's own O2 code; on-stack replacement
+        covers the call that is running."""
+        pc = self.pcs[eid]
+        if pc in self.entries:
+            return None
+        i = bisect.bisect_right(self._function_pcs, pc) - 1
+        return self.image.ids.get(self._function_pcs[i]) if i >= 0 else None
+
+    def queue(self, eid: int, rearm: bool = True) -> None:
+        """Queue entry ``eid`` alone for a background compile unless it is queued,
+        promoted or refused already; ``rearm``: it was found hot, so re-arm its
+        counter as well (see the module docstring)."""
         n = self.nids
         with self.lock:
             st = self.state[eid]
-            if st == REFUSED or self.closed:
+            if not rearm:
+                if st != BASELINE or self.closed:
+                    return
+            elif st == REFUSED or self.closed:
                 self.table[n + eid] = NEVER
                 return
-            if st == QUEUED:  # still compiling: ask again later, less and less often
-                self.tries[eid] = min(self.tries[eid] + 1, MAX_BACKOFF_DOUBLINGS)
-            self.table[n + eid] = BACKOFF << self.tries[eid]
-            if st != BASELINE:
+            elif st == PROMOTED:  # the TIERUP stub jumps to the O2 code next
+                self.table[n + eid] = PROMOTED_REARM
                 return
+            else:
+                if st == QUEUED:  # still compiling: ask again later, less and less often
+                    self.tries[eid] = min(self.tries[eid] + 1, MAX_BACKOFF_DOUBLINGS)
+                self.table[n + eid] = BACKOFF << self.tries[eid]
+                if st != BASELINE:
+                    return
             if len(self.promoted) + sum(1 for s in self.state if s == QUEUED) >= MAX_PROMOTED:
                 self._refuse(eid, f"more than {MAX_PROMOTED} promotions", record=False, locked=True)
                 return
@@ -302,6 +340,7 @@ class TieredCode:
             self.installs.append((eid, address, handle))
             self.state[eid] = PROMOTED
             self.table[eid] = address  # the switch: one aligned 8-byte store
+            self.table[self.nids + eid] = PROMOTED_REARM  # baseline paths into it move over soon
             self.installed_at[eid] = time.monotonic()
             self.changed.notify_all()
         if record:
@@ -350,6 +389,49 @@ class TieredCode:
         ctx.trap_pc = pc
         ctx.trap_addr = decode_operand(exit.addr, regs, imm, width)
         ctx.trap_len = decode_operand(exit.length, regs, imm, width)
+
+    def call_stack(self, ctx: Any, word: Callable[[int], int], x86: bool) -> list[int] | None:
+        """The pcs of the guest CALLs active at a trap, innermost first, walked
+        from the native stack (``word(address)`` reads 8 bytes of it) before
+        :meth:`decode_trap`; None when some frame is not baseline code (O2 code
+        has no frame table yet) or the target is not x86-64.
+
+        Baseline frames are uniform (docs/tiering.md, "Stacks"): a function runs
+        with the stack pointer ``S`` it was entered with (every stencil leaves it
+        as it found it), ``[S]`` is the return address, and a CALL stencil pushes
+        one word and calls, so the caller's ``S`` is 16 bytes higher. The return
+        address lies inside the CALL stencil, at the end of its block, and the
+        next block's leader is the CALL's pc + 4. A trap stub pushes one word and
+        calls ``trap_site``, whose entry stack pointer holds the stub's return
+        address (the original ``trap_pc``) at or a few words above ``trap_sp``."""
+        if not x86 or int(ctx.trap_kind) != TRAP_SITE:
+            return None
+        import bisect
+
+        image, base = self.image, self.mapped.base
+        stub_ret, sp = int(ctx.trap_pc), int(ctx.trap_sp)
+        for _ in range(4):
+            if word(sp) == stub_ret:
+                break
+            sp += 8
+        else:
+            return None
+        sp += 16  # the stub's push and return address: the trapping function's S
+        offsets, leaders = image.block_offsets, image.block_pcs
+        if not offsets:
+            return None
+        first = offsets[0]
+        calls: list[int] = []
+        for _ in range(self.max_depth + 1):
+            off = word(sp) - base
+            if 0 <= off < first:
+                return calls  # the run's entry routine (zjit.bl_entry): the outermost frame
+            k = bisect.bisect_right(offsets, off) - 1
+            if not 0 <= off < len(image.code) or k + 1 >= len(leaders):
+                return None
+            calls.append(leaders[k + 1] - 4)
+            sp += 16
+        return None
 
     def guest_function_at(self, address: int) -> int | None:
         """A guest pc for a code address (the run was stopped there): the block

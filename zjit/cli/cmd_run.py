@@ -248,4 +248,5 @@ def _report(result: Result, as_json: bool) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     sys.stderr.write(trap_line(result.trap) + "\n")
+    sys.stderr.write("".join(f"zjit:   {line}\n" for line in result.trap.backtrace_lines()))
     return EXIT_TRAP

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 
 from zjit.isa import NUM_REGS, TrapKind
-from zjit.machine import Machine, Outcome, Specialisation
+from zjit.machine import Machine, Outcome, Specialisation, keep_frames
 from zjit.policy import Policy
 from zjit.verifier.program import VerifiedProgram
 
@@ -140,7 +140,8 @@ class InterpExecutable:
         blocks = self.blocks_for(machine)
         S: list[Any] = [r & 0xFFFF_FFFF_FFFF_FFFF for r in registers]
         S += [0, 0, machine.fuel, None, machine]
-        _dispatch(blocks, blocks.entry(entry_pc), S, machine)
+        K: list[Any] = []
+        _dispatch(blocks, blocks.entry(entry_pc), S, K, machine)
         if machine.fuel is not None:
             machine.fuel = S[H.FUEL]
         regs = S[:NUM_REGS]
@@ -148,14 +149,18 @@ class InterpExecutable:
         if info is None:
             return Outcome(regs)
         kind, pc, address, length, cause = info
-        return Outcome(regs, kind, pc, address, length, cause)
+        # The call stack K holds the return points' block functions (or their
+        # stubs), outermost first; each CALL is the word before its return point.
+        kept, omitted = keep_frames(K)
+        backtrace = tuple(blocks.pc_of[fn] - 4 for fn in kept)
+        return Outcome(regs, kind, pc, address, length, cause, backtrace, omitted)
 
 
-def _dispatch(blocks: BlockFunctions, fn: BlockFn | None, S: list[Any], machine: Machine) -> None:
+def _dispatch(blocks: BlockFunctions, fn: BlockFn | None, S: list[Any], K: list[Any], machine: Machine) -> None:
     """Call block functions until one returns None; check for TIMEOUT before the
-    first block and then every :data:`CHECK_EVERY` block entries."""
+    first block and then every :data:`CHECK_EVERY` block entries. ``K`` is the
+    call stack (empty at the start)."""
     M = machine.memory
-    K: list[Any] = []
     timed_out = machine.timed_out
     while fn is not None:
         if timed_out():

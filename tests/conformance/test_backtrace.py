@@ -1,0 +1,173 @@
+"""Trap.backtrace: the guest call stack at a trap, innermost first (the pcs of
+the active CALLs), the same on every engine that records it (docs/api.md,
+"Backtraces"): depth 0, 1 and several, recursion with the 32 + 32 cap, after
+tail jumps into other functions, for every trap kind.
+
+Engines and tiers that do not record backtraces yet report None (O2 code of
+both compiling engines, and every arm64 tier); the interpreter and jit's
+baseline tier must record them.
+"""
+
+from __future__ import annotations
+
+import pytest
+from engine_harness import EngineCfg, image_of, load_asm
+
+from zjit.image import SegmentDesc
+from zjit.isa import TrapKind
+from zjit.result import BACKTRACE_KEEP, Result
+
+# IX selects the trap at the bottom of the chain; BC the number of nested calls
+# of `down` before it (recursion); `main` jumps (JR, no call) into `f1`.
+CHAIN = """
+        PUBLIC main
+        PUBLIC flat
+        PUBLIC deep
+flat:   JR bottom
+deep:   CALL down
+        RET
+down:   CP BC, A
+        JR eq, tail
+        INC A
+        CALL down
+        RET
+tail:   JR bottom
+main:   JR f1
+f1:     CALL f2
+        RET
+f2:     LD HL, 0
+        CALL f3
+        RET
+f3:     JR g3
+g3:     CALL bottom
+        RET
+bottom: LD HL, 1
+        CPI IX, 1
+        JR eq, t_oob
+        CPI IX, 2
+        JR eq, t_div0
+        CPI IX, 3
+        JR eq, t_depth
+        CPI IX, 4
+        JR eq, t_wp
+        CPI IX, 5
+        JR eq, t_host
+        CPI IX, 6
+        JR eq, t_fuel
+        RET
+t_oob:  LD HL, -1
+        LD8U A, (HL)
+        RET
+t_div0: LD DE, 0
+        DIVU64 HL, HL, DE
+        RET
+t_depth: CALL t_depth
+        RET
+t_wp:   LD HL, 0x8000
+        ST8 (HL), A
+        RET
+t_host: LD HL, 0
+        LD DE, 1
+        CTL
+        RET
+t_fuel: JR t_fuel
+"""
+
+RO = (SegmentDesc("ro", 0x8000, 16, "r", b"read-only"),)
+KINDS = {1: TrapKind.OOB, 2: TrapKind.DIV0, 3: TrapKind.CALL_DEPTH, 4: TrapKind.WRITE_PROTECT,
+         5: TrapKind.HOST, 6: TrapKind.FUEL}
+
+
+def _labels() -> dict[str, int]:
+    """Label -> pc of the instruction on its line (from the debug lines)."""
+    pc_of_line = {d.line: pc for pc, d in image_of(CHAIN).debug.items()}
+    out = {}
+    for n, text in enumerate(CHAIN.splitlines(), start=1):
+        if ":" in text and n in pc_of_line:
+            out[text.split(":")[0].strip()] = pc_of_line[n]
+    return out
+
+
+def _records(cfg: EngineCfg) -> bool:
+    """The configurations that must record backtraces (docs/api.md)."""
+    return cfg.backend == "interp" or (cfg.backend == "jit" and dict(cfg.overrides).get("tier") == "baseline")
+
+
+def _run(cfg: EngineCfg, call: str, ix: int, bc: int = 0, depth: int = 64) -> Result:
+    def ctl(request: bytes) -> bytes:
+        raise RuntimeError("no control here")
+
+    fuel = 10_000 if ix == 6 else None
+    module = load_asm(cfg, CHAIN, segments=RO, max_call_depth=depth, fuel=fuel)
+    inst = module.instantiate(ctl=ctl, log=None)
+    return inst.call(call, ix=ix, bc=bc, a=0)
+
+
+def _check(cfg: EngineCfg, result: Result, kind: TrapKind, expected: list[int], omitted: int = 0) -> None:
+    trap = result.trap
+    assert trap is not None and trap.kind is kind, result
+    if trap.backtrace is None:
+        assert not _records(cfg), f"{cfg.id} must record backtraces"
+        return
+    assert [f.pc for f in trap.backtrace] == expected
+    assert trap.omitted == omitted
+    assert trap.depth == len(expected) + omitted
+
+
+def _calls(*names: str) -> list[int]:
+    """The pc of the CALL right at each label (innermost first)."""
+    lab = _labels()
+    return [lab[n] for n in names]
+
+
+def _main_chain() -> list[int]:
+    lab = _labels()
+    return [lab["g3"], lab["f2"] + 4, lab["f1"]]  # g3's CALL, f2's CALL (after LD), f1's CALL
+
+
+@pytest.mark.parametrize("ix", sorted(KINDS))
+def test_every_trap_kind_after_calls_and_tail_jumps(engine_cfg: EngineCfg, ix: int) -> None:
+    result = _run(engine_cfg, "main", ix, depth=8)
+    expected = _main_chain()
+    if ix == 3:  # t_depth recurses until the CALL that would go past the limit
+        expected = [_labels()["t_depth"]] * (8 - 3) + expected
+    _check(engine_cfg, result, KINDS[ix], expected)
+
+
+@pytest.mark.parametrize("ix", [1, 2, 5])
+def test_depth_zero(engine_cfg: EngineCfg, ix: int) -> None:
+    _check(engine_cfg, _run(engine_cfg, "flat", ix), KINDS[ix], [])
+
+
+def test_depth_one(engine_cfg: EngineCfg) -> None:
+    lab = _labels()
+    result = _run(engine_cfg, "deep", 2, bc=0)
+    _check(engine_cfg, result, TrapKind.DIV0, [lab["deep"]])
+
+
+@pytest.mark.parametrize("bc", [3, 2 * BACKTRACE_KEEP, 2 * BACKTRACE_KEEP + 1, 300])
+def test_recursion_and_cap(engine_cfg: EngineCfg, bc: int) -> None:
+    lab = _labels()
+    rec = lab["down"] + 12  # the CALL down inside down
+    stack = [rec] * bc + [lab["deep"]]  # innermost first
+    omitted = max(0, len(stack) - 2 * BACKTRACE_KEEP)
+    if omitted:
+        stack = stack[:BACKTRACE_KEEP] + stack[-BACKTRACE_KEEP:]
+    result = _run(engine_cfg, "deep", 2, bc=bc, depth=1024)
+    _check(engine_cfg, result, TrapKind.DIV0, stack, omitted)
+
+
+def test_backtrace_lines_and_json(engine_cfg: EngineCfg) -> None:
+    result = _run(engine_cfg, "deep", 2, bc=2 * BACKTRACE_KEEP + 5, depth=1024)
+    trap = result.trap
+    assert trap is not None
+    if trap.backtrace is None:
+        assert not _records(engine_cfg)
+        return
+    lines = trap.backtrace_lines()
+    assert lines[0].startswith("#0 CALL at pc=")
+    assert f"... {trap.omitted} frames omitted ..." in lines
+    assert lines[-1].startswith(f"#{trap.depth - 1} CALL at pc={_labels()['deep']:#x}")
+    doc = trap.to_dict()
+    assert [f["pc"] for f in doc["backtrace"]] == [f.pc for f in trap.backtrace]
+    assert doc["omitted"] == 6
