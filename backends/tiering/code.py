@@ -33,7 +33,6 @@ which also load the promoted O2 objects from the cache when they start.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import json
 import struct
@@ -249,6 +248,8 @@ class TieredCode:
         part of one big loop, which cannot be versioned), so the next call of the
         function should run the function's own O2 code; on-stack replacement
         covers the call that is running."""
+        import bisect  # the tier-up path only: a cache-hit run does not import it (docs/startup.md)
+
         pc = self.pcs[eid]
         if pc in self.entries:
             return None
