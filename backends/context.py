@@ -65,7 +65,7 @@ FIELDS: tuple[Field, ...] = (
     Field("out_ptr", "ptr", "output buffer (out_cap bytes)", invariant=True),
     Field("out_len", "u64", "bytes pending in the output buffer"),
     Field("out_cap", "u64", "output buffer capacity (0: every OUT calls host_call)", invariant=True),
-    Field("out_room", "u64", "bytes of captured output and log still allowed (issue 13; not enforced yet)"),
+    Field("out_room", "u64", "output budget: bytes OUT may still send; past it TRAP_OUTPUT_LIMIT (in and out)"),
     Field("host_result", "i64", "value a host call returns for HL (IN, CTL)"),
     Field("host_call", "fn", "host_call(ctx, op, a, b, c, d): the host primitives (HOST_* codes)", invariant=True),
     Field("fn_memmove", "fn", "memmove(dst, src, n) (C library)", invariant=True),
@@ -116,7 +116,8 @@ TRAP_SITE = 253
 """Internal trap kind (baseline code): ``trap_pc`` is the return address of a trap
 stub, which the engine decodes into the kind, pc, address and length of the site."""
 TRAP_OUTPUT_LIMIT = 254
-"""Internal trap kind: the output budget ``out_room`` ran out (reported as HOST; issue 13)."""
+"""Trap kind of an OUT past the output budget ``out_room`` (the engines report it as
+HOST with :class:`~zjit.machine.OutputLimitError`; AOT hosts see it as it is)."""
 
 HOST_OPS: dict[str, int] = {"in": 1, "out": 2, "log": 3, "ctl": 4}
 """``host_call`` operation codes, by primitive. Arguments ``(a, b, c, d)``: IN

@@ -28,9 +28,9 @@ from zjit.verifier import VerifiedProgram
 
 from zjit.errors import PolicyError
 from zjit.isa import MASK64, NUM_REGS, PRIM_NAMES, TrapKind, sext
-from zjit.machine import Machine, Outcome, keep_frames
+from zjit.machine import Machine, Outcome, OutputLimitError, keep_frames
 
-from .context import HOST_OPS, HOST_TIERUP, STATUS_OK, TRAP_SITE, TRAP_STACK, Ctx
+from .context import HOST_OPS, HOST_TIERUP, STATUS_OK, TRAP_OUTPUT_LIMIT, TRAP_SITE, TRAP_STACK, Ctx
 
 TYPE_CHECKING = False  # no typing import at run time (start-up, docs/startup.md)
 if TYPE_CHECKING:
@@ -177,6 +177,10 @@ class CodeRun:
             calls = self.call_stack()
             if self.ctx.trap_kind == TRAP_SITE:
                 self.code.decode_trap(self.ctx)  # baseline code: the stub's site says what trapped
+            if self.ctx.trap_kind == TRAP_OUTPUT_LIMIT:
+                # the code's own budget check of an OUT (emit_prims.charge_output)
+                self.ctx.trap_kind = int(TrapKind.HOST)
+                self.error = OutputLimitError(self.machine.host.limit)
         out = ctx_outcome(self.ctx, status, self.error, self.stack_kind)
         if out.trap is not None and calls is not None:
             calls.reverse()
@@ -237,11 +241,19 @@ class CodeRun:
                     raise ValueError(f"input handler returned {len(data)} bytes for a read of {b}")
                 mem[a:a + len(data)] = data
                 self.ctx.host_result = len(data)
-            elif op == _OUT:  # (src, len)
+            elif op == _OUT:  # (src, len): the code has charged it to out_room
                 self.flush_output()
-                host.write(bytes(mem[a:a + b]))
-            elif op == _LOG:  # (topic, topic_len, msg, msg_len)
-                host.log(bytes(mem[a:a + b]), bytes(mem[c:c + d]))
+                host.write(bytes(mem[a:a + b]), charged=True)
+            elif op == _LOG:  # (topic, topic_len, msg, msg_len): charged here
+                view = memoryview(mem)
+                if host.output_in_memory:  # captured output and log share the budget
+                    host.room = self.ctx.out_room
+                    try:
+                        host.log(view[a:a + b], view[c:c + d])
+                    finally:
+                        self.ctx.out_room = host.room
+                else:
+                    host.log(view[a:a + b], view[c:c + d])
             elif op == _CTL:  # (req, req_len, resp, resp_cap)
                 value, data = host.ctl(bytes(mem[a:a + b]), d)
                 if not isinstance(value, int) or len(data) > d:
@@ -264,7 +276,7 @@ class CodeRun:
         if n and self.out is not None:
             data = self.out.raw[:n]
             self.ctx.out_len = 0
-            self.machine.host.write(data)
+            self.machine.host.write(data, charged=True)  # out_room was charged as it was appended
 
 
 # --- machine state <-> context ----------------------------------------------------------
@@ -284,16 +296,23 @@ def machine_to_ctx(ctx: Any, machine: Machine, registers: list[int]) -> None:
     for i in range(NUM_REGS):
         ctx.regs[i] = registers[i] & MASK64
     ctx.heap_top = machine.heap_top
-    ctx.out_room = MASK64  # the output budget (issue 13) is not enforced yet
+    # The output budget (SANDBOX-CRITICAL, issue 13): the code charges every OUT to
+    # out_room and traps OUTPUT_LIMIT past it; LOG host calls share it while output
+    # is captured. Output to a stream is not counted: the code's room is then unbounded.
+    host = machine.host
+    ctx.out_room = host.room if host.output_in_memory else MASK64
 
 
 def ctx_to_machine(ctx: Any, machine: Machine, input_in_memory: bool) -> None:
-    """Copy fuel left, heap top and the in-memory input position back."""
+    """Copy fuel left, heap top, the in-memory input position and the output budget back."""
     if machine.fuel is not None:
         machine.fuel = ctx.fuel
     machine.heap_top = ctx.heap_top
+    host = machine.host
     if input_in_memory:
-        machine.host.in_pos = ctx.in_pos
+        host.in_pos = ctx.in_pos
+    if host.output_in_memory:
+        host.room = ctx.out_room
 
 
 def ctx_outcome(ctx: Any, status: int, host_error: BaseException | None, stack_kind: str) -> Outcome:

@@ -81,8 +81,7 @@ class TwinInstance:
 
         regs = [registers.get(r.lower(), 0) & MASK64 for r in REG_NAMES]
         func = self.exports[self.twin.exports[name]]
-        self.host.take_output()
-        self.host.log_records.clear()
+        self.host.begin_run()
         trap: TrapKind | None = None
         pc: int | None = None
         if self.fuel is not None:

@@ -48,7 +48,8 @@ class GenProgram:
 
     ``asm`` is pinned-syntax assembly; ``ro_segments`` are read-only segments added
     to the assembled image (the assembly syntax only makes writable data).
-    ``fuel``/``max_call_depth``/``mem_size`` form the policy; ``stdin`` is the
+    ``fuel``/``max_call_depth``/``mem_size`` (and ``max_output_bytes`` when not
+    None: a small output limit) form the policy; ``stdin`` is the
     guest input and ``ctl`` names the control handler (:data:`CTL_MODES`).
     ``intent`` says what the generator aimed at (``"random"``, ``"trap:OOB"``...),
     ``min_cost``/``max_cost`` bound the instructions a trap-free run executes and
@@ -67,6 +68,7 @@ class GenProgram:
     max_cost: int = 0
     call_depth_need: int = 0
     name: str = "fuzz"
+    max_output_bytes: int | None = None
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def image(self) -> ModuleImage:
@@ -85,6 +87,8 @@ class GenProgram:
             "fuel": self.fuel, "max_call_depth": self.max_call_depth, "mem_size": self.mem_size,
             "use_cache": False,
         }
+        if self.max_output_bytes is not None:
+            kwargs["max_output_bytes"] = self.max_output_bytes
         kwargs.update(overrides)
         return Policy(**kwargs)  # type: ignore[arg-type]
 
@@ -97,6 +101,8 @@ class GenProgram:
         h = hashlib.sha256()
         h.update(self.asm.encode())
         h.update(repr((self.fuel, self.max_call_depth, self.mem_size, self.stdin, self.ctl)).encode())
+        if self.max_output_bytes is not None:
+            h.update(b"max_output_bytes=%d" % self.max_output_bytes)
         for seg in self.ro_segments:
             h.update(repr((seg.name, seg.base, seg.size, seg.perms, seg.init)).encode())
         return h.hexdigest()[:16]

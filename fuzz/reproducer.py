@@ -39,6 +39,8 @@ def render_header(program: GenProgram) -> list[str]:
         f";! stdin: {program.stdin.hex() or '-'}",
         f";! intent: {program.intent}",
     ]
+    if program.max_output_bytes is not None:
+        lines.insert(3, f";! max_output_bytes: {program.max_output_bytes}")
     for seg in program.ro_segments:
         init = seg.init.hex() if seg.init else "-"
         lines.append(f";! segment: {seg.name} {seg.base:#x} {seg.size} {seg.perms} {init}")
@@ -81,7 +83,7 @@ def to_json(program: GenProgram, title: str, runs: Sequence[EngineRun], steps: S
         "title": title,
         "context": list(context),
         "policy": {"fuel": program.fuel, "max_call_depth": program.max_call_depth,
-                   "mem_size": program.mem_size},
+                   "mem_size": program.mem_size, "max_output_bytes": program.max_output_bytes},
         "ctl": program.ctl,
         "stdin": program.stdin.hex(),
         "intent": program.intent,
@@ -140,6 +142,7 @@ def parse(text: str, name: str = "reproducer") -> GenProgram:
         if ctl not in CTL_MODES:
             raise ValueError(f"ctl must be one of {', '.join(CTL_MODES)}")
         stdin_text = meta.get("stdin", "-")
+        limit_text = meta.get("max_output_bytes")
         return GenProgram(
             asm=text,
             fuel=None if fuel_text == "none" else int(fuel_text, 0),
@@ -150,6 +153,7 @@ def parse(text: str, name: str = "reproducer") -> GenProgram:
             ro_segments=tuple(segments),
             intent=meta.get("intent", "reproducer"),
             name=Path(name).stem,
+            max_output_bytes=None if limit_text is None else int(limit_text, 0),
         )
     except ValueError as exc:
         raise ReproducerError(f"{name}: bad header: {exc}") from exc

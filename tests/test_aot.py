@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from zjit.backends.aot import AotOptions, build_aot, safe_file_name
-from zjit.backends.context import CTX_SIZE, STATUS_OK, STATUS_TRAPPED, Ctx
+from zjit.backends.context import CTX_SIZE, STATUS_OK, STATUS_TRAPPED, TRAP_OUTPUT_LIMIT, Ctx
 from zjit.backends.objfile import elf
 from zjit.backends.objfile.linker import link_image
 from zjit.backends.targets import EM_AARCH64, EM_X86_64
@@ -239,6 +239,7 @@ int main(void) {
     ctx.mem_size = MEM_SIZE;
     ctx.max_depth = 16;
     ctx.out_cap = 0;          /* every OUT calls host_call */
+    ctx.out_room = UINT64_MAX; /* no output budget */
     ctx.host_call = host_call;
     ctx.fn_memmove = memmove;
     ctx.fn_memset = memset;
@@ -246,6 +247,13 @@ int main(void) {
     printf("\ngreet %d %llu\n", (int)st, (unsigned long long)ctx.regs[ZJIT_REG_A]);
     st = ENTRY_FAIL(&ctx);
     printf("fail %d %llu %llu\n", (int)st, (unsigned long long)ctx.trap_kind, (unsigned long long)ctx.trap_pc);
+    ctx.out_room = 2;         /* the code's own budget check: OUT of 3 bytes traps, host_call is not called */
+    st = ENTRY_GREET(&ctx);
+    printf("budget %d %llu %llu %llu\n", (int)st, (unsigned long long)ctx.trap_kind, (unsigned long long)ctx.trap_pc,
+           (unsigned long long)ctx.out_room);
+    ctx.out_room = 3;         /* exactly enough */
+    st = ENTRY_GREET(&ctx);
+    printf("\nexact %d %llu\n", (int)st, (unsigned long long)ctx.out_room);
     return 0;
 }
 """
@@ -264,8 +272,15 @@ def test_c_host_serves_host_calls(tmp_path: Path) -> None:
     module = zjit.Engine(zjit.Policy(use_cache=False), backend="interp").load(assemble(HOST_PROGRAM, "hc"))
     trap = module.instantiate(log=None, ctl=lambda r: 1 // 0).call("fail").trap
     assert trap is not None and trap.kind == TrapKind.HOST
-    # OUT "hi!", LOG topic "hi!" message "hi"; then greet's status and A, fail's trap
-    assert run.stdout == f"hi![hi!] hi\n\ngreet {STATUS_OK} 1\nfail {STATUS_TRAPPED} {int(TrapKind.HOST)} {trap.pc}\n"
+    # OUT "hi!", LOG topic "hi!" message "hi"; then greet's status and A, fail's trap;
+    # greet past the output budget traps OUTPUT_LIMIT at its OUT, nothing written
+    over = zjit.Engine(zjit.Policy(use_cache=False, max_output_bytes=2), backend="interp").load(
+        assemble(HOST_PROGRAM, "hc")).instantiate(log=None).call("greet").trap
+    assert over is not None
+    out_pc = over.pc
+    assert run.stdout == (f"hi![hi!] hi\n\ngreet {STATUS_OK} 1\nfail {STATUS_TRAPPED} {int(TrapKind.HOST)} {trap.pc}\n"
+                          f"budget {STATUS_TRAPPED} {TRAP_OUTPUT_LIMIT} {out_pc} 2\n"
+                          f"hi![hi!] hi\n\nexact {STATUS_OK} 0\n")
 
 
 def _run_a64(obj: bytes, m: dict[str, Any], data: bytes, calls: list[tuple[str, dict[int, int]]]) -> list[Ctx]:

@@ -69,7 +69,7 @@ def test_trap_free_programs_end_normally_and_cost_what_was_predicted() -> None:
         p = random_program(seed)
         if p.intent != "random" or p.max_call_depth < p.call_depth_need:
             continue
-        r = run_interp(dataclasses.replace(p, fuel=10**9))
+        r = run_interp(dataclasses.replace(p, fuel=10**9, max_output_bytes=None))  # no FUEL, no output limit
         assert r.ok, (seed, r.trap)
         used = 10**9 - (r.fuel_left or 0)
         assert p.min_cost <= used <= p.max_cost, seed
@@ -99,6 +99,27 @@ def test_campaign_programs_reach_all_trap_kinds_and_normal_ends() -> None:
         seen[r.trap.kind.name if r.trap else "ok"] += 1
     assert {k.name for k in TRAP_KINDS} | {"ok"} <= set(seen)
     assert seen["ok"] > 80 // 3
+
+
+def test_small_output_limits_are_generated_and_engines_agree_on_them() -> None:
+    """About one random program in OUTPUT_LIMIT_RATE runs under a small
+    max_output_bytes (issue 13); where it makes the program trap, every engine
+    traps alike (the oracle compares whole Results and memory)."""
+    from zjit.machine import OutputLimitError
+
+    limited = trapped = 0
+    engines = [n for n in ("interp", "jit-baseline", "jit-O2") if n.split("-")[0] in zjit.available_backends()]
+    for seed in range(300):
+        p = random_program(seed)
+        if p.max_output_bytes is None:
+            continue
+        limited += 1
+        r = run_interp(p)
+        if r.trap is not None and isinstance(r.trap.cause, OutputLimitError):
+            trapped += 1
+            mismatch = compare_engines(p, engines)
+            assert mismatch is None, mismatch.report()
+    assert limited >= 20 and trapped >= 4, (limited, trapped)
 
 
 def test_long_program_size() -> None:
@@ -227,11 +248,13 @@ def test_campaign_saves_reproducers_that_replay(tmp_path: Path) -> None:
 
 def test_reproducer_header_round_trips() -> None:
     p = trap_program(RandomChooser(1), TrapKind.WRITE_PROTECT)
-    p = dataclasses.replace(p, fuel=77, stdin=b"\x00hi", ctl="echo")
+    p = dataclasses.replace(p, fuel=77, stdin=b"\x00hi", ctl="echo", max_output_bytes=9)
     text = reproducer.render(p, "t", [], (), ["a difference"])
     q = reproducer.parse(text)
-    assert (q.fuel, q.max_call_depth, q.mem_size, q.stdin, q.ctl, q.ro_segments) == (
-        p.fuel, p.max_call_depth, p.mem_size, p.stdin, p.ctl, p.ro_segments)
+    assert (q.fuel, q.max_call_depth, q.mem_size, q.stdin, q.ctl, q.ro_segments, q.max_output_bytes) == (
+        p.fuel, p.max_call_depth, p.mem_size, p.stdin, p.ctl, p.ro_segments, 9)
+    assert reproducer.parse(reproducer.render(dataclasses.replace(p, max_output_bytes=None), "t", [], (),
+                                              [])).max_output_bytes is None
     rq, rp = run_interp(q), run_interp(p)
     assert rq.trap is not None and rp.trap is not None
     assert (rq.trap.kind, rq.trap.pc, rq.trap.address, rq.registers) == (

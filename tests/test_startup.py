@@ -172,7 +172,8 @@ TOKENS = ["m.zasm.bin", "x", "", "--engine", "jit", "interp", "arm64", "bogus", 
           "0.5", "nan", "inf", "--eng", "--fuel=5", "--engine=interp", "--json=1", "-h", "--help", "--",
           "-", "--stdin=-x", "--timeout=0", "--call=", "--mem-size=4096", "-5", "--format", "raw", "asm",
           "auto", "--format=asm", "--format=elf", "--reg", "HL=5", "de=-1", "--reg=BC=0x10", "IX=", "X=1",
-          "--tier", "baseline", "optimized", "--tier=auto", "--tier-threshold", "1", "--tier-threshold=0"]
+          "--tier", "baseline", "optimized", "--tier=auto", "--tier-threshold", "1", "--tier-threshold=0",
+          "--max-output", "--max-output=0", "--max-output=-1"]
 
 
 def _argparse(argv: list[str]) -> dict[str, Any] | None:

@@ -46,7 +46,8 @@ class Instance:
         self.module = module
         policy = module.policy
         image = build_memory(module.image, policy)
-        self.host = HostIO(stdin=stdin, stdout=stdout, log=log, ctl=ctl)
+        self.host = HostIO(stdin=stdin, stdout=stdout, log=log, ctl=ctl,
+                           max_output_bytes=policy.max_output_bytes)
         self.machine = Machine(
             memory=image.memory,
             readonly=image.readonly,
@@ -97,8 +98,7 @@ class Instance:
         m, host = self.machine, self.host
         m.fuel = fuel
         m.deadline = None if policy.timeout is None else time.monotonic() + policy.timeout
-        host.take_output()
-        host.log_records.clear()
+        host.begin_run()
         guard = SigintGuard.install(m)  # Ctrl-C -> TIMEOUT on every engine (zjit/sigint.py)
         try:
             outcome = self.module.executable.execute(m, pc, regs)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .isa import CTL_NO_HANDLER, CTL_RESP_TOO_LONG, NUM_REGS, TrapKind
+from .policy import DEFAULT_MAX_OUTPUT_BYTES
 from .result import BACKTRACE_KEEP
 
 TYPE_CHECKING = False
@@ -37,6 +38,17 @@ else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 CtlHandler = Callable[[bytes], bytes | int]
+_CTL_ERROR_MIN = -(1 << 63)
+"""The most negative CTL error a handler may return (isa.md 2.8; HL is 64 bits)."""
+
+
+class OutputLimitError(Exception):
+    """The cause of the HOST trap of an OUT or LOG that would take a run's captured
+    output plus kept log records past ``Policy.max_output_bytes`` (nothing of it is kept)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"captured output and log would exceed Policy.max_output_bytes ({limit} bytes)")
+        self.limit = limit
 
 
 class _Default:
@@ -82,7 +94,11 @@ class HostIO:
       a callable ``f(topic, msg)`` or a (binary or text) stream receives records.
       Records are always kept in :attr:`log_records` as well.
     * ``ctl``: a callable taking the request bytes and returning response bytes or
-      a negative int error; None means CTL returns -7.
+      a negative int error; None means CTL returns -7. An int outside
+      ``-2**63 ..= -1`` or a result that is neither bytes nor an int gives -1.
+    * ``max_output_bytes``: what a run may keep of captured output plus log record
+      bytes (topic and message) together; :attr:`room` is what is left of it in the
+      current run (:meth:`begin_run` resets it). Output to a stream is not counted.
 
     Handlers may raise: the engine turns that into a HOST trap and chains the
     exception. These methods run *after* the engine checked the spans. Arguments
@@ -96,6 +112,7 @@ class HostIO:
         stdout: BinaryIO | None = None,
         log: LogSink | None | object = DEFAULT,
         ctl: CtlHandler | None = None,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     ) -> None:
         _check_streams(stdin, stdout, ctl)
         self.in_bytes: bytes | None
@@ -112,7 +129,8 @@ class HostIO:
         self.log_sink = log
         self.log_records: list[tuple[bytes, bytes]] = []
         self.ctl_handler = ctl
-
+        self.limit = max_output_bytes
+        self.room = max_output_bytes
     @property
     def input_in_memory(self) -> bool:
         """True when input is a byte string (engines may read it natively)."""
@@ -138,18 +156,36 @@ class HostIO:
             raise TypeError("stdin stream must be binary")
         return bytes(data[:cap])
 
-    def write(self, data: bytes) -> None:
-        """Append guest output."""
+    def begin_run(self) -> None:
+        """A run starts: no captured output, no log records, the whole budget."""
+        self.out.clear()
+        self.log_records.clear()
+        self.room = self.limit
+
+    def charge(self, n: int) -> None:
+        """Take ``n`` bytes of the run's output budget, or raise OutputLimitError
+        (taking nothing) when fewer are left."""
+        if n > self.room:
+            raise OutputLimitError(self.limit)
+        self.room -= n
+
+    def write(self, data: bytes | bytearray | memoryview, *, charged: bool = False) -> None:
+        """Append guest output: captured (charged to the budget first unless the
+        caller has ``charged`` it already) or written through to the stream."""
         if not data:
             return
         if self.out_stream is None:
+            if not charged:
+                self.charge(len(data))
             self.out += data
         else:
-            self.out_stream.write(data)
+            self.out_stream.write(bytes(data))
             self.out_stream.flush()
 
-    def log(self, topic: bytes, msg: bytes) -> None:
-        """Record a LOG and send it to the sink."""
+    def log(self, topic: bytes | bytearray | memoryview, msg: bytes | bytearray | memoryview) -> None:
+        """Record a LOG (charged to the output budget first) and send it to the sink."""
+        self.charge(len(topic) + len(msg))
+        topic, msg = bytes(topic), bytes(msg)
         self.log_records.append((topic, msg))
         sink = self.log_sink
         if sink is None:
@@ -172,8 +208,10 @@ class HostIO:
         if self.ctl_handler is None:
             return CTL_NO_HANDLER, b""
         resp = self.ctl_handler(request)
-        if isinstance(resp, int) and not isinstance(resp, bool):
-            return (resp if resp < 0 else CTL_RESP_TOO_LONG), b""
+        if isinstance(resp, int):  # a bool too: True and False are not negative
+            return (resp if _CTL_ERROR_MIN <= resp < 0 else CTL_RESP_TOO_LONG), b""
+        if not isinstance(resp, (bytes, bytearray, memoryview)):
+            return CTL_RESP_TOO_LONG, b""  # neither bytes nor an int (interfaces.md)
         data = bytes(resp)
         if len(data) > cap:
             return CTL_RESP_TOO_LONG, b""

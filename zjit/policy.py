@@ -33,7 +33,9 @@ CODE_BYTES_MAX = 1 << 32
 TIMEOUT_MAX = 1e9
 """Largest ``timeout`` in seconds (about 31 years; a timer thread waits at most ~292 years)."""
 BYTES_MAX = (1 << 63) - 1
-"""Largest ``cache_max_bytes``."""
+"""Largest ``cache_max_bytes`` and ``max_output_bytes``."""
+DEFAULT_MAX_OUTPUT_BYTES = 64 << 20
+"""Default ``max_output_bytes``: captured output plus kept log records per run (64 MiB)."""
 
 
 def _bound(n: int) -> str:
@@ -97,7 +99,10 @@ class Policy:
     ``tier_threshold`` times (calls or loop iterations, ``1 ..= 2**31 - 1``);
     ``"baseline"`` stays with baseline code; ``"optimized"`` compiles the whole
     module at ``opt_level`` before the first run (a function over the O2 budget
-    stays baseline). The interpreter ignores both.
+    stays baseline). The interpreter ignores both. ``max_output_bytes`` bounds
+    what zjit keeps of a run's guest output: captured stdout plus the topic and
+    message bytes of the log records kept for ``Result.log`` (``0 ..= 2**63 - 1``);
+    the OUT or LOG that would pass it traps HOST (docs/api.md "Output limit").
     """
 
     fuel: int | None = None
@@ -114,6 +119,7 @@ class Policy:
     allowed_prims: int = PRIM_MASK_ALL
     tier: str = "auto"
     tier_threshold: int = 1000
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -141,6 +147,7 @@ class Policy:
             raise PolicyError("BAD_POLICY", f"must be one of {', '.join(TIERS)}, not {self.tier!r}",
                               path="Policy.tier")
         _int_in(self.tier_threshold, 1, MAX_TIER_THRESHOLD, "Policy.tier_threshold")
+        _int_in(self.max_output_bytes, 0, BYTES_MAX, "Policy.max_output_bytes")
         if not isinstance(self.extra, dict):
             raise PolicyError("BAD_POLICY", f"must be a dict, not {self.extra!r}", path="Policy.extra")
 

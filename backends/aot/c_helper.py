@@ -258,7 +258,7 @@ static int64_t ${p}host_call(${p}ctx *ctx, uint64_t op, uint64_t a, uint64_t b, 
         int64_t result = ${P}CTL_NO_HANDLER;
         if (io->ctl(io->user, ${p}host_ptr(ctx, a, b), (size_t)b, ${p}host_ptr(ctx, c, d), (size_t)d, &result))
             return 1;
-        ctx->host_result = result;
+        ctx->host_result = result > (int64_t)d ? -1 : result; /* a length past the cap: -1 */
         return 0;
     }
     default:
@@ -284,7 +284,6 @@ ${readonly_setup}    ctx->max_depth = ${P}MAX_CALL_DEPTH;
     ctx->in_mode = 1;
     ctx->out_ptr = inst->out_buf;
     ctx->out_cap = sizeof inst->out_buf;
-    ctx->out_room = UINT64_MAX;
     ctx->host_call = ${p}host_call;
     ctx->fn_memmove = memmove;
     ctx->fn_memset = memset;
@@ -335,6 +334,7 @@ ${p}result ${p}run(${p}instance *inst, const char *name, const uint64_t regs[${P
     for (int i = 0; i < ${P}NUM_REGS; i++) ctx->regs[i] = regs ? regs[i] : 0;
     ctx->fuel = fuel;
     ctx->interrupt = 0;
+    ctx->out_room = UINT64_MAX; /* output goes to the handlers, nothing is kept: no budget */
     char here; /* the stack guard: recursion may go stack_budget below this frame */
     uintptr_t sp = (uintptr_t)&here;
     ctx->stack_limit = inst->stack_budget && sp > inst->stack_budget ? (uint64_t)(sp - inst->stack_budget) : 0;

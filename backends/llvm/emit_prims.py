@@ -7,7 +7,10 @@ gives, so a failing span traps with the primitive having no effect.
   context).
 * IN with in-memory input copies from ``in_ptr``/``in_pos`` natively; OUT appends
   to the context's output buffer natively and calls the host only when the
-  buffer is full (or for stream output, where the capacity is 0).
+  buffer is full (or for stream output, where the capacity is 0). Every OUT is
+  first charged to the output budget ``out_room`` (:func:`charge_output`, issue
+  13): past it the code traps ``TRAP_OUTPUT_LIMIT`` (reported as HOST) with
+  nothing of the OUT done, without a host call.
 * Stream input, LOG and CTL call the host. Every host call is the context's
   ``host_call(ctx, op, a, b, c, d)`` (op: :data:`~zjit.backends.context.HOST_OPS`;
   on x86-64 through its regcall adapter, :mod:`.abi`); it returns non-zero when
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 from zjit.isa import Family, TrapKind
 
-from ..context import HOST_OPS
+from ..context import HOST_OPS, TRAP_OUTPUT_LIMIT
 from ..middle.ir import Inst
 from .abi import HOST_CALL, MEMMOVE
 from .emit_alu import Emitter
@@ -69,11 +72,24 @@ def emit_in(fe: FnEmitter, ins: Inst) -> None:
     fe.emit(f"{fe.dest(ins.dests[0])} = phi i64 [ {n}, %{native_end} ], [ {r}, %{host_end} ]")
 
 
+def charge_output(fe: FnEmitter, ins: Inst, n: str) -> str:
+    """SANDBOX-CRITICAL (issue 13): trap ``TRAP_OUTPUT_LIMIT`` at the OUT unless its
+    ``n`` bytes fit in the output budget ``out_room``; the budget left after it,
+    which the caller stores once the OUT has been done (the host sets ``out_room``
+    to 2**64-1 when nothing is counted)."""
+    room, ok, left = fe.load_field("out_room"), fe.tmp("c"), fe.tmp()
+    fe.emit(f"{ok} = icmp ule i64 {n}, {room}")
+    guard(fe, ok, TRAP_OUTPUT_LIMIT, ins.pc, ins.regs)
+    fe.emit(f"{left} = sub i64 {room}, {n}")
+    return left
+
+
 def emit_out(fe: FnEmitter, ins: Inst) -> None:
     """OUT: append lo32(DE) bytes at HL to the output."""
     p = fe.val(ins.args[0])
     n = fe.zext32(ins.args[1])
     check_span(fe, ins.pc, ins.regs, p, n, write=False)
+    left = charge_output(fe, ins, n)
     olen = fe.load_field("out_len")
     room, fits = fe.tmp(), fe.tmp("c")
     buf, host, done = fe.label("out.buf"), fe.label("out.host"), fe.label("out.done")
@@ -92,6 +108,7 @@ def emit_out(fe: FnEmitter, ins: Inst) -> None:
     _host_call(fe, ins, "out", [p, n])
     fe.emit(f"br label %{done}")
     fe.start(done)
+    fe.store_field("out_room", left)
 
 
 def emit_log(fe: FnEmitter, ins: Inst) -> None:

@@ -56,6 +56,8 @@ BAD: list[tuple[str, Any]] = [
     ("cache_max_bytes", -1), ("cache_max_bytes", 1 << 63), ("cache_max_bytes", 1.0),
     ("max_code_bytes", -1), ("max_code_bytes", (1 << 32) + 1), ("max_data_bytes", -1),
     ("max_data_bytes", (1 << 40) + 1), ("allowed_prims", -1), ("allowed_prims", 64), ("allowed_prims", True),
+    ("max_output_bytes", -1), ("max_output_bytes", 1 << 63), ("max_output_bytes", None),
+    ("max_output_bytes", 1.0), ("max_output_bytes", True),
     ("extra", None),
 ]
 
@@ -65,6 +67,7 @@ EDGES: list[tuple[str, Any]] = [
     ("timeout", 1e-9), ("timeout", TIMEOUT_MAX), ("timeout", 3), ("cache_max_bytes", 0),
     ("cache_max_bytes", (1 << 63) - 1), ("max_code_bytes", 0), ("max_code_bytes", 1 << 32),
     ("max_data_bytes", 1 << 40), ("allowed_prims", 0), ("allowed_prims", 63), ("cache_dir", "relative"),
+    ("max_output_bytes", 0), ("max_output_bytes", (1 << 63) - 1),
 ]
 
 

@@ -73,6 +73,7 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], object] | None, object]] = {
     "--format": ("format", _format_value, "auto"),
     "--tier": ("tier", _tier_value, "auto"),
     "--tier-threshold": ("tier_threshold", _size_value, None),
+    "--max-output": ("max_output", _count_value, None),
 }
 _REPEATED = {"reg"}
 """Options that may be given several times (argparse's ``append``)."""
@@ -147,6 +148,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                         "baseline code only, or everything at O2 before the run (optimized)")
     p.add_argument("--tier-threshold", type=_size, metavar="N",
                    help="with --tier auto: executions of a function or loop before it is compiled at O2")
+    p.add_argument("--max-output", type=_count, metavar="N",
+                   help="bytes of guest output (with --json) plus LOG records zjit keeps per run "
+                        "(default 64 MiB); past it the run traps HOST. Output streamed to stdout is not counted")
 
 
 def _print_warning(warning: AsmWarning) -> None:
@@ -182,10 +186,12 @@ def main(args: argparse.Namespace | SimpleNamespace) -> int:
             return EXIT_USAGE
     image = None
     try:
-        tiering: dict[str, object] = {"tier": args.tier}
+        options: dict[str, object] = {"tier": args.tier}
         if args.tier_threshold is not None:
-            tiering["tier_threshold"] = args.tier_threshold
-        policy = Policy(fuel=args.fuel, mem_size=args.mem_size, timeout=args.timeout, **tiering)  # type: ignore[arg-type]
+            options["tier_threshold"] = args.tier_threshold
+        if args.max_output is not None:
+            options["max_output_bytes"] = args.max_output
+        policy = Policy(fuel=args.fuel, mem_size=args.mem_size, timeout=args.timeout, **options)  # type: ignore[arg-type]
         engine = Engine(policy, backend=args.engine)
         from zjit.container.detect import load_image  # what engine.load(path) would call
 

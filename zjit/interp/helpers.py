@@ -149,7 +149,7 @@ def prim_out(S: State, M: bytearray, pc: int) -> bool:
     if not _check(S, pc, p, n, False):
         return False
     try:
-        S[MACH].host.write(bytes(M[p:p + n]))
+        S[MACH].host.write(memoryview(M)[p:p + n])  # charged to the output budget first
     except Exception as exc:
         return _host_failed(S, pc, exc)
     return True
@@ -162,7 +162,8 @@ def prim_log(S: State, M: bytearray, pc: int) -> bool:
     if not (_check(S, pc, tp, tn, False) and _check(S, pc, mp, mn, False)):
         return False
     try:
-        S[MACH].host.log(bytes(M[tp:tp + tn]), bytes(M[mp:mp + mn]))
+        view = memoryview(M)
+        S[MACH].host.log(view[tp:tp + tn], view[mp:mp + mn])  # charged to the output budget first
     except Exception as exc:
         return _host_failed(S, pc, exc)
     return True
