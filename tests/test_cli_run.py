@@ -157,13 +157,13 @@ def test_max_output_counts_what_zjit_keeps(tmp_path: Path, engine: str) -> None:
     if engine not in available_backends():
         pytest.skip(f"{engine} not available")
     mod = build(tmp_path, "logger", LOGGER)
-    p = zjit_run(mod, "--max-output", "6", engine=engine)        # the record (6 bytes) fits; stdout is not kept
+    p = zjit_run(mod, "--max-output", "22", engine=engine)       # the record (6 bytes + 16) fits; stdout is not kept
     assert (p.returncode, p.stdout, p.stderr) == (0, b"ok", b"[note] ok\n")
-    p = zjit_run(mod, "--max-output", "5", engine=engine)        # the LOG would pass it
+    p = zjit_run(mod, "--max-output", "21", engine=engine)       # the LOG would pass it
     assert p.returncode == 1 and p.stdout == b""
     assert p.stderr.decode().startswith("zjit: trap: HOST at pc=0x18 [logger.s:7]: OutputLimitError")
-    assert "OutputLimitError" in p.stderr.decode() and "max_output_bytes (5 bytes)" in p.stderr.decode()
-    p = zjit_run(mod, "--max-output", "7", "--json", engine=engine)   # with --json the output is kept too
+    assert "OutputLimitError" in p.stderr.decode() and "max_output_bytes (21 bytes)" in p.stderr.decode()
+    p = zjit_run(mod, "--max-output", "23", "--json", engine=engine)  # with --json the output is kept too
     assert p.returncode == 1 and json.loads(p.stdout)["trap"]["kind"] == "HOST"
     assert json.loads(p.stdout)["log"] and "OutputLimitError" in json.loads(p.stdout)["trap"]["cause"]
     p = zjit_run(build(tmp_path, "hello"), "--max-output", "0", engine=engine)   # streamed: not counted

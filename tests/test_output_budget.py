@@ -115,12 +115,12 @@ main:
     RET
 msg: DB "hello"
 """
-    module: Any = zjit.Engine(zjit.Policy(use_cache=False, max_output_bytes=19), backend=backend).load(
+    module: Any = zjit.Engine(zjit.Policy(use_cache=False, max_output_bytes=35), backend=backend).load(
         assemble(src, "s.s"))
     r = module.instantiate(log=None).run()
     outs = [i.pc for i in module.program.instrs if i.op.mnemonic == "OUT"]
     assert r.trap is not None and r.trap.pc == outs[1] and r.stdout == b"hello" and len(r.log) == 1
-    module = zjit.Engine(zjit.Policy(use_cache=False, max_output_bytes=20), backend=backend).load(
+    module = zjit.Engine(zjit.Policy(use_cache=False, max_output_bytes=36), backend=backend).load(
         assemble(src, "s.s"))
     r = module.instantiate(log=None).run()
     assert r.ok and r.stdout == b"hellohello"

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .isa import CTL_NO_HANDLER, CTL_RESP_TOO_LONG, NUM_REGS, TrapKind
-from .policy import DEFAULT_MAX_OUTPUT_BYTES
+from .policy import DEFAULT_MAX_OUTPUT_BYTES, LOG_RECORD_BYTES
 from .result import BACKTRACE_KEEP
 
 TYPE_CHECKING = False
@@ -96,8 +96,9 @@ class HostIO:
     * ``ctl``: a callable taking the request bytes and returning response bytes or
       a negative int error; None means CTL returns -7. An int outside
       ``-2**63 ..= -1`` or a result that is neither bytes nor an int gives -1.
-    * ``max_output_bytes``: what a run may keep of captured output plus log record
-      bytes (topic and message) together; :attr:`room` is what is left of it in the
+    * ``max_output_bytes``: what a run may keep of captured output plus log
+      records (topic and message bytes and :data:`~zjit.policy.LOG_RECORD_BYTES`
+      each) together; :attr:`room` is what is left of it in the
       current run (:meth:`begin_run` resets it). Output to a stream is not counted.
 
     Handlers may raise: the engine turns that into a HOST trap and chains the
@@ -184,7 +185,7 @@ class HostIO:
 
     def log(self, topic: bytes | bytearray | memoryview, msg: bytes | bytearray | memoryview) -> None:
         """Record a LOG (charged to the output budget first) and send it to the sink."""
-        self.charge(len(topic) + len(msg))
+        self.charge(len(topic) + len(msg) + LOG_RECORD_BYTES)
         topic, msg = bytes(topic), bytes(msg)
         self.log_records.append((topic, msg))
         sink = self.log_sink

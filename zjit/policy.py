@@ -35,6 +35,9 @@ TIMEOUT_MAX = 1e9
 BYTES_MAX = (1 << 63) - 1
 """Largest ``cache_max_bytes`` and ``max_output_bytes``."""
 DEFAULT_MAX_OUTPUT_BYTES = 64 << 20
+LOG_RECORD_BYTES = 16
+"""What a LOG record counts against ``max_output_bytes`` besides its topic and
+message bytes, so that empty LOGs cannot pile up records without bound."""
 """Default ``max_output_bytes``: captured output plus kept log records per run (64 MiB)."""
 
 

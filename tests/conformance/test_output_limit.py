@@ -15,10 +15,10 @@ from model import M64
 
 from zjit.isa import TrapKind
 from zjit.machine import OutputLimitError
-from zjit.policy import DEFAULT_MAX_OUTPUT_BYTES
+from zjit.policy import DEFAULT_MAX_OUTPUT_BYTES, LOG_RECORD_BYTES
 from zjit.result import Result
 
-# OUT "hello" (5), LOG topic "net" message "hello" (3 + 5), OUT "hello" (5): 18 bytes.
+# OUT "hello" (5), LOG topic "net" message "hello" (3 + 5 + 16 for the record), OUT "hello" (5): 34 bytes.
 # Every instruction is one block (no branches), so fuel is charged once, on entry.
 PROGRAM = export_main("""
     LD HL, msg
@@ -37,7 +37,7 @@ PROGRAM = export_main("""
 topic: DB "net"
 msg: DB "hello"
 """)
-TOTAL = 18
+TOTAL = 34
 FUEL = 1000
 COST = 13
 
@@ -99,7 +99,7 @@ def test_one_byte_past_the_limit_at_the_first_out(engine_cfg: EngineCfg) -> None
     assert r.registers == {"HL": 0x1003, "DE": 5, "A": 0, "BC": 0, "IX": 0}
 
 
-@pytest.mark.parametrize("limit", [0, 4, 12, 17, 18])
+@pytest.mark.parametrize("limit", [0, 4, 28, 29, 33, 34])
 def test_every_engine_gives_the_interpreters_result(engine_cfg: EngineCfg, limit: int) -> None:
     from engine_harness import CONFIGS
 
@@ -116,23 +116,33 @@ def test_the_budget_is_per_run(engine_cfg: EngineCfg) -> None:
 
 def test_output_to_a_stream_is_not_counted(engine_cfg: EngineCfg) -> None:
     sink = io.BytesIO()
-    r = _run(engine_cfg, 8, stdout=sink)    # the log record (8 bytes) alone is counted
+    r = _run(engine_cfg, 24, stdout=sink)    # the log record (3 + 5 + 16 bytes) alone is counted
     assert r.ok and r.stdout == b"" and sink.getvalue() == b"hellohello" and len(r.log) == 1
     _, log_pc, _ = _pcs(engine_cfg)
     sink = io.BytesIO()
-    r = _run(engine_cfg, 7, stdout=sink)
-    _assert_limit_trap(r, log_pc, 7)
+    r = _run(engine_cfg, 23, stdout=sink)
+    _assert_limit_trap(r, log_pc, 23)
     assert sink.getvalue() == b"hello" and r.log == ()
 
 
 def test_limit_zero_allows_empty_output_only(engine_cfg: EngineCfg) -> None:
     src = export_main("OUT\nLD BC, 0\nLD IX, 0\nLOG\nRET")
+    log_pc = 0xC   # OUT, LD BC, LD IX, LOG: one word each
     inst = load_asm(engine_cfg, src, max_output_bytes=0).instantiate(log=None)
-    r = inst.call("main", hl=0x100, de=0x1_0000_0000)    # length 0 (low 32 bits), empty topic and message
-    assert r.ok and r.stdout == b"" and r.log == ((b"", b""),)
+    r = inst.call("main", hl=0x100, de=0x1_0000_0000)    # length 0 (low 32 bits): the OUT passes
+    assert r.trap is not None and r.trap.pc == log_pc    # an empty LOG record still counts 16 bytes
+    assert isinstance(r.trap.cause, OutputLimitError) and r.stdout == b"" and r.log == ()
     r = inst.call("main", hl=0x100, de=1)
     assert r.trap is not None and r.trap.kind is TrapKind.HOST and r.trap.pc == 0
     assert isinstance(r.trap.cause, OutputLimitError) and r.stdout == b""
+
+
+def test_empty_log_records_count(engine_cfg: EngineCfg) -> None:
+    """Empty LOGs in a loop cannot pile up records: each counts 16 bytes."""
+    src = export_main("LD BC, 0\nLD IX, 0\nloop: LOG\nINC A\nJR loop")
+    r, _ = run_asm(engine_cfg, src, fuel=FUEL, max_output_bytes=16 * 10 + 15)
+    assert r.trap is not None and r.trap.kind is TrapKind.HOST and isinstance(r.trap.cause, OutputLimitError)
+    assert r.reg("A") == 10 and r.log == ((b"", b""),) * 10
 
 
 # Large OUTs: the compiled engines' output buffer (64 KiB) is passed, so OUT goes
@@ -167,7 +177,7 @@ def test_large_outs(engine_cfg: EngineCfg, limit: int, done: int) -> None:
 
 def test_log_loop_of_a_large_span_traps_with_bounded_memory(engine_cfg: EngineCfg) -> None:
     """A guest LOGging a 2 MiB span in a loop (issue 13) stops at the default limit:
-    32 records (64 MiB) are kept, the 33rd LOG traps, and the memory the run
+    31 records (2 MiB and 16 bytes each) are kept, the 32nd LOG traps, and the memory the run
     allocates stays near the limit (without it: about 2 MiB per iteration)."""
     src = export_main("""
         LD HL, 0
@@ -196,10 +206,11 @@ def test_log_loop_of_a_large_span_traps_with_bounded_memory(engine_cfg: EngineCf
         if not started:
             tracemalloc.stop()
     assert r.trap is not None and r.trap.kind is TrapKind.HOST and r.trap.pc == log_pc
-    assert isinstance(r.trap.cause, OutputLimitError) and r.reg("A") == 32 and len(r.log) == 32
-    assert r.fuel_left == FUEL - 4 - 33 * 4    # the LDs, then 33 loop blocks
-    assert sum(len(t) + len(m) for t, m in r.log) == DEFAULT_MAX_OUTPUT_BYTES
-    assert DEFAULT_MAX_OUTPUT_BYTES <= peak < DEFAULT_MAX_OUTPUT_BYTES + (32 << 20), peak
+    assert isinstance(r.trap.cause, OutputLimitError) and r.reg("A") == 31 and len(r.log) == 31
+    assert r.fuel_left == FUEL - 4 - 32 * 4    # the LDs, then 32 loop blocks
+    kept = sum(len(t) + len(m) for t, m in r.log)
+    assert kept == 31 << 21 and 32 * ((2 << 20) + LOG_RECORD_BYTES) > DEFAULT_MAX_OUTPUT_BYTES  # the 32nd does not fit
+    assert kept <= peak < DEFAULT_MAX_OUTPUT_BYTES + (32 << 20), peak
 
 
 # --- CTL results ----------------------------------------------------------------------
