@@ -167,8 +167,8 @@ def compile_latency(c: dict[str, Any]) -> list[str]:
                      + "; ".join(c["skipped"]) + ".")
     if c.get("baseline_warm_up_s") is not None:
         lines.append(f"* One-time set-up left out of the tier rows: the process's first baseline load (stencil "
-                     f"library read from its cache, stencils decoded) of a 1,000-instruction program took "
-                     f"{ms(c['baseline_warm_up_s'])} ms wall.")
+                     f"library read from its cache) of a 1,000-instruction program and the decoding of every "
+                     f"stencil took {ms(c['baseline_warm_up_s'])} ms wall.")
     twins = c.get("twins")
     if twins and twins["functions"]:
         lines.append(f"* WebAssembly twins: {twins['functions']:,} functions, {twins['dispatched']:,} of them "
