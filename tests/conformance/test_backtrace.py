@@ -10,6 +10,8 @@ baseline tier must record them.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from engine_harness import EngineCfg, image_of, load_asm
 
@@ -19,59 +21,7 @@ from zjit.result import BACKTRACE_KEEP, Result
 
 # IX selects the trap at the bottom of the chain; BC the number of nested calls
 # of `down` before it (recursion); `main` jumps (JR, no call) into `f1`.
-CHAIN = """
-        PUBLIC main
-        PUBLIC flat
-        PUBLIC deep
-flat:   JR bottom
-deep:   CALL down
-        RET
-down:   CP BC, A
-        JR eq, tail
-        INC A
-        CALL down
-        RET
-tail:   JR bottom
-main:   JR f1
-f1:     CALL f2
-        RET
-f2:     LD HL, 0
-        CALL f3
-        RET
-f3:     JR g3
-g3:     CALL bottom
-        RET
-bottom: LD HL, 1
-        CPI IX, 1
-        JR eq, t_oob
-        CPI IX, 2
-        JR eq, t_div0
-        CPI IX, 3
-        JR eq, t_depth
-        CPI IX, 4
-        JR eq, t_wp
-        CPI IX, 5
-        JR eq, t_host
-        CPI IX, 6
-        JR eq, t_fuel
-        RET
-t_oob:  LD HL, -1
-        LD8U A, (HL)
-        RET
-t_div0: LD DE, 0
-        DIVU64 HL, HL, DE
-        RET
-t_depth: CALL t_depth
-        RET
-t_wp:   LD HL, 0x8000
-        ST8 (HL), A
-        RET
-t_host: LD HL, 0
-        LD DE, 1
-        CTL
-        RET
-t_fuel: JR t_fuel
-"""
+CHAIN = (Path(__file__).parent.parent / "data" / "backtrace_chain.s").read_text()
 
 RO = (SegmentDesc("ro", 0x8000, 16, "r", b"read-only"),)
 KINDS = {1: TrapKind.OOB, 2: TrapKind.DIV0, 3: TrapKind.CALL_DEPTH, 4: TrapKind.WRITE_PROTECT,
@@ -90,7 +40,7 @@ def _labels() -> dict[str, int]:
 
 def _records(cfg: EngineCfg) -> bool:
     """The configurations that must record backtraces (docs/api.md)."""
-    return cfg.backend == "interp" or (cfg.backend == "jit" and dict(cfg.overrides).get("tier") == "baseline")
+    return cfg.backend in ("interp", "jit") or (cfg.backend == "arm64" and dict(cfg.overrides).get("tier") == "optimized")
 
 
 def _run(cfg: EngineCfg, call: str, ix: int, bc: int = 0, depth: int = 64) -> Result:
