@@ -158,8 +158,6 @@ def baseline_start(stub_ret: int, sp: int, word: Callable[[int], int], x86: bool
     it and ``[S]`` its return address. AArch64: the stub saves x30 (the
     function's return address) at ``S - 16`` and calls ``trap_site``, which
     saves the stub's return address 16 bytes lower."""
-    if not x86:
-        return None  # the AArch64 stub does not save x30 yet
     for _ in range(4):
         if word(sp) == stub_ret:
             break

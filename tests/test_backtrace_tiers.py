@@ -7,6 +7,7 @@ frames interleaved under ``tier="auto"``, with chosen sets of entries promoted
 from __future__ import annotations
 
 import dataclasses
+import io
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ CHAIN = (Path(__file__).parent / "data" / "backtrace_chain.s").read_text()
 BC the depth of the recursion of ``down``)."""
 KINDS = {1: TrapKind.OOB, 2: TrapKind.DIV0, 3: TrapKind.CALL_DEPTH, 5: TrapKind.HOST}
 
-ENGINES = [b for b in ("jit",) if b in zjit.available_backends()]
+ENGINES = [b for b in ("jit", "arm64") if b in zjit.available_backends()]
 WAIT = 300.0
 CASES = [("main", 1, 0), ("main", 2, 0), ("main", 3, 0), ("main", 5, 0), ("deep", 2, 5), ("deep", 2, 80),
          ("flat", 2, 0)]
@@ -91,3 +92,22 @@ def test_every_guest_call_is_a_call_site_of_the_frame_table(triple: str, opt_lev
     calls = _call_pcs()
     assert len(calls) >= 6
     assert set(table.call_sites()) == calls
+
+
+@pytest.mark.parametrize("opt_level", [0, 2])
+def test_call_sites_leave_the_x86_code_alone(opt_level: int) -> None:
+    """The debug locations change no byte of the code (a kernel without versioned
+    loops, whose functions no inliner would have touched anyway: docs/jit.md)."""
+    from elftools.elf.elffile import ELFFile
+
+    path = Path(__file__).parent.parent / "bench" / "kernels" / "fib_rec.s"
+    program = zjit.Engine(zjit.Policy(use_cache=False), backend="interp").load(path).program
+    texts = []
+    for call_sites in (False, True):
+        opts = CodegenOptions(triple=X86_64_TRIPLE, opt_level=opt_level, call_sites=call_sites,
+                              mem_size=1 << 20, readonly=())
+        obj = compile_object(lower(lift(program, opts.versioning), opts).text, X86_64_TRIPLE, opt_level, opts.cpu)
+        elf = ELFFile(io.BytesIO(obj))
+        texts.append(elf.get_section_by_name(".text").data())
+        assert (elf.get_section_by_name(".debug_line") is not None) == call_sites
+    assert texts[0] == texts[1]

@@ -94,6 +94,7 @@ class Arm64Code:
         self.info = info
         self.obj = obj
         """The object (its frame table is read at a trap, :mod:`zjit.backends.backtrace`)."""
+        self.frames: Any = None
         self.image: LinkedImage = link_image(obj, CODE_BASE)
         self.entries = {pc: self.image.symbols[sym] for pc, sym in info.entries.items()}
         starts = sorted((addr, int(m.group(1), 16)) for name, addr in self.image.symbols.items()
@@ -105,8 +106,10 @@ class Arm64Code:
         """The guest call stack at a trap (:func:`zjit.backends.backtrace.call_stack`)."""
         from ..backtrace import O2Code, call_stack
 
-        start, end = self.image.code_range()
-        return call_stack(ctx, [O2Code(start, end, self.obj)], word, x86, limit)
+        if self.frames is None:
+            start, end = self.image.code_range()
+            self.frames = O2Code(start, end, self.obj)
+        return call_stack(ctx, [self.frames], word, x86, limit)
 
     def guest_function_at(self, address: int) -> int | None:
         """Guest pc of the function whose native code contains ``address``."""

@@ -6,9 +6,9 @@ whose line is the CALL's pc + 1 (line 0 means "no location" in DWARF, and pc 0
 is a valid CALL). LLVM then writes ``.debug_line`` (return address - 1 ->
 the CALL's pc) and the CFI of every function (the canonical frame address at
 each instruction), which trap-path backtraces read
-(:mod:`zjit.backends.objfile.frames`). Debug locations do not change the
-machine code (``tests/test_frames.py`` compares the text of the benchmark
-kernels with and without them).
+(:mod:`zjit.backends.objfile.frames`). Debug locations do not change the x86-64
+machine code (``tests/test_backtrace_tiers.py``; docs/jit.md, "Call sites", for
+what was measured, and why guest functions are then ``noinline``).
 
 Guaranteed tail calls between guest functions get line 0: the verifier wants
 a location on every call between two functions with debug info, and a tail

@@ -50,6 +50,7 @@ class CompiledCode:
         self.info = info
         self.obj = obj
         """The object (its frame table is read at a trap, :mod:`zjit.backends.backtrace`)."""
+        self.frames: Any = None
         self.entries = {pc: loaded.symbol(sym) for pc, sym in info.entries.items()}
         self.thread_main = loaded.symbol(RT_THREAD_MAIN)
         self.host_request = loaded.symbol(RT_HOST_REQUEST)
@@ -63,8 +64,10 @@ class CompiledCode:
         """The guest call stack at a trap (:func:`zjit.backends.backtrace.call_stack`)."""
         from ..backtrace import O2Code, call_stack
 
-        start, end = self.loaded.code_range()
-        return call_stack(ctx, [O2Code(start, end, self.obj)], word, x86, limit)
+        if self.frames is None:
+            start, end = self.loaded.code_range()
+            self.frames = O2Code(start, end, self.obj)
+        return call_stack(ctx, [self.frames], word, x86, limit)
 
     def enter(self) -> None:
         with self._lock:

@@ -155,6 +155,8 @@ class TieredCode:
         installed (an engine that maps code per run maps these before it runs)."""
         self.objects: dict[int, bytes] = {}
         """Entry id -> its O2 object (frame tables for backtraces, read at traps)."""
+        self.frames: dict[int, Any] = {}
+        """Entry id -> its :class:`~zjit.backends.backtrace.O2Code` (made at a trap)."""
         self.refused: dict[int, str] = {}
         self.fallback: str | None = None
         """Why ``tier="optimized"`` fell back to this code (None: it did not)."""
@@ -400,11 +402,14 @@ class TieredCode:
         from ..backtrace import BaselineCode, O2Code, Region, call_stack
 
         with self.lock:
-            installed = [(self.objects[eid], handle) for eid, _address, handle in self.installs]
+            installed = [(eid, handle) for eid, _address, handle in self.installs]
         regions: list[Region] = [BaselineCode(self.mapped.base, self.image)]
-        for obj, handle in installed:
-            start, end = handle.code_range()
-            regions.append(O2Code(start, end, obj))
+        for eid, handle in installed:
+            frames = self.frames.get(eid)
+            if frames is None:
+                start, end = handle.code_range()
+                frames = self.frames[eid] = O2Code(start, end, self.objects[eid])
+            regions.append(frames)
         return call_stack(ctx, regions, word, x86, limit)
 
     def guest_function_at(self, address: int) -> int | None:
