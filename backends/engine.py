@@ -213,7 +213,7 @@ class CompilingBackend:
         from .llvm.options import CodegenOptions
 
         return CodegenOptions(triple=self.triple, opt_level=policy.opt_level, fuel=spec.metered,
-                              mem_size=spec.mem_size, readonly=spec.readonly)
+                              mem_size=spec.mem_size, readonly=spec.readonly, call_sites=True)
 
     def _cache(self, policy: Policy) -> Any:
         from .cache import CodeCache

@@ -193,7 +193,10 @@ class CodeRun:
         walk = getattr(self.code, "call_stack", None)
         if walk is None:
             return None
-        result: list[int] | None = walk(self.ctx, self.stack_word, self.x86)
+        try:
+            result: list[int] | None = walk(self.ctx, self.stack_word, self.x86, self.machine.max_call_depth)
+        except ValueError:  # a frame pointed outside the stack: not a frame we know
+            return None
         return result
 
     x86 = False

@@ -5,7 +5,7 @@ directory, with the examples the installed package ships.
 
 The wheel is built with ``pip wheel`` (build isolation fetches setuptools like any
 build does). The fresh environment gets zjit from the wheel alone; its
-dependencies (llvmlite, capstone, unicorn) are those of the environment running
+dependencies (llvmlite, capstone, unicorn, pyelftools) are those of the environment running
 the tests, reached through a ``.pth`` file, as ``--system-site-packages`` would.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DEPENDENCIES = ("llvmlite", "capstone", "unicorn")
+DEPENDENCIES = ("llvmlite", "capstone", "unicorn", "elftools")
 pytestmark = pytest.mark.slow
 
 

@@ -38,7 +38,8 @@ class Trap:
     ``backtrace`` is the guest call stack at the trap, innermost first: one
     :class:`Frame` per active CALL (the CALL whose return point is on top of the
     stack comes first; empty when the trap is at call depth 0; None where the
-    engine and tier do not record it, docs/api.md). Of a stack
+    engine could not walk the guest stack: arm64 O2 code that trapped in a
+    function keeping its return address only in ``x30``, docs/api.md). Of a stack
     deeper than ``2 * BACKTRACE_KEEP`` only the innermost and the outermost
     ``BACKTRACE_KEEP`` frames are kept, ``omitted`` counts the ones between
     (``len(backtrace) + omitted`` is the call depth at the trap)."""
@@ -62,7 +63,7 @@ class Trap:
         them under the trap line (``#0 CALL at pc=0xc [prog.s:5]``)."""
         bt = self.backtrace
         if bt is None:
-            return ["(no backtrace: not recorded by this engine and tier)"]
+            return ["(no backtrace: the engine could not walk the guest stack)"]
         lines = [f"#{i} {f}" for i, f in enumerate(bt[:BACKTRACE_KEEP])]
         if self.omitted:
             lines.append(f"... {self.omitted} frames omitted ...")

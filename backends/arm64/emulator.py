@@ -285,6 +285,12 @@ class Emulator:
         return STACK_TOP - self._stack
 
     # -- running ---------------------------------------------------------------------------
+    def stack_word(self, address: int) -> int:
+        """The 8-byte word at ``address`` of the stack (ValueError outside it)."""
+        if not STACK_TOP - self._stack <= address <= STACK_TOP - 8:
+            raise ValueError(f"{address:#x} is outside the emulated stack")
+        return int.from_bytes(self.uc.mem_read(address, 8), "little")
+
     def run(self, entry: int) -> int:
         """Call ``entry(ctx)`` with LR at the sentinel; returns w0 (the status).
 

@@ -92,12 +92,24 @@ class Arm64Code:
 
     def __init__(self, obj: bytes, info: CodeInfo) -> None:
         self.info = info
+        self.obj = obj
+        """The object (its frame table is read at a trap, :mod:`zjit.backends.backtrace`)."""
+        self.frames: Any = None
         self.image: LinkedImage = link_image(obj, CODE_BASE)
         self.entries = {pc: self.image.symbols[sym] for pc, sym in info.entries.items()}
         starts = sorted((addr, int(m.group(1), 16)) for name, addr in self.image.symbols.items()
                         if (m := _FUNC.match(name)))
         self._starts = [a for a, _ in starts]
         self._pcs = [pc for _, pc in starts]
+
+    def call_stack(self, ctx: Any, word: Any, x86: bool, limit: int) -> list[int] | None:
+        """The guest call stack at a trap (:func:`zjit.backends.backtrace.call_stack`)."""
+        from ..backtrace import O2Code, call_stack
+
+        if self.frames is None:
+            start, end = self.image.code_range()
+            self.frames = O2Code(start, end, self.obj)
+        return call_stack(ctx, [self.frames], word, x86, limit)
 
     def guest_function_at(self, address: int) -> int | None:
         """Guest pc of the function whose native code contains ``address``."""
@@ -214,6 +226,10 @@ class _Run(CodeRun):
 
     def release(self) -> None:
         self.emu.copy_back(self.machine.memory)
+
+    def stack_word(self, address: int) -> int:
+        """A word of the emulated stack (read after the run stopped, at a trap)."""
+        return self.emu.stack_word(address)
 
     # -- interrupts ---------------------------------------------------------------------
     def interrupt(self) -> None:

@@ -20,6 +20,7 @@ stencil's code range and holes. Anything malformed is rebuilt, never used.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 import threading
@@ -46,7 +47,7 @@ from ..llvm.stencil_names import (
 )
 from ..objfile.elf import ObjectFileError
 from ..objfile.stencils import PATCHERS, PC_RELATIVE, REL32, Patcher, RawStencil, diff_hole, extract
-from ..targets import target_for_triple
+from ..targets import EM_AARCH64, target_for_triple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -201,6 +202,8 @@ def build(triple: str, cpu: str = "generic", workers: int = 0) -> tuple[bytes, S
     for obj in objs:
         raw.update(extract(obj, machine))
     raw = _merge_shift_probes(raw)
+    if machine == EM_AARCH64:
+        raw["SITE"] = _save_lr(raw["SITE"])
     image = link_image(rt_obj, 0)
     text = image.region("text")
     if text is None or len(image.regions) != 1:
@@ -227,6 +230,18 @@ def build(triple: str, cpu: str = "generic", workers: int = 0) -> tuple[bytes, S
     assert lib is not None
     lib.build_seconds = time.perf_counter() - t0
     return payload, lib
+
+
+A64_SAVE_LR = (0xF81F0FFE).to_bytes(4, "little")
+"""``str x30, [sp, #-16]!``: the AArch64 trap stub saves the trapping baseline
+function's return address before its ``bl`` (backtraces, :mod:`zjit.backends.backtrace`)."""
+
+
+def _save_lr(stub: RawStencil) -> RawStencil:
+    """The AArch64 ``SITE`` stencil with :data:`A64_SAVE_LR` in front (its holes
+    move along); trap path only, so the hot path is unchanged."""
+    holes = tuple(dataclasses.replace(h, offset=h.offset + 4) for h in stub.holes)
+    return dataclasses.replace(stub, code=A64_SAVE_LR + stub.code, holes=holes)
 
 
 def _exit_bound(exits: dict[str, int]) -> list[int]:

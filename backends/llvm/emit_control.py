@@ -48,6 +48,7 @@ from ..middle.ir import (
     Terminator,
     func_name,
 )
+from . import call_sites
 from .abi import CMP, CTX, FUEL, MEM, REG0, ROOM
 from .emit_traps import guard
 from .function import FnEmitter
@@ -197,7 +198,8 @@ def emit_call(fe: FnEmitter, t: Terminator) -> None:
     fe.emit(f"{d1} = sub i64 {fe.room}, 1")
     abi = fe.abi
     callee = callee_ref(fe, t.callee)
-    fe.emit(f"{res} = call {abi.cc} {abi.ret} {callee}({state_args(fe, t.args, d1, t.callee)})")
+    dbg = "" if fe.dbg is None else call_sites.location(fe.dbg, t.pc)
+    fe.emit(f"{res} = call {abi.cc} {abi.ret} {callee}({state_args(fe, t.args, d1, t.callee)}){dbg}")
 
     def field(pos: int, hint: str) -> str:
         idx = abi.ret_index(pos)
@@ -232,7 +234,8 @@ def emit_tail_call(fe: FnEmitter, t: Terminator) -> None:
     res, abi = fe.tmp("r"), fe.abi
     args = state_args(fe, t.args, fe.room, t.callee)
     callee = callee_ref(fe, t.callee)
-    fe.emit(f"{res} = musttail call {abi.cc} {abi.ret} {callee}({args})")
+    dbg = "" if fe.dbg is None else call_sites.location(fe.dbg, None)
+    fe.emit(f"{res} = musttail call {abi.cc} {abi.ret} {callee}({args}){dbg}")
     fe.emit(f"ret {abi.ret} {res}")
 
 

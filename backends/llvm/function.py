@@ -137,6 +137,9 @@ class FnEmitter:
                             if isinstance(b.term, LoopGuard) and b.term.plan.unroll > 1}
         """Fast copies' headers whose plans say unroll."""
         self.md_counter: list[int] = [100]
+        self.dbg: str | None = None
+        """The function's ``DISubprogram`` node with ``CodegenOptions.call_sites``
+        (:mod:`.call_sites`), else None."""
         self._cache: dict[str, str] = {}
 
     # -- lowering state ---------------------------------------------------------------

@@ -29,7 +29,7 @@ from ..context import OFFSETS
 from ..middle.guest import LIFTER_ONLY
 from ..middle.ir import CMPL, CMPR, ENTRY, IRFunction, IRModule, func_name, state_type
 from ..targets import data_layout
-from . import emit_alu, emit_memory, emit_prims
+from . import call_sites, emit_alu, emit_memory, emit_prims
 from .abi import FUEL, REG0, adapters_text, guest_abi
 from .emit_alu import Emitter
 from .emit_control import CONTROL_OPS, TERMINATORS, block_label, emit_block_entry
@@ -83,12 +83,14 @@ def entry_symbol(pc: int, opts: CodegenOptions) -> str:
 def lower_function(fn: IRFunction, opts: CodegenOptions, has_readonly: bool,
                    md_counter: list[int] | None = None,
                    functions: dict[int, IRFunction] | None = None,
-                   ftab_ids: dict[int, int] | None = None) -> FnEmitter:
+                   ftab_ids: dict[int, int] | None = None, dbg: str | None = None) -> FnEmitter:
     """Emit one guest function; the result holds its chunks and requirements.
     ``md_counter`` numbers loop metadata nodes across a module; ``functions`` are
     the module's functions (callees); ``ftab_ids`` the function table slots of
-    the functions outside it (see :class:`FnEmitter`)."""
+    the functions outside it (see :class:`FnEmitter`); ``dbg`` its subprogram
+    node (:mod:`.call_sites`)."""
     fe = FnEmitter(fn, opts, has_readonly, functions, ftab_ids)
+    fe.dbg = dbg
     if md_counter is not None:
         fe.md_counter = md_counter
     order = list(fn.blocks.values())
@@ -151,7 +153,7 @@ def function_text(fe: FnEmitter) -> str:
     linkage = "dso_local" if fe.ftab_ids is not None else "internal"  # tier-up objects export them
     lines = [f"define {linkage} {abi.cc} {abi.ret} @{func_name(fn.entry)}"
              f"(ptr noalias %ctx, ptr noalias %mem, i64 %room, {regs}, i64 %cmp, i64 %fuel.in) "
-             f"{'#5' if cold else '#0'} {{"]
+             f"{'#5' if cold else '#0' if fe.dbg is None else '#7'}{'' if fe.dbg is None else ' !dbg ' + fe.dbg} {{"]
     entry = fe.chunks[0]
     assert entry.label == "entry"
     lines.append("entry:")
@@ -220,9 +222,13 @@ def lower(module: IRModule, opts: CodegenOptions, ftab_ids: dict[int, int] | Non
     fast_nodes: set[int] = set()
     has_fast = False
     md_counter = [100]
-    for fn in module.functions.values():
-        fe = lower_function(fn, opts, module.has_readonly, md_counter, module.functions, ftab_ids)
+    debug: list[str] = []
+    for k, fn in enumerate(module.functions.values()):
+        dbg = f"!{call_sites.FIRST_SUBPROGRAM + k}" if opts.call_sites else None
+        fe = lower_function(fn, opts, module.has_readonly, md_counter, module.functions, ftab_ids, dbg)
         bodies.append(function_text(fe))
+        if dbg is not None:
+            debug.append(call_sites.subprogram(dbg, func_name(fn.entry)))
         loop_nodes += fe.loop_ids.values()
         fast_nodes |= fe.fast_loop_ids
         has_fast = has_fast or bool(fe.fast_header)
@@ -257,6 +263,9 @@ def lower(module: IRModule, opts: CodegenOptions, ftab_ids: dict[int, int] | Non
         'attributes #4 = { nounwind noinline "no-builtins" }',
         'attributes #5 = { nounwind noinline optnone "no-builtins" }',
         "attributes #6 = { noreturn nounwind }",
+        # guest functions with call sites (.call_sites): never inlined, so every
+        # guest CALL stays one native call in the function of its pc
+        'attributes #7 = { nounwind noinline "no-builtins" }',
         "",
         f"{INVARIANT} = !{{}}",
         f'{LIKELY} = !{{!"branch_weights", i32 2000, i32 1}}',
@@ -266,6 +275,7 @@ def lower(module: IRModule, opts: CodegenOptions, ftab_ids: dict[int, int] | Non
         *([LOOPS_MARK] if has_fast and opts.loop_pipeline else []),
         *(f"!{n} = distinct !{{!{n}, {FAST_UNROLL if n in fast_nodes else NO_UNROLL}}}"
           for n in sorted(loop_nodes)),
+        *(call_sites.module_lines(module.name) + debug if opts.call_sites else []),
         "",
     ]
     text = "\n".join(head) + "\n" + "\n\n".join(bodies) + "\n" + "\n".join(tail)

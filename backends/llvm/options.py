@@ -29,7 +29,11 @@ class CodegenOptions:
     the fast copies the plan marks (1: not at all). ``mem_size`` and ``readonly`` (sorted, merged ``(start, end)``
     ranges), when given, are compiled in as constants and the code may only run
     with exactly that memory size and those read-only ranges; None reads them from
-    the context at run time (AOT objects).
+    the context at run time (AOT objects). ``call_sites`` gives every guest
+    function line-tables-only debug info: each guest CALL's native call carries
+    a location whose line is the CALL's pc + 1, so ``.debug_line`` and the CFI
+    of the object are a frame table that trap-path backtraces read
+    (:mod:`zjit.backends.objfile.frames`); the machine code is the same.
     """
 
     triple: str = HOST_TRIPLE
@@ -45,6 +49,7 @@ class CodegenOptions:
     mem_size: int | None = None
     readonly: tuple[tuple[int, int], ...] | None = None
     cpu: str = "generic"
+    call_sites: bool = False
 
     @property
     def versioning(self) -> bool:

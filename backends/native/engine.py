@@ -45,9 +45,12 @@ OUT_BUFFER_BYTES = 64 << 10
 class CompiledCode:
     """Machine code of one specialisation, mapped and ready to call."""
 
-    def __init__(self, loaded: Any, info: CodeInfo) -> None:
+    def __init__(self, loaded: Any, info: CodeInfo, obj: bytes) -> None:
         self.loaded = loaded
         self.info = info
+        self.obj = obj
+        """The object (its frame table is read at a trap, :mod:`zjit.backends.backtrace`)."""
+        self.frames: Any = None
         self.entries = {pc: loaded.symbol(sym) for pc, sym in info.entries.items()}
         self.thread_main = loaded.symbol(RT_THREAD_MAIN)
         self.host_request = loaded.symbol(RT_HOST_REQUEST)
@@ -56,6 +59,15 @@ class CompiledCode:
         # Idle guest threads sleep inside this code: end them before it is unmapped
         # (the finalizer holds ``loaded``, so its own unmapping finalizer runs later).
         self._retire = weakref.finalize(self, _retire_threads, self.thread_main, loaded)
+
+    def call_stack(self, ctx: Any, word: Any, x86: bool, limit: int) -> list[int] | None:
+        """The guest call stack at a trap (:func:`zjit.backends.backtrace.call_stack`)."""
+        from ..backtrace import O2Code, call_stack
+
+        if self.frames is None:
+            start, end = self.loaded.code_range()
+            self.frames = O2Code(start, end, self.obj)
+        return call_stack(ctx, [self.frames], word, x86, limit)
 
     def enter(self) -> None:
         with self._lock:
@@ -115,7 +127,7 @@ class JitBackend(CompilingBackend):
         """Load the object (memfd, W^X) and bind its entry points."""
         from .loader import load_object
 
-        return CompiledCode(load_object(obj), info)
+        return CompiledCode(load_object(obj), info, obj)
 
     def release(self, code: Any) -> None:
         """Unmap one compiled module."""

@@ -122,6 +122,12 @@ class LinkedImage:
                 return r
         return None
 
+    def code_range(self) -> tuple[int, int]:
+        """``(start, end)`` of the generated code (stubs excluded)."""
+        text = self.region("text")
+        start = self.base + (text.offset if text is not None else 0)
+        return start, start + self.code_size
+
 
 def _align(value: int, alignment: int) -> int:
     return (value + alignment - 1) & -alignment

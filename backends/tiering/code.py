@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from zjit.errors import ZjitError
 
 from ..baseline.image import BaselineImage
-from ..context import RT_HOST_REQUEST, RT_THREAD_MAIN, TRAP_SITE
+from ..context import RT_HOST_REQUEST, RT_THREAD_MAIN
 from ..llvm.stencil_names import BL_ENTRY
 from . import jobs
 
@@ -124,7 +124,6 @@ class TieredCode:
         self.opts = opts
         self.tierup = tierup
         self.threshold = policy.tier_threshold
-        self.max_depth = spec.max_call_depth
         self.cache = CodeCache.for_policy(policy) if policy.use_cache else None
         self._key_opts = {**opts.as_key(), "engine": host.name}
         t0 = time.process_time()
@@ -153,6 +152,10 @@ class TieredCode:
         self.installs: list[tuple[int, int, Any]] = []
         """(entry id, address, handle) of the O2 code, in the order it was
         installed (an engine that maps code per run maps these before it runs)."""
+        self.objects: dict[int, bytes] = {}
+        """Entry id -> its O2 object (frame tables for backtraces, read at traps)."""
+        self.frames: dict[int, Any] = {}
+        """Entry id -> its :class:`~zjit.backends.backtrace.O2Code` (made at a trap)."""
         self.refused: dict[int, str] = {}
         self.fallback: str | None = None
         """Why ``tier="optimized"`` fell back to this code (None: it did not)."""
@@ -338,6 +341,7 @@ class TieredCode:
                 self.host.release_mapping(handle)
                 return
             self.promoted[eid] = handle
+            self.objects[eid] = obj
             self.installs.append((eid, address, handle))
             self.state[eid] = PROMOTED
             self.table[eid] = address  # the switch: one aligned 8-byte store
@@ -391,48 +395,23 @@ class TieredCode:
         ctx.trap_addr = decode_operand(exit.addr, regs, imm, width)
         ctx.trap_len = decode_operand(exit.length, regs, imm, width)
 
-    def call_stack(self, ctx: Any, word: Callable[[int], int], x86: bool) -> list[int] | None:
+    def call_stack(self, ctx: Any, word: Callable[[int], int], x86: bool, limit: int) -> list[int] | None:
         """The pcs of the guest CALLs active at a trap, innermost first, walked
         from the native stack (``word(address)`` reads 8 bytes of it) before
-        :meth:`decode_trap`; None when some frame is not baseline code (O2 code
-        has no frame table yet) or the target is not x86-64.
+        :meth:`decode_trap`, through baseline and O2 frames alike
+        (:mod:`zjit.backends.backtrace`); None when some frame cannot be followed."""
+        from ..backtrace import BaselineCode, O2Code, Region, call_stack
 
-        Baseline frames are uniform (docs/tiering.md, "Stacks"): a function runs
-        with the stack pointer ``S`` it was entered with (every stencil leaves it
-        as it found it), ``[S]`` is the return address, and a CALL stencil pushes
-        one word and calls, so the caller's ``S`` is 16 bytes higher. The return
-        address lies inside the CALL stencil, at the end of its block, and the
-        next block's leader is the CALL's pc + 4. A trap stub pushes one word and
-        calls ``trap_site``, whose entry stack pointer holds the stub's return
-        address (the original ``trap_pc``) at or a few words above ``trap_sp``."""
-        if not x86 or int(ctx.trap_kind) != TRAP_SITE:
-            return None
-        import bisect
-
-        image, base = self.image, self.mapped.base
-        stub_ret, sp = int(ctx.trap_pc), int(ctx.trap_sp)
-        for _ in range(4):
-            if word(sp) == stub_ret:
-                break
-            sp += 8
-        else:
-            return None
-        sp += 16  # the stub's push and return address: the trapping function's S
-        offsets, leaders = image.block_offsets, image.block_pcs
-        if not offsets:
-            return None
-        first = offsets[0]
-        calls: list[int] = []
-        for _ in range(self.max_depth + 1):
-            off = word(sp) - base
-            if 0 <= off < first:
-                return calls  # the run's entry routine (zjit.bl_entry): the outermost frame
-            k = bisect.bisect_right(offsets, off) - 1
-            if not 0 <= off < len(image.code) or k + 1 >= len(leaders):
-                return None
-            calls.append(leaders[k + 1] - 4)
-            sp += 16
-        return None
+        with self.lock:
+            installed = [(eid, handle) for eid, _address, handle in self.installs]
+        regions: list[Region] = [BaselineCode(self.mapped.base, self.image)]
+        for eid, handle in installed:
+            frames = self.frames.get(eid)
+            if frames is None:
+                start, end = handle.code_range()
+                frames = self.frames[eid] = O2Code(start, end, self.objects[eid])
+            regions.append(frames)
+        return call_stack(ctx, regions, word, x86, limit)
 
     def guest_function_at(self, address: int) -> int | None:
         """A guest pc for a code address (the run was stopped there): the block
