@@ -81,12 +81,13 @@ Region = O2Code | BaselineCode
 
 
 def walk(regions: list[Region], ret: int, sp: int, word: Callable[[int], int], x86: bool,
-         limit: int, trapping: bool) -> list[int] | None:
+         limit: int, trapping: bool, lr: int | None = None) -> list[int] | None:
     """The pcs of the active guest CALLs, innermost first, from the walk state
     ``(ret, sp)``; ``trapping``: ``ret`` lies in the trapping function itself
     (its call of the trap helper, no guest CALL). ``regions`` are the code
     areas sorted by start. At most ``limit`` frames; None when a frame cannot
-    be followed."""
+    be followed. ``lr``: the trapping function's own return address where its
+    frame does not hold it (AArch64 O2 code without a frame, ``ctx.trap_lr``)."""
     starts = [r.start if isinstance(r, O2Code) else r.base for r in regions]
     calls: list[int] = []
     for _ in range(limit + 2):
@@ -121,7 +122,12 @@ def walk(regions: list[Region], ret: int, sp: int, word: Callable[[int], int], x
         if step.call is not None:
             calls.append(step.call)
         cfa = sp + step.cfa
-        ret, sp = word(cfa + step.ra), cfa
+        if step.ra is None:  # still in the link register: only the trapping function
+            if not trapping or not lr:
+                return None
+            ret, sp = lr, cfa
+        else:
+            ret, sp = word(cfa + step.ra), cfa
         trapping = False
     return None
 
@@ -145,7 +151,8 @@ def call_stack(ctx: object, regions: list[Region], word: Callable[[int], int], x
         if start is None:
             return None
         return walk(regions, start[0], start[1], word, x86, limit, False)
-    return walk(regions, int(ctx.trap_ret), sp, word, x86, limit, True)  # type: ignore[attr-defined]
+    return walk(regions, int(ctx.trap_ret), sp, word, x86, limit, True,  # type: ignore[attr-defined]
+                None if x86 else int(ctx.trap_lr))  # type: ignore[attr-defined]
 
 
 def baseline_start(stub_ret: int, sp: int, word: Callable[[int], int], x86: bool) -> tuple[int, int] | None:

@@ -74,6 +74,7 @@ FIELDS: tuple[Field, ...] = (
     Field("exit_sp", "u64", "rt_enter's stack pointer, where a trap returns to (runtime)"),
     Field("trap_sp", "u64", "out: stack pointer of the trapping code (backtraces)"),
     Field("trap_ret", "u64", "out: return address into the trapping code (backtraces)"),
+    Field("trap_lr", "u64", "out: AArch64 O2 code: the trapping function's own return address (backtraces)"),
     Field("hc_state", "u64", "native engine: host request state word (futex, low 32 bits)"),
     Field("hc_op", "u64", "native engine: host request operation"),
     Field("hc_args", "u64", "native engine: host request arguments", 4),

@@ -174,7 +174,8 @@ def _bytes_diff(what: str, a: bytes, b: bytes, na: str, nb: str) -> str:
 def diff_results(a: Result, b: Result, na: str, nb: str) -> list[str]:
     """Readable differences between two Results (empty when equal)."""
     out: list[str] = []
-    if a.trap != b.trap:
+    ta, tb = _without_backtrace(a.trap), _without_backtrace(b.trap)
+    if ta != tb:
         out.append(f"trap: {na}={_trap_text(a)} {nb}={_trap_text(b)}")
     elif a.trap is not None and b.trap is not None:
         out += diff_backtraces(a.trap, b.trap, na, nb)
@@ -197,16 +198,23 @@ def diff_results(a: Result, b: Result, na: str, nb: str) -> list[str]:
     return out
 
 
+def _without_backtrace(trap: Trap | None) -> Trap | None:
+    """``trap`` without its backtrace (compared on its own, :func:`diff_backtraces`)."""
+    return None if trap is None else dataclasses.replace(trap, backtrace=None, omitted=0)
+
+
 def diff_backtraces(a: Trap, b: Trap, na: str, nb: str) -> list[str]:
-    """The backtrace difference of two equal traps, when both engines recorded
-    one (``Trap.backtrace`` is None where an engine and tier do not, docs/api.md)."""
-    if a.backtrace is None or b.backtrace is None:
+    """The backtrace difference of two traps that are otherwise equal (a
+    backtrace that was not recorded, None, differs from every recorded one)."""
+    if a.backtrace == b.backtrace and a.omitted == b.omitted:
         return []
-    pa, pb = [f.pc for f in a.backtrace], [f.pc for f in b.backtrace]
-    if pa == pb and a.omitted == b.omitted:
-        return []
-    return [f"backtrace: {na}={[hex(p) for p in pa]} (+{a.omitted} omitted) "
-            f"{nb}={[hex(p) for p in pb]} (+{b.omitted} omitted)"]
+
+    def text(t: Trap) -> str:
+        if t.backtrace is None:
+            return "not recorded"
+        return f"{[hex(f.pc) for f in t.backtrace]} (+{t.omitted} omitted)"
+
+    return [f"backtrace: {na}={text(a)} {nb}={text(b)}"]
 
 
 def diff_memory(a: bytes, b: bytes, na: str, nb: str, limit: int = 6) -> list[str]:

@@ -111,3 +111,12 @@ def test_call_sites_leave_the_x86_code_alone(opt_level: int) -> None:
         texts.append(elf.get_section_by_name(".text").data())
         assert (elf.get_section_by_name(".debug_line") is not None) == call_sites
     assert texts[0] == texts[1]
+
+
+def test_the_run_entry_routine_is_named_alike() -> None:
+    """The frame tables know the run's entry routine by name (an entry body may
+    tail-jump into its guest function, whose return address then lies there)."""
+    from zjit.backends.llvm.runtime_asm import RT_ENTER
+    from zjit.backends.objfile.frames import RUN_ENTRY_ROUTINE
+
+    assert RUN_ENTRY_ROUTINE == RT_ENTER

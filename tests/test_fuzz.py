@@ -330,7 +330,7 @@ def test_campaign_finds_a_seeded_jit_miscompilation(tmp_path: Path, monkeypatch:
     assert "register" in stats.failures[0].read_text()
 
 
-def test_oracle_compares_backtraces_where_both_recorded() -> None:
+def test_oracle_compares_backtraces() -> None:
     regs = dict.fromkeys(("HL", "DE", "A", "BC", "IX"), 0)
 
     def res(bt: tuple[Frame, ...] | None, omitted: int = 0) -> Result:
@@ -338,6 +338,7 @@ def test_oracle_compares_backtraces_where_both_recorded() -> None:
 
     a = res((Frame(4), Frame(0)))
     assert diff_results(a, res((Frame(4), Frame(0))), "interp", "jit") == []
-    assert diff_results(a, res(None), "interp", "jit") == []  # not recorded: nothing to compare
+    assert diff_results(a, res(None), "interp", "jit") == ["backtrace: interp=['0x4', '0x0'] (+0 omitted) "
+                                                          "jit=not recorded"]
     assert diff_results(a, res((Frame(8), Frame(0))), "interp", "jit")[0].startswith("backtrace: interp=['0x4', '0x0']")
     assert diff_results(a, res((Frame(4), Frame(0)), 3), "interp", "jit")

@@ -50,8 +50,8 @@ class Trap:
     length: int | None = None
     source: str | None = None
     cause: BaseException | None = field(default=None, compare=False)
-    backtrace: tuple[Frame, ...] | None = field(default=None, compare=False)
-    omitted: int = field(default=0, compare=False)
+    backtrace: tuple[Frame, ...] | None = None
+    omitted: int = 0
 
     @property
     def depth(self) -> int | None:

@@ -74,10 +74,20 @@ def trap_call(abi: GuestABI, s: TrapSite) -> str:
 
 
 def trap_stubs(fe: FnEmitter) -> list[str]:
-    """One cold block per trap site (empty when the function has none)."""
+    """One cold block per trap site (empty when the function has none). On
+    AArch64 with call sites a stub first stores the function's own return
+    address in ``ctx.trap_lr``: a function whose only calls are trap exits has
+    no frame and keeps it in x30 alone, which the call of the (noreturn) trap
+    helper overwrites, and the backtrace walk needs it to leave that frame."""
     lines: list[str] = []
+    keep_lr = fe.opts.call_sites and fe.opts.triple.startswith(("aarch64", "arm64"))
     for n, s in enumerate(fe.traps):
-        lines += [f"trap{n}:", "  " + trap_call(fe.abi, s), "  unreachable"]
+        lines.append(f"trap{n}:")
+        if keep_lr:
+            lines += [f"  %trap{n}.lr = call ptr @llvm.returnaddress(i32 0)",
+                      f"  %trap{n}.plr = getelementptr inbounds i8, ptr {s.ctx}, i64 {OFFSETS['trap_lr']}",
+                      f"  store ptr %trap{n}.lr, ptr %trap{n}.plr, align 8"]
+        lines += ["  " + trap_call(fe.abi, s), "  unreachable"]
     return lines
 
 

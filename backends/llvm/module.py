@@ -259,7 +259,7 @@ def lower(module: IRModule, opts: CodegenOptions, ftab_ids: dict[int, int] | Non
         'attributes #0 = { nounwind "no-builtins" }',
         'attributes #1 = { nounwind "no-builtins" }',
         'attributes #2 = { nounwind noinline "no-builtins" }',
-        'attributes #3 = { nounwind noinline noreturn nomerge "no-builtins" }',
+        'attributes #3 = { nounwind noinline ' + ('' if opts.call_sites and opts.triple.startswith("aarch64") else 'noreturn ') + 'nomerge "no-builtins" }',
         'attributes #4 = { nounwind noinline "no-builtins" }',
         'attributes #5 = { nounwind noinline optnone "no-builtins" }',
         "attributes #6 = { noreturn nounwind }",

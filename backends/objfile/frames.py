@@ -27,7 +27,12 @@ from dataclasses import dataclass, field
 from ..targets import EM_AARCH64, EM_X86_64
 
 GUEST, ENTRY = 0, 1
-"""Kinds of function in a frame table: a guest function, an entry body."""
+"""Kinds of function in a frame table: a guest function, an entry body (or the
+run's entry routine)."""
+RUN_ENTRY_ROUTINE = "rt_enter"
+"""The runtime routine that calls an entry body (``runtime_asm.RT_ENTER``; a
+test keeps the two alike). An entry body may tail-jump into its guest function,
+whose return address then lies in this routine: the outermost guest frame."""
 _SP = {EM_X86_64: 7, EM_AARCH64: 31}
 """DWARF register number of the stack pointer."""
 _RA = {EM_X86_64: 16, EM_AARCH64: 30}
@@ -44,8 +49,10 @@ class Step:
     """The guest CALL's pc (guest functions), else None."""
     cfa: int
     """CFA = the stack pointer right after the call returns + ``cfa``."""
-    ra: int
-    """The function's own return address is saved at CFA + ``ra``."""
+    ra: int | None
+    """The function's own return address is saved at CFA + ``ra``; None: it is
+    still in the link register (AArch64 code without a frame, which can only be
+    the trapping function: the walk takes it from ``ctx.trap_lr``)."""
 
 
 @dataclass(slots=True)
@@ -62,7 +69,7 @@ class FrameTable:
     """Line of the row starting at each address (-1: the end of a sequence)."""
     fde_starts: list[int]
     fde_ends: list[int]
-    fde_rows: list[tuple[list[int], list[tuple[int, int, int] | None]]]
+    fde_rows: list[tuple[list[int], list[tuple[int, int, int | None] | None]]]
     """Per FDE: row addresses and (CFA register, CFA offset, return address
     offset) per row (None: a rule the walk cannot follow)."""
     _steps: dict[int, Step | None] = field(default_factory=dict)
@@ -107,7 +114,7 @@ class FrameTable:
             return None
         return Step(GUEST, self.line_values[i] - 1, rule[1], rule[2])
 
-    def _rule(self, at: int) -> tuple[int, int, int] | None:
+    def _rule(self, at: int) -> tuple[int, int, int | None] | None:
         f = bisect.bisect_right(self.fde_starts, at) - 1
         if f < 0 or at >= self.fde_ends[f]:
             return None
@@ -175,23 +182,32 @@ def _functions(elf: object, section: int) -> list[tuple[int, int, int]]:
             if sym["st_info"]["type"] != "STT_FUNC" or sym["st_shndx"] != section:
                 continue
             name = sym.name
-            kind = GUEST if name.startswith("f_") else ENTRY if name.startswith("body_") else None
+            kind = (GUEST if name.startswith("f_") else
+                    ENTRY if name.startswith("body_") or name == RUN_ENTRY_ROUTINE else None)
             if kind is not None and sym["st_size"]:
                 out.append((sym["st_value"], sym["st_value"] + sym["st_size"], kind))
     return sorted(out)
 
 
-def _rows(fde: object, ra_reg: int) -> tuple[list[int], list[tuple[int, int, int] | None]]:
-    """Row addresses and (CFA register, offset, return address offset) rules."""
+def _rows(fde: object, ra_reg: int) -> tuple[list[int], list[tuple[int, int, int | None] | None]]:
+    """Row addresses and (CFA register, offset, return address offset) rules;
+    the offset is None where the return address is still in its register (the
+    AArch64 link register: no rule, or "same value")."""
     from elftools.dwarf.callframe import RegisterRule
 
+    in_register = ra_reg == _RA[EM_AARCH64]
     addrs: list[int] = []
-    rules: list[tuple[int, int, int] | None] = []
+    rules: list[tuple[int, int, int | None] | None] = []
     for row in fde.get_decoded().table:  # type: ignore[attr-defined]
         cfa = row["cfa"]
         ra = row.get(ra_reg)
-        ok = (cfa.expr is None and cfa.reg is not None and ra is not None
-              and ra.type == RegisterRule.OFFSET)
         addrs.append(row["pc"])
-        rules.append((cfa.reg, cfa.offset, ra.arg) if ok else None)
+        if cfa.expr is not None or cfa.reg is None:
+            rules.append(None)
+        elif ra is not None and ra.type == RegisterRule.OFFSET:
+            rules.append((cfa.reg, cfa.offset, ra.arg))
+        elif in_register and (ra is None or ra.type == RegisterRule.SAME_VALUE):
+            rules.append((cfa.reg, cfa.offset, None))
+        else:
+            rules.append(None)
     return addrs, rules

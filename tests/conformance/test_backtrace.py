@@ -1,10 +1,9 @@
 """Trap.backtrace: the guest call stack at a trap, innermost first (the pcs of
 the active CALLs), recorded and the same on every engine and tier (docs/api.md,
 "Backtraces"): depth 0, 1 and several, recursion with the 32 + 32 cap, after
-tail jumps into other functions, for every trap kind.
-
-The one exception, where None is allowed: arm64 O2 code that traps in a
-function keeping its return address only in ``x30`` (docs/api.md).
+tail jumps into other functions, for every trap kind, and in functions that
+always trap (LLVM knows they never return: an entry body jumps into them, and
+on AArch64 they keep their return address in the link register alone).
 """
 
 from __future__ import annotations
@@ -37,11 +36,6 @@ def _labels() -> dict[str, int]:
     return out
 
 
-def _may_miss(cfg: EngineCfg) -> bool:
-    """The configurations whose O2 code may leave no backtrace (docs/api.md)."""
-    return cfg.backend == "arm64" and dict(cfg.overrides).get("tier") != "baseline"
-
-
 def _run(cfg: EngineCfg, call: str, ix: int, bc: int = 0, depth: int = 64) -> Result:
     def ctl(request: bytes) -> bytes:
         raise RuntimeError("no control here")
@@ -55,9 +49,7 @@ def _run(cfg: EngineCfg, call: str, ix: int, bc: int = 0, depth: int = 64) -> Re
 def _check(cfg: EngineCfg, result: Result, kind: TrapKind, expected: list[int], omitted: int = 0) -> None:
     trap = result.trap
     assert trap is not None and trap.kind is kind, result
-    if trap.backtrace is None:
-        assert _may_miss(cfg), f"{cfg.id} must record backtraces"
-        return
+    assert trap.backtrace is not None, f"{cfg.id} must record backtraces"
     assert [f.pc for f in trap.backtrace] == expected
     assert trap.omitted == omitted
     assert trap.depth == len(expected) + omitted
@@ -109,10 +101,7 @@ def test_recursion_and_cap(engine_cfg: EngineCfg, bc: int) -> None:
 def test_backtrace_lines_and_json(engine_cfg: EngineCfg) -> None:
     result = _run(engine_cfg, "deep", 2, bc=2 * BACKTRACE_KEEP + 5, depth=1024)
     trap = result.trap
-    assert trap is not None
-    if trap.backtrace is None:
-        assert _may_miss(engine_cfg)
-        return
+    assert trap is not None and trap.backtrace is not None
     lines = trap.backtrace_lines()
     assert lines[0].startswith("#0 CALL at pc=")
     assert f"... {trap.omitted} frames omitted ..." in lines
@@ -120,3 +109,30 @@ def test_backtrace_lines_and_json(engine_cfg: EngineCfg) -> None:
     doc = trap.to_dict()
     assert [f["pc"] for f in doc["backtrace"]] == [f.pc for f in trap.backtrace]
     assert doc["omitted"] == 6
+
+
+ALWAYS = """
+    PUBLIC main
+    PUBLIC outer
+main:   LD IX, 65536
+        LD8U HL, (IX)           ; always out of bounds: main never returns
+        CALL helper
+        RET
+outer:  CALL inner              ; depth 1 in a function that always traps
+        RET
+inner:  LD BC, 0
+        DIVU HL, HL, BC         ; always DIV0
+        RET
+helper: RET
+"""
+
+
+@pytest.mark.parametrize(("call", "kind", "depth"), [("main", TrapKind.OOB, 0), ("outer", TrapKind.DIV0, 1)])
+def test_functions_that_always_trap(engine_cfg: EngineCfg, call: str, kind: TrapKind, depth: int) -> None:
+    module = load_asm(engine_cfg, ALWAYS, mem_size=65536)
+    r = module.instantiate(log=None).call(call)
+    trap = r.trap
+    assert trap is not None and trap.kind is kind and trap.backtrace is not None, (engine_cfg.id, r)
+    assert len(trap.backtrace) == depth
+    if depth:
+        assert trap.backtrace[0].pc == module.image.exports["outer"]
