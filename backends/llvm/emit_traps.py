@@ -60,7 +60,7 @@ def guard(
     cont = fe.label("ok")
     stub = f"trap{len(fe.traps)}"
     fe.traps.append(TrapSite(fe.current, kind, pc, [fe.val(r) for r in regs], addr, length,
-                             fe.fuel if fe.opts.fuel else "0", fe.ctx))
+                             fe.fuel if fe.opts.fuel else "0", fe.ctx, fe.mem()))
     fe.emit(f"br i1 {ok}, label %{cont}, label %{stub}, !prof {LIKELY}")
     fe.start(cont)
 
@@ -83,6 +83,12 @@ def trap_stubs(fe: FnEmitter) -> list[str]:
     keep_lr = fe.opts.call_sites and fe.opts.triple.startswith(("aarch64", "arm64"))
     for n, s in enumerate(fe.traps):
         lines.append(f"trap{n}:")
+        # Guest memory is a noalias parameter and the trap helper never sees it,
+        # so to LLVM a store before a trap exit (noreturn, then unreachable) is
+        # dead: dead-store elimination drops it, and the trapped run's memory
+        # would miss it. An empty asm that takes the pointer and clobbers memory
+        # makes every store before the trap observable (no instruction emitted).
+        lines.append(f'  call void asm sideeffect "", "r,~{{memory}}"(ptr {s.mem})')
         if keep_lr:
             lines += [f"  %trap{n}.lr = call ptr @llvm.returnaddress(i32 0)",
                       f"  %trap{n}.plr = getelementptr inbounds i8, ptr {s.ctx}, i64 {OFFSETS['trap_lr']}",

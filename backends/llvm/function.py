@@ -59,6 +59,9 @@ class TrapSite:
     length: str
     fuel: str
     ctx: str
+    mem: str
+    """Guest memory's base pointer at the site (the stub publishes it: see
+    :func:`~zjit.backends.llvm.emit_traps.trap_stubs`)."""
 
 
 LSTATE = ("ctx", "mem", "room", "fuel", "cnt", "acc")
