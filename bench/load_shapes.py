@@ -18,29 +18,10 @@ from typing import Any
 
 from cpu_clock import tree_cpu
 from gen_modules import bench_program
+from zjit.fuzz.hostile import exports, nest, straight
 
 import zjit
 from zjit.asm import assemble
-
-
-def straight(n: int) -> str:
-    """``n`` instructions of straight-line code in one function."""
-    body = "\n".join(("ADD64 HL, HL, DE", "INC DE", "XOR A, A, HL", "SLA64 BC, A, 1")[i % 4] for i in range(n))
-    return f"PUBLIC main\nmain:\n{body}\nRET\n"
-
-
-def exports(n: int) -> str:
-    """``n`` instructions, each one exported (``n`` function entries)."""
-    lines = ["PUBLIC main", "main:"]
-    for i in range(n):
-        lines += [f"PUBLIC e{i}", f"e{i}: ADD64 HL, HL, DE" if i % 2 else f"e{i}: INC DE"]
-    return "\n".join([*lines, "RET", ""])
-
-
-def nest(depth: int) -> str:
-    """``depth`` nested loops."""
-    head = ["PUBLIC main", "main: LD BC, 3", *(f"l{d}: INC HL" for d in range(depth)), "DEC BC", "CPI BC, 0"]
-    return "\n".join([*head, *(f"JR ne, l{d}" for d in reversed(range(depth))), "RET", ""])
 
 
 def generated(n: int) -> str:

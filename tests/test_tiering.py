@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from zjit.backends.tiering import code as tiered
+from zjit.fuzz import hostile
 
 import zjit
 from zjit.asm import assemble
@@ -290,23 +291,15 @@ def test_promoted_code_is_cached_for_later_processes(backend: str, tmp_path: Any
 
 
 def _straight(n: int) -> ModuleImage:
-    body = "\n".join(("ADD64 HL, HL, DE", "INC DE", "XOR A, A, HL", "SLA64 BC, A, 1")[i % 4] for i in range(n))
-    return _image(f"PUBLIC main\nmain:\n{body}\nRET\n")
+    return _image(hostile.straight(n))
 
 
 def _exports(n: int) -> ModuleImage:
-    lines = ["PUBLIC main", "main:"]
-    for i in range(n):
-        lines += [f"PUBLIC e{i}", f"e{i}: ADD64 HL, HL, DE" if i % 2 else f"e{i}: INC DE"]
-    return _image("\n".join([*lines, "RET", ""]))
+    return _image(hostile.exports(n))
 
 
 def _nest(depth: int) -> ModuleImage:
-    """``depth`` nested loops: the innermost runs three times, the others once
-    (they test the CMP the innermost left: equal)."""
-    head = ["PUBLIC main", "main: LD BC, 3", *(f"l{d}: INC HL" for d in range(depth)), "DEC BC", "CPI BC, 0"]
-    tail = [f"JR ne, l{d}" for d in reversed(range(depth))]
-    return _image("\n".join([*head, *tail, "RET", ""]))
+    return _image(hostile.nest(depth))
 
 
 @pytest.mark.slow
